@@ -1,0 +1,3 @@
+from molpre.cli import main
+
+main()

@@ -1,0 +1,59 @@
+"""The ``molpre`` command line: one small module per subcommand, loaded lazily.
+
+Each module ``molpre/cli/<name>.py`` defines a ``click.Command`` called ``command``.
+Loading lazily keeps ``molpre --help`` fast (no torch or PySCF import).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+
+import click
+
+from molpre import __version__
+
+#: subcommand name -> module under molpre.cli, in the order the help lists them.
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "demo",
+    "conformers": "conformers",
+    "label": "label",
+    "export": "export",
+    "pretrain": "pretrain",
+    "finetune": "finetune",
+    "predict": "predict",
+}
+
+
+def _available() -> list[str]:
+    return [
+        name for name, module in SUBCOMMANDS.items()
+        if importlib.util.find_spec(f"molpre.cli.{module}") is not None
+    ]
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return _available()
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in _available():
+            return None
+        module = importlib.import_module(f"molpre.cli.{SUBCOMMANDS[name]}")
+        return module.command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="molpre")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """molpre: molecules in, conformers, PySCF labels, pretraining, finetuning, predictions.
+
+    Run `molpre demo` for the whole flow on the embedded corpus, or
+    `molpre COMMAND --help` for one step.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

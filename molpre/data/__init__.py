@@ -1,0 +1,1 @@
+"""Data: key names, label stores, neighbour graphs, batches and splits."""

@@ -1,0 +1,35 @@
+"""Unit conversions. Inside molpre everything is eV and Angstrom (ASE's convention).
+
+PySCF's Hartree and Bohr are converted once, at the qc boundary, with these constants
+(CODATA 2018, the values ASE uses). Errors are reported in meV and kcal/mol.
+"""
+
+from __future__ import annotations
+
+from ase import units as _ase_units
+
+HARTREE_TO_EV: float = float(_ase_units.Hartree)  # 27.211386... eV
+BOHR_TO_ANGSTROM: float = float(_ase_units.Bohr)  # 0.529177... Angstrom
+KCAL_PER_MOL_TO_EV: float = float(_ase_units.kcal / _ase_units.mol)  # 0.0433641... eV
+EV_TO_MEV: float = 1000.0
+EV_TO_KCAL_PER_MOL: float = 1.0 / KCAL_PER_MOL_TO_EV
+
+#: Factors that turn a value in the named unit into eV.
+ENERGY_UNITS_TO_EV: dict[str, float] = {
+    "ev": 1.0,
+    "mev": 1e-3,
+    "hartree": HARTREE_TO_EV,
+    "ha": HARTREE_TO_EV,
+    "kcal/mol": KCAL_PER_MOL_TO_EV,
+    "kcal_mol": KCAL_PER_MOL_TO_EV,
+}
+
+
+def to_ev(value, unit: str):
+    """Convert ``value`` (scalar or array) from ``unit`` (eV, meV, hartree, kcal/mol) to eV."""
+    try:
+        factor = ENERGY_UNITS_TO_EV[unit.lower()]
+    except KeyError:
+        known = ", ".join(sorted(ENERGY_UNITS_TO_EV))
+        raise ValueError(f"unknown energy unit {unit!r}; use one of: {known}") from None
+    return value * factor

@@ -1,0 +1,33 @@
+"""Shared pytest fixtures: the reference data folder, a temporary MLflow store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout; tests that need it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not found at {SHARED_DATA} (../shared/data is absent)")
+    return SHARED_DATA
+
+
+@pytest.fixture()
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    """A real, empty MLflow SQLite store in a temp directory, set as the tracking URI."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_threads():
+    """Keep BLAS/OpenMP from oversubscribing the CI cores."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    yield
