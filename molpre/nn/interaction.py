@@ -1,0 +1,131 @@
+"""NequIP-style interaction block built from e3nn primitives.
+
+One block: linear mixing of node irreps -> tensor-product convolution of sender features
+with the spherical harmonics of the edge vector (``uvu`` paths, weights from an MLP of the
+radial basis, as in NequIP/MACE) -> sum over neighbours / sqrt(avg_num_neighbors) ->
+linear -> + element-dependent self-interaction -> gated nonlinearity (SiLU on scalars,
+sigmoid gates on l > 0) -> residual.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from e3nn import nn as enn
+from e3nn import o3
+from torch import nn
+
+
+def natural_irreps(channels: int, lmax: int) -> o3.Irreps:
+    """``channels x (0e + 1o + 2e + ...)`` up to ``lmax``: the parities that spherical harmonics carry."""
+    return o3.Irreps([(channels, (deg, (-1) ** deg)) for deg in range(lmax + 1)])
+
+
+def convolution_paths(
+    irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps
+) -> tuple[o3.Irreps, list[tuple]]:
+    """``uvu`` instructions from ``irreps_in x irreps_sh`` to every irrep type in ``irreps_target``.
+
+    Returns the (sorted) output irreps of the tensor product and its instructions.
+    """
+    allowed = {ir for _, ir in irreps_target}
+    mid, instructions = [], []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_edge) in enumerate(irreps_sh):
+            for ir_out in ir_in * ir_edge:
+                if ir_out in allowed:
+                    instructions.append((i, j, len(mid), "uvu", True))
+                    mid.append((mul, ir_out))
+    mid = o3.Irreps(mid)
+    mid_sorted, perm, _ = mid.sort()
+    instructions = [(i, j, perm[k], mode, w) for i, j, k, mode, w in instructions]
+    return mid_sorted, instructions
+
+
+class InteractionBlock(nn.Module):
+    """Equivariant message passing layer ``h [N, dim(irreps_in)] -> [N, dim(irreps_out)]``.
+
+    Args:
+        irreps_in / irreps_out: node irreps before/after (scalars 0e must come first in out).
+        irreps_sh: spherical-harmonic irreps of the edge directions.
+        attr_dim: size of the per-element attribute (0: element-independent linear self-interaction).
+        num_basis: size of the radial basis fed to the radial MLP.
+        radial_width / radial_layers: hidden width and depth of the radial MLP.
+        avg_num_neighbors: neighbour sums are divided by its square root.
+    """
+
+    def __init__(
+        self,
+        irreps_in: o3.Irreps,
+        irreps_out: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        attr_dim: int,
+        num_basis: int,
+        radial_width: int = 64,
+        radial_layers: int = 2,
+        avg_num_neighbors: float = 12.0,
+    ) -> None:
+        super().__init__()
+        self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
+        self.norm = 1.0 / math.sqrt(float(avg_num_neighbors))
+        self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
+        irreps_mid, instructions = convolution_paths(self.irreps_in, irreps_sh, self.irreps_out)
+        self.conv = o3.TensorProduct(
+            self.irreps_in, irreps_sh, irreps_mid, instructions,
+            shared_weights=False, internal_weights=False,
+        )
+        self.radial = enn.FullyConnectedNet(
+            [num_basis] + [radial_width] * radial_layers + [self.conv.weight_numel],
+            torch.nn.functional.silu,
+        )
+        self.gate = self._make_gate(self.irreps_out)
+        self.linear_down = o3.Linear(irreps_mid, self.gate.irreps_in)
+        if attr_dim > 0:
+            self.self_interaction = o3.FullyConnectedTensorProduct(
+                self.irreps_in, o3.Irreps(f"{attr_dim}x0e"), self.gate.irreps_in
+            )
+        else:
+            self.self_interaction = o3.Linear(self.irreps_in, self.gate.irreps_in)
+        self.residual = self.irreps_in == self.irreps_out
+
+    @staticmethod
+    def _make_gate(irreps_out: o3.Irreps) -> enn.Gate:
+        scalars = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l == 0])
+        gated = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l > 0])
+        if any(ir.p != 1 for _, ir in scalars):
+            raise ValueError("only even scalars (0e) are supported in the hidden irreps")
+        gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
+        return enn.Gate(
+            scalars, [torch.nn.functional.silu] * len(scalars),
+            gates, [torch.sigmoid] * len(gates), gated,
+        )
+
+    def forward(
+        self,
+        h: torch.Tensor,
+        attr: torch.Tensor | None,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """One round of messages.
+
+        Args:
+            h: ``[N, dim(irreps_in)]`` node features; attr: ``[N, attr_dim]`` or None.
+            edge_sh: ``[E, dim(irreps_sh)]``; edge_radial: ``[E, num_basis]`` (zero past the cutoff).
+            edge_index: ``[2, E]`` (sender j, receiver i).
+        Returns:
+            ``[N, dim(irreps_out)]``.
+        """
+        sender, receiver = edge_index[0], edge_index[1]
+        x = self.linear_up(h)
+        messages = self.conv(x[sender], edge_sh, self.radial(edge_radial))
+        agg = torch.zeros(h.shape[0], messages.shape[1], dtype=messages.dtype, device=messages.device)
+        agg = agg.index_add(0, receiver, messages) * self.norm
+        if attr is not None:
+            skip = self.self_interaction(h, attr)
+        else:
+            skip = self.self_interaction(h)
+        out = self.gate(self.linear_down(agg) + skip)
+        return h + out if self.residual else out
