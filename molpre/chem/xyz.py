@@ -1,0 +1,114 @@
+"""XYZ / extended-XYZ input: geometry checks and bond perception with RDKit.
+
+Bonds and bond orders come from ``rdkit.Chem.rdDetermineBonds.DetermineBonds`` using the
+frame's total charge (``atoms.info["charge"]``, else 0). The given geometry is kept: it becomes
+conformer 0 of the molecule (see :func:`molpre.chem.conformers.embed_conformers`).
+
+Frames with non-finite coordinates, atoms closer than ``MIN_DISTANCE`` or more atoms than the
+size limit are error rows before bond perception (which can be slow on huge inputs). A frame
+ASE cannot parse ends the file: it becomes one error row and reading stops there, because the
+frame boundaries after it are unknown.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from rdkit import Chem, rdBase
+from rdkit.Chem import rdDetermineBonds
+from scipy.spatial.distance import pdist
+
+from molpre.chem.molecules import IntakeConfig, MoleculeRecord, error_record, record_from_mol
+
+#: Atoms closer than this (Angstrom) are "overlapping": no real molecule has them.
+MIN_DISTANCE = 0.5
+#: Cap on DetermineBonds' bond-order search, so a pathological frame cannot hang the run.
+BOND_ORDER_ITERATIONS = 10_000
+
+
+def geometry_problem(positions: np.ndarray, min_distance: float = MIN_DISTANCE) -> str | None:
+    """The reason a geometry is unusable, or None. positions: [n_atoms, 3] Angstrom."""
+    pos = np.asarray(positions, dtype=float)
+    if pos.size == 0:
+        return "empty frame (no atoms)"
+    if not np.isfinite(pos).all():
+        return "non-finite (NaN or inf) coordinates"
+    if len(pos) > 1:
+        distances = pdist(pos)
+        k = int(np.argmin(distances))
+        if distances[k] < min_distance:
+            i, j = _pair_of(k, len(pos))
+            return (f"overlapping atoms {i} and {j} ({distances[k]:.3f} A apart, "
+                    f"< {min_distance} A)")
+    return None
+
+
+def _pair_of(k: int, n: int) -> tuple[int, int]:
+    """Indices (i, j) of entry ``k`` of a condensed distance matrix over ``n`` points."""
+    i = 0
+    while k >= n - 1 - i:
+        k -= n - 1 - i
+        i += 1
+    return i, i + 1 + k
+
+
+def mol_from_atoms(atoms: Atoms, charge: int = 0) -> Chem.Mol:
+    """An RDKit molecule with perceived bonds for ``atoms`` (raises ValueError on failure)."""
+    lines = [str(len(atoms)), ""]
+    lines += [f"{s} {x:.8f} {y:.8f} {z:.8f}"
+              for s, (x, y, z) in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)]
+    with rdBase.BlockLogs():
+        mol = Chem.MolFromXYZBlock("\n".join(lines) + "\n")
+        if mol is None:
+            raise ValueError("RDKit could not read the frame")
+        try:
+            rdDetermineBonds.DetermineBonds(mol, charge=charge,
+                                            maxIterations=BOND_ORDER_ITERATIONS)
+        except Exception as exc:  # RDKit raises ValueError/RuntimeError variants here
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"bond perception failed at charge {charge}: {reason}") from None
+    return mol
+
+
+def _frame_record(atoms: Atoms, row: int, stem: str, config: IntakeConfig) -> MoleculeRecord:
+    info = atoms.info
+    mol_id = str(info.get("mol_id", info.get("name", f"{stem}-{row}")))
+    text = f"{stem} frame {row} ({atoms.get_chemical_formula()})"
+    problem = geometry_problem(atoms.positions)
+    if problem is None and len(atoms) > config.max_atoms:
+        problem = f"too large: {len(atoms)} atoms > {config.max_atoms}"
+    if problem:
+        return error_record(row, text, mol_id, problem)
+    try:
+        charge = int(info.get("charge", 0))
+        mol = mol_from_atoms(atoms, charge)
+    except (TypeError, ValueError) as exc:
+        return error_record(row, text, mol_id, str(exc))
+    return record_from_mol(mol, mol_id, row=row, input=text, config=config)
+
+
+def read_xyz(path: Path, config: IntakeConfig | None = None) -> Iterator[MoleculeRecord]:
+    """Records for every frame of an XYZ/extxyz file (optionally gzipped), lazily."""
+    config = config or IntakeConfig()
+    stem = Path(path.stem).stem if path.suffix == ".gz" else path.stem
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as handle:
+        frames = ase.io.iread(handle, index=":", format="extxyz")
+        row = 0
+        while True:
+            row += 1
+            try:
+                atoms = next(frames)
+            except StopIteration:
+                return
+            except Exception as exc:  # ASE raises many types on malformed text
+                yield error_record(row, f"{stem} frame {row}", f"{stem}-{row}",
+                                   f"unreadable XYZ frame ({type(exc).__name__}: {exc}); "
+                                   "reading stopped here")
+                return
+            yield _frame_record(atoms, row, stem, config)
