@@ -1,0 +1,140 @@
+"""Streaming pretraining data from shards (see :mod:`molpre.data.shards`).
+
+:class:`ShardDataset` is an IterableDataset: each (DDP rank, DataLoader worker) pair reads
+its own shards (or, when shards are fewer than readers, its own stride of molecules), one
+shard in memory at a time, through a seeded shuffle buffer. Every reader yields the same
+number of molecules per epoch (cycling its share), so DDP ranks see equal batch counts.
+An item is one molecule as ``views`` conformer samples (two distinct conformers when it has
+them: a contrastive positive pair); :func:`collate_views` batches them view-major.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from molpre.data import keys
+from molpre.data.shards import Molecule, iter_shard, read_manifest
+
+
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class ShardDataset(IterableDataset):
+    """Molecules from a shard directory as lists of ``views`` graph samples.
+
+    ``cutoff``: neighbour radius (Angstrom) for :func:`molpre.data.graph.atoms_to_sample`.
+    ``max_molecules``: use only molecules with mol_index below it (None: all).
+    Call :meth:`set_epoch` each epoch to reshuffle (seed + epoch drive the order).
+    """
+
+    def __init__(self, shard_dir: str | Path, cutoff: float, *, views: int = 1,
+                 shuffle_buffer: int = 256, seed: int = 0, max_molecules: int | None = None):
+        super().__init__()
+        self.shard_dir = Path(shard_dir)
+        self.manifest = read_manifest(shard_dir)
+        self.cutoff, self.views, self.seed = cutoff, views, seed
+        self.shuffle_buffer = max(1, shuffle_buffer)
+        total = self.manifest["molecules"]
+        self.n_molecules = min(total, max_molecules) if max_molecules else total
+        self.files = self._files_needed()
+        self.epoch = 0
+        self.rank, self.world = _rank_world()
+
+    def _files_needed(self) -> list[Path]:
+        files, seen = [], 0
+        for shard in self.manifest["shards"]:
+            if seen >= self.n_molecules:
+                break
+            files.append(self.shard_dir / shard["file"])
+            seen += shard["molecules"]
+        return files
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def reader_quota(self, readers: int) -> int:
+        """Molecules each of ``readers`` yields per epoch (at least one)."""
+        return max(1, self.n_molecules // readers)
+
+    def _reader(self) -> tuple[int, int]:
+        info = get_worker_info()
+        rank, world = _rank_world()
+        if world == 1:  # not (yet) distributed here: keep what was seen at construction
+            rank, world = self.rank, self.world
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        return rank * workers + worker, world * workers
+
+    def _my_molecules(self, rng: np.random.Generator, gid: int, readers: int
+                      ) -> Iterator[Molecule]:
+        order = rng.permutation(len(self.files))
+        by_shard = len(self.files) >= readers
+        for position in order if not by_shard else order[gid::readers]:
+            for mol in iter_shard(self.files[position]):
+                if mol.mol_index >= self.n_molecules:
+                    continue
+                if by_shard or mol.mol_index % readers == gid:
+                    yield mol
+
+    def _shuffled(self, rng: np.random.Generator, gid: int, readers: int) -> Iterator[Molecule]:
+        buffer: list[Molecule] = []
+        while True:  # cycle this reader's share; the caller stops at the quota
+            empty = True
+            for mol in self._my_molecules(rng, gid, readers):
+                empty = False
+                buffer.append(mol)
+                if len(buffer) >= self.shuffle_buffer:
+                    j = int(rng.integers(len(buffer)))
+                    buffer[j], buffer[-1] = buffer[-1], buffer[j]
+                    yield buffer.pop()
+            if empty and not buffer:
+                return
+            rng.shuffle(buffer)
+            yield from buffer
+            buffer = []
+
+    def __iter__(self) -> Iterator[list[dict[str, torch.Tensor]]]:
+        gid, readers = self._reader()
+        rng = np.random.default_rng([self.seed, self.epoch, gid])
+        for count, mol in enumerate(self._shuffled(rng, gid, readers)):
+            if count >= self.reader_quota(readers):
+                return
+            yield self.samples(mol, rng)
+
+    def samples(self, mol: Molecule, rng: np.random.Generator) -> list[dict[str, torch.Tensor]]:
+        """``views`` graph samples of distinct conformers of ``mol`` (repeats if it has one)."""
+        from ase import Atoms
+
+        from molpre.data.graph import atoms_to_sample
+
+        k = len(mol.conformers)
+        picks = rng.choice(k, size=self.views, replace=k < self.views)
+        out = []
+        for c in picks:
+            sample = atoms_to_sample(Atoms(numbers=mol.numbers, positions=mol.conformers[c]),
+                                     self.cutoff)
+            sample[keys.MOL_INDEX] = torch.tensor([mol.mol_index], dtype=torch.long)
+            out.append(sample)
+        return out
+
+
+def collate_views(items: list[list[dict[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
+    """Batch B molecules x V views as V*B graphs, view-major: graph v*B + b is view v of b.
+
+    MOL_INDEX [V*B] says which molecule each graph is (the contrastive positives share it).
+    """
+    from molpre.data.graph import collate
+
+    views = len(items[0])
+    flat = [item[v] for v in range(views) for item in items]
+    mol_index = torch.cat([s.pop(keys.MOL_INDEX) for s in flat])
+    batch = collate(flat)
+    batch[keys.MOL_INDEX] = mol_index
+    return batch

@@ -1,0 +1,162 @@
+"""Lightning callbacks of pretraining: collapse watch, linear-probe proxy, final encoder.
+
+Both watches run the frozen encoder (eval mode, no grad) on fixed batches, log to the
+trainer's logger (MLflow: metrics ``collapse/*`` and ``probe/mae``) and raise the run tag
+``collapse=suspected`` with a reason. They compute on every DDP rank (the weights are the
+same everywhere, so every rank reaches the same decision) and write files on rank 0 only.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from molpre.data import keys
+from molpre.models.encoder import save_encoder
+from molpre.train import monitors
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def embed(encoder: torch.nn.Module, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """Pooled embeddings [sum B, F] of ``batches`` by the frozen encoder."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        return torch.cat([encoder(b)[keys.GRAPH_EMBEDDING].float().cpu() for b in batches])
+    finally:
+        encoder.train(was_training)
+
+
+def raise_alarm(trainer: L.Trainer, reason: str) -> None:
+    """Warn and tag the MLflow run collapse=suspected (with the reason)."""
+    warnings.warn(f"collapse suspected: {reason}", RuntimeWarning, stacklevel=2)
+    logger = trainer.logger
+    if trainer.is_global_zero and hasattr(logger, "run_id") and logger.run_id:
+        logger.experiment.set_tag(logger.run_id, "collapse", "suspected")
+        logger.experiment.set_tag(logger.run_id, "collapse.reason", reason[:500])
+
+
+def log_metrics(trainer: L.Trainer, metrics: dict[str, float]) -> None:
+    if trainer.logger is not None:
+        trainer.logger.log_metrics(metrics, step=trainer.global_step)
+
+
+class CollapseWatch(L.Callback):
+    """Every ``every_n_steps`` and each epoch end: collapse stats of a fixed two-view batch."""
+
+    def __init__(self, batch: dict[str, torch.Tensor], views: int,
+                 thresholds: monitors.CollapseThresholds, every_n_steps: int = 50,
+                 stop: bool = False):
+        self.batch, self.views, self.thresholds = batch, views, thresholds
+        self.every, self.stop = max(1, every_n_steps), stop
+        self.last: dict[str, float] = {}
+        self.flagged = False
+
+    def check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> list[str]:
+        z = embed(pl_module.encoder, [self.batch])
+        parts = z.chunk(self.views) if self.views > 1 else (z, None)
+        self.last = monitors.collapse_stats(parts[0], parts[1])
+        log_metrics(trainer, {f"collapse/{k}": v for k, v in self.last.items()})
+        reasons = self.thresholds.check(self.last)
+        if reasons:
+            self.flagged = True
+            raise_alarm(trainer, "; ".join(reasons))
+            if self.stop:
+                trainer.should_stop = True
+        return reasons
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.check(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every == 0:
+            self.check(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.check(trainer, pl_module)
+
+
+class ProbeProxy(L.Callback):
+    """Every ``every_n_steps``: ridge probe MAE on frozen embeddings; keeps the best encoder.
+
+    The best encoder by probe MAE is written with save_encoder to ``encoder_path``, its meta
+    marking step, MAE and target. A :class:`monitors.ShortcutDetector` raises the alarm when
+    the pretraining loss falls while the probe MAE stalls.
+    """
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]], target: np.ndarray,
+                 encoder_path: Path, *, every_n_steps: int = 100, holdout: float = 0.2,
+                 detector: monitors.ShortcutDetector | None = None, target_name: str = ""):
+        self.batches, self.target = batches, np.asarray(target, dtype=np.float64)
+        self.path, self.every, self.holdout = Path(encoder_path), max(1, every_n_steps), holdout
+        self.detector = detector or monitors.ShortcutDetector()
+        self.target_name = target_name
+        self.best_mae, self.best_step = float("inf"), -1
+        self.history: list[tuple[int, float]] = []
+
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+        x = embed(pl_module.encoder, self.batches).double().numpy()
+        mae = monitors.ridge_probe(x, self.target, holdout=self.holdout)
+        step = trainer.global_step
+        self.history.append((step, mae))
+        log_metrics(trainer, {"probe/mae": mae})
+        if mae < self.best_mae:
+            self.best_mae, self.best_step = mae, step
+            log_metrics(trainer, {"probe/best_mae": mae})
+            if trainer.is_global_zero:
+                save_encoder(pl_module.encoder, self.path, meta=self.meta())
+        loss = getattr(pl_module, "loss_ema", None)
+        if loss is not None:
+            reason = self.detector.update(loss, mae)
+            if reason:
+                raise_alarm(trainer, reason)
+        return mae
+
+    def meta(self) -> dict:
+        return {"selected_by": "probe_mae", "step": self.best_step, "probe_mae": self.best_mae,
+                "probe_target": self.target_name}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if not self.history:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step % self.every == 0:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if not self.history or self.history[-1][0] != trainer.global_step:
+            self.evaluate(trainer, pl_module)
+        if trainer.is_global_zero and trainer.logger is not None and self.best_step >= 0:
+            trainer.logger.experiment.set_tag(trainer.logger.run_id, "best_step",
+                                              str(self.best_step))
+
+    def state_dict(self) -> dict:
+        return {"best_mae": self.best_mae, "best_step": self.best_step,
+                "history": [list(h) for h in self.history],
+                "detector": [list(h) for h in self.detector.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_mae, self.best_step = state["best_mae"], state["best_step"]
+        self.history = [tuple(h) for h in state["history"]]
+        self.detector.history = [tuple(h) for h in state["detector"]]
+
+
+class FinalEncoder(L.Callback):
+    """At train end: write OUTDIR/last.ckpt, and encoder.pt when no probe selected one."""
+
+    def __init__(self, outdir: Path, has_probe: bool):
+        self.outdir, self.has_probe = Path(outdir), has_probe
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        trainer.save_checkpoint(self.outdir / "last.ckpt")
+        if trainer.is_global_zero and not self.has_probe:
+            meta = {"selected_by": "last", "step": trainer.global_step}
+            save_encoder(pl_module.encoder, self.outdir / "encoder.pt", meta=meta)

@@ -1,0 +1,219 @@
+"""``pretrain(config) -> PretrainResult``: corpus -> shards -> Lightning pretraining -> encoder.
+
+OUTDIR holds ``shards/`` (unless the config names existing shards), ``last.ckpt`` (resume:
+the step count continues), ``encoder.pt`` (the best encoder by the probe proxy, else the
+last; written by :func:`molpre.models.encoder.save_encoder`) and ``run.json`` (the MLflow
+run id, so a resumed run keeps logging into the same run). Every metric goes to MLflow
+through Lightning's MLFlowLogger; checkpoints and the encoder are logged as artifacts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from molpre.data.shard_stream import ShardDataset, collate_views
+from molpre.data.shards import build_shards, read_manifest
+from molpre.models.presets import resolve_config
+from molpre.runtime import seed_everything
+from molpre.train import callbacks as cb
+from molpre.train import monitors
+from molpre.train.objectives import ObjectiveConfig
+from molpre.train.pretrain_config import resolve
+from molpre.train.pretrain_data import monitor_batch, probe_batches
+from molpre.train.pretrain_module import PretrainModule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainResult:
+    """What a pretraining run produced."""
+
+    run_id: str
+    experiment: str
+    outdir: Path
+    encoder_path: Path
+    last_checkpoint: Path
+    global_step: int
+    best_step: int | None = None
+    best_probe_mae: float | None = None
+    collapse_suspected: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def objective_config(config: Mapping[str, Any]) -> ObjectiveConfig:
+    """The flat ObjectiveConfig of a resolved config's ``objectives`` section."""
+    o = config["objectives"]
+    return ObjectiveConfig(
+        mask_weight=o["mask"]["weight"], mask_fraction=o["mask"]["fraction"],
+        mask_coord_noise=o["mask"]["coord_noise"], contrast_weight=o["contrast"]["weight"],
+        temperature=o["contrast"]["temperature"], proj_dim=o["contrast"]["proj_dim"],
+        denoise_weight=o["denoise"]["weight"], noise_sigma=o["denoise"]["sigma"])
+
+
+def prepare_shards(config: Mapping[str, Any], outdir: Path, progress: bool = True) -> Path:
+    """The shard directory: the configured one, a complete OUTDIR/shards, or a fresh build."""
+    corpus = config["corpus"]
+    if corpus["shards"]:
+        read_manifest(corpus["shards"])
+        return Path(corpus["shards"])
+    shard_dir = outdir / "shards"
+    try:
+        read_manifest(shard_dir)
+        return shard_dir
+    except FileNotFoundError:
+        pass
+    from molpre.chem import default_corpus, read_molecules, records_from_smiles
+
+    if corpus["path"]:
+        records = read_molecules(corpus["path"], smiles_col=corpus["smiles_col"])
+    else:
+        records = records_from_smiles(default_corpus())
+    if corpus["max_molecules"]:
+        records = itertools.islice(records, int(corpus["max_molecules"]))
+    build_shards(records, shard_dir, conformers=corpus["conformers"], seed=config["seed"],
+                 workers=corpus["workers"], shard_size=corpus["shard_size"], progress=progress)
+    return shard_dir
+
+
+@contextmanager
+def mlflow_run(config: Mapping[str, Any], outdir: Path, resuming: bool, hashes: dict):
+    """Open the MLflow run: the one recorded in OUTDIR/run.json when resuming, else a new one."""
+    import mlflow
+
+    from molpre.tracking import start_run, tracking_uri
+
+    record = outdir / "run.json"
+    if resuming and record.is_file():
+        run_id = json.loads(record.read_text())["run_id"]
+        mlflow.set_tracking_uri(tracking_uri())
+        with mlflow.start_run(run_id=run_id) as run:
+            yield run
+        return
+    tracking = config["tracking"]
+    with start_run(tracking["run_name"], config, experiment=tracking["experiment"],
+                   dataset_hashes=hashes, tags={"stage": "pretrain"}) as run:
+        record.write_text(json.dumps({"run_id": run.info.run_id,
+                                      "experiment": tracking["experiment"]}))
+        yield run
+
+
+def make_trainer(config: Mapping[str, Any], outdir: Path, run_id: str,
+                 callbacks: list[L.Callback]) -> L.Trainer:
+    """A Lightning Trainer logging to MLflow run ``run_id`` and checkpointing into OUTDIR."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from molpre.tracking import tracking_uri
+
+    t = config["train"]
+    logger = MLFlowLogger(experiment_name=config["tracking"]["experiment"],
+                          tracking_uri=tracking_uri(), run_id=run_id)
+    periodic = ModelCheckpoint(dirpath=outdir / "checkpoints", save_top_k=-1,
+                               every_n_train_steps=t["checkpoint_every_n_steps"])
+    strategy = t["strategy"]
+    if strategy == "auto" and int(t["devices"]) > 1 and t["accelerator"] == "cpu":
+        strategy = "ddp_spawn"
+    max_time = {"seconds": t["max_time_s"]} if t["max_time_s"] else None
+    return L.Trainer(
+        accelerator=t["accelerator"], devices=t["devices"], strategy=strategy,
+        max_epochs=t["epochs"], max_steps=t["max_steps"], max_time=max_time, logger=logger,
+        callbacks=[periodic, *callbacks], log_every_n_steps=t["log_every_n_steps"],
+        gradient_clip_val=t["grad_clip"], enable_progress_bar=t["progress"],
+        enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False)
+
+
+def build_callbacks(config: Mapping[str, Any], dataset: ShardDataset, cutoff: float,
+                    outdir: Path) -> list[L.Callback]:
+    m, p = config["monitor"], config["probe"]
+    thresholds = monitors.CollapseThresholds(m["min_std"], m["min_effective_rank"],
+                                             m["max_uniformity"])
+    watch = cb.CollapseWatch(monitor_batch(dataset, m["molecules"], seed=config["seed"]),
+                             dataset.views, thresholds, m["every_n_steps"], m["stop_on_collapse"])
+    out: list[L.Callback] = [watch]
+    if p["data"]:
+        batches, y = probe_batches(p["data"], p["target"], cutoff, p["max_molecules"])
+        detector = monitors.ShortcutDetector(p["window"], p["loss_drop"], p["probe_gain"])
+        out.append(cb.ProbeProxy(batches, y, outdir / "encoder.pt", every_n_steps=p["every_n_steps"],
+                                 holdout=p["holdout"], detector=detector, target_name=p["target"]))
+    out.append(cb.FinalEncoder(outdir, has_probe=bool(p["data"])))
+    return out
+
+
+def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: Any
+             ) -> PretrainResult:
+    """Run pretraining for a config (dict or YAML path; ``sections`` merge on top).
+
+    Needs ``config["output"]`` (OUTDIR). Resumes from OUTDIR/last.ckpt when present and
+    ``resume`` is true. Returns the run id, paths, final step and last logged metrics.
+    """
+    from molpre.runtime import file_sha256
+    from molpre.train.pretrain_config import merge
+
+    cfg = merge(resolve(config), sections) if sections else resolve(config)
+    if not cfg["output"]:
+        raise ValueError("config['output'] (OUTDIR) is required")
+    outdir = Path(cfg["output"])
+    outdir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg["seed"])
+    shard_dir = prepare_shards(cfg, outdir, progress=cfg["train"]["progress"])
+    manifest = read_manifest(shard_dir)
+    enc_cfg = resolve_config(cfg["model"]["preset"], **cfg["model"]["overrides"])
+    objectives = objective_config(cfg)
+    dataset = ShardDataset(shard_dir, enc_cfg.cutoff, views=objectives.views(),
+                           shuffle_buffer=cfg["train"]["shuffle_buffer"], seed=cfg["seed"],
+                           max_molecules=cfg["corpus"]["max_molecules"])
+    batch_size = cfg["train"]["batch_size"]
+    readers = int(cfg["train"]["devices"]) * max(1, cfg["train"]["num_workers"])
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, collate_fn=collate_views,
+        num_workers=cfg["train"]["num_workers"],
+        drop_last=dataset.reader_quota(readers) >= batch_size)  # no 1-molecule contrast batch
+    module = PretrainModule(enc_cfg.to_dict(), vars(objectives), lr=cfg["train"]["lr"],
+                            weight_decay=cfg["train"]["weight_decay"])
+    callbacks = build_callbacks(cfg, dataset, enc_cfg.cutoff, outdir)
+    last = outdir / "last.ckpt"
+    resuming = bool(cfg["resume"]) and last.is_file()
+    hashes = {"shards.manifest": file_sha256(shard_dir / "manifest.json")}
+    if cfg["probe"]["data"]:
+        hashes["probe"] = file_sha256(cfg["probe"]["data"])
+    with mlflow_run(cfg, outdir, resuming, hashes) as run:
+        trainer = make_trainer(cfg, outdir, run.info.run_id, callbacks)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if resuming else None,
+                    weights_only=True)
+        return finish(cfg, outdir, run.info.run_id, trainer, callbacks, manifest)
+
+
+def finish(cfg: Mapping[str, Any], outdir: Path, run_id: str, trainer: L.Trainer,
+           callbacks: list[L.Callback], manifest: dict) -> PretrainResult:
+    """Log artifacts and the selection tags, and collect the result."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for path in (outdir / "encoder.pt", outdir / "last.ckpt"):
+        if path.is_file():
+            client.log_artifact(run_id, str(path), artifact_path="checkpoints")
+    client.log_dict(run_id, manifest, "shards/manifest.json")
+    run = client.get_run(run_id)
+    encoder_meta = torch.load(outdir / "encoder.pt", weights_only=True)["meta"]
+    client.set_tag(run_id, "encoder.selected_by", str(encoder_meta.get("selected_by")))
+    step = int(torch.load(outdir / "last.ckpt", weights_only=True)["global_step"])
+    probe = next((c for c in callbacks if isinstance(c, cb.ProbeProxy)), None)
+    return PretrainResult(
+        run_id=run_id, experiment=cfg["tracking"]["experiment"], outdir=outdir,
+        encoder_path=outdir / "encoder.pt", last_checkpoint=outdir / "last.ckpt",
+        global_step=step, best_step=encoder_meta.get("step"),
+        best_probe_mae=probe.best_mae if probe and probe.history else encoder_meta.get("probe_mae"),
+        collapse_suspected=run.data.tags.get("collapse") == "suspected",
+        metrics=dict(run.data.metrics), manifest=manifest)
