@@ -9,7 +9,7 @@ from rdkit import RDConfig
 
 
 def corpus_path() -> Path:
-    """``RDConfig.RDDataDir/NCI/first_5K.smi`` (5,000 NCI molecules, ``SMILES<tab>number``)."""
+    """``RDConfig.RDDataDir/NCI/first_5K.smi`` (4,999 NCI molecules, ``SMILES<tab>number``)."""
     return Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
 
 

@@ -1,0 +1,128 @@
+"""Readers: every input row becomes exactly one record; file-level problems fail up front."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from molpre.chem import InputError, read_molecules
+
+WATER = "3\nwater\nO 0.0 0.0 0.1173\nH 0.0 0.7572 -0.4692\nH 0.0 -0.7572 -0.4692\n"
+ETHANOL = """9
+mol_id=ethanol charge=0
+C  -0.0014 -0.4313  0.0000
+C   1.2037  0.4946  0.0000
+O  -1.1671  0.3629  0.0000
+H  -0.0245 -1.0805  0.8838
+H  -0.0245 -1.0805 -0.8838
+H   2.1253 -0.0950  0.0000
+H   1.1886  1.1422  0.8842
+H   1.1886  1.1422 -0.8842
+H  -1.9334 -0.2251  0.0000
+"""
+HYDROXIDE = "2\ncharge=-1\nO 0.0 0.0 0.0\nH 0.0 0.0 0.97\n"
+OVERLAP = "3\n\nO 0.0 0.0 0.0\nH 0.0 0.0 0.1\nH 0.0 0.76 -0.47\n"
+NAN = "3\n\nO 0.0 0.0 0.0\nH nan 0.0 0.96\nH 0.0 0.76 -0.47\n"
+
+
+def _rows(path, **kw):
+    return list(read_molecules(path, **kw))
+
+
+def test_smi_with_header_ids_comments_and_blank_lines(tmp_path):
+    path = tmp_path / "in.smi"
+    path.write_text("SMILES Name\n# a comment\nCCO ethanol\n\nc1ccccc1\nC1CC broken ring\n")
+    recs = _rows(path)
+    assert [r.row for r in recs] == [1, 2, 3, 4]
+    assert [r.mol_id for r in recs] == ["ethanol", "in-2", "in-3", "broken ring"]
+    assert [r.ok for r in recs] == [True, False, True, False]
+    assert recs[1].error == "empty line"
+
+
+@pytest.mark.parametrize("header", ["smiles", "SMILES", "Canonical_SMILES", "smi"])
+def test_csv_smiles_column_found_by_name(tmp_path, header):
+    path = tmp_path / "in.csv"
+    path.write_text(f"id,{header},y\nm1,CCO,1.0\nm2,CCN,2.0\n")
+    recs = _rows(path)
+    assert [(r.mol_id, r.smiles) for r in recs] == [("m1", "CCO"), ("m2", "CCN")]
+
+
+def test_csv_explicit_columns_and_gzip(tmp_path):
+    path = tmp_path / "in.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("structure,label\nCCO,a\nc1ccccc1,b\n")
+    recs = _rows(path, smiles_col="structure", id_col="label")
+    assert [(r.mol_id, r.smiles) for r in recs] == [("a", "CCO"), ("b", "c1ccccc1")]
+
+
+def test_csv_without_smiles_column_fails_before_any_work(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("name,value\nCCO,1\n")
+    with pytest.raises(InputError, match="no SMILES column"):
+        read_molecules(path)  # raised by the call itself, not on first next()
+    with pytest.raises(InputError, match="no SMILES column 'structure'"):
+        read_molecules(path, smiles_col="structure")
+
+
+def test_csv_column_without_parsable_smiles_is_rejected(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("smiles,value\n12,1\n(((,2\n")
+    with pytest.raises(InputError, match="holds no parsable SMILES"):
+        read_molecules(path)
+
+
+def test_unknown_format_and_missing_file(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        read_molecules(tmp_path / "nope.smi")
+    (tmp_path / "x.pdf").write_text("x")
+    with pytest.raises(InputError, match="unknown format"):
+        read_molecules(tmp_path / "x.pdf")
+
+
+def test_sdf_3d_2d_and_broken_records(tmp_path):
+    mol3d = Chem.AddHs(Chem.MolFromSmiles("CCO"))
+    AllChem.EmbedMolecule(mol3d, randomSeed=1)
+    mol3d.SetProp("_Name", "eth3d")
+    mol2d = Chem.MolFromSmiles("c1ccccc1")
+    mol2d.SetProp("_Name", "benz")
+    block = Chem.MolToMolBlock(mol3d) + "$$$$\n" + "garbage\n\n\n  x\nM  END\n$$$$\n"
+    block += Chem.MolToMolBlock(mol2d) + "$$$$\n"
+    path = tmp_path / "in.sdf"
+    path.write_text(block)
+    recs = _rows(path)
+    assert [r.mol_id for r in recs] == ["eth3d", "in-2", "benz"]
+    assert recs[0].ok and recs[0].has_geometry and recs[0].mol.GetNumAtoms() == 9
+    assert not recs[1].ok and recs[1].error == "unreadable SDF record"
+    assert recs[2].ok and not recs[2].has_geometry and recs[2].smiles == "c1ccccc1"
+
+
+def test_xyz_bond_perception_on_water_and_ethanol(tmp_path):
+    path = tmp_path / "in.xyz"
+    path.write_text(WATER + ETHANOL + HYDROXIDE)
+    water, ethanol, hydroxide = _rows(path)
+    assert (water.smiles, water.formula, water.mol_id) == ("O", "H2O", "in-1")
+    assert (ethanol.smiles, ethanol.mol_id, ethanol.mol.GetNumBonds()) == ("CCO", "ethanol", 8)
+    assert ethanol.has_geometry
+    assert (hydroxide.smiles, hydroxide.charge) == ("[OH-]", -1)
+
+
+def test_xyz_overlapping_atoms_nan_and_unreadable_frames_are_error_rows(tmp_path):
+    path = tmp_path / "bad.extxyz"
+    path.write_text(OVERLAP + NAN + WATER + "2\n\nO 0 0\n")
+    recs = _rows(path)
+    assert [r.row for r in recs] == [1, 2, 3, 4]
+    assert "overlapping atoms 0 and 1" in recs[0].error
+    assert "non-finite" in recs[1].error
+    assert recs[2].ok
+    assert "unreadable XYZ frame" in recs[3].error
+
+
+def test_xyz_too_many_atoms_is_rejected_before_bond_perception(tmp_path):
+    lines = [f"C {3.0 * i:.1f} 0.0 0.0" for i in range(300)]
+    path = tmp_path / "big.xyz"
+    path.write_text("300\n\n" + "\n".join(lines) + "\n")
+    (rec,) = _rows(path)
+    assert rec.error == "too large: 300 atoms > 200"

@@ -1,0 +1,50 @@
+"""Streaming: input order, identical results for 1 and 2 workers, bounded read-ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from molpre.chem import conformer_stream, default_corpus, records_from_smiles
+
+SMILES = ["CCO", "C1CC", "c1ccccc1O", "Cl[Pt]Cl", "CC(=O)OC", "CCN(CC)CC", "OC(=O)CCC(=O)O"]
+
+
+def _summary(outcomes):
+    return [(o.record.row, o.error, [f.positions for f in o.conformers]) for o in outcomes]
+
+
+def test_one_and_two_workers_give_the_same_ordered_results():
+    one = _summary(conformer_stream(records_from_smiles(SMILES), n=2, seed=5, workers=1))
+    two = _summary(conformer_stream(records_from_smiles(SMILES), n=2, seed=5, workers=2))
+    assert [row for row, _, _ in one] == list(range(1, len(SMILES) + 1))
+    assert [row for row, _, _ in two] == [row for row, _, _ in one]
+    assert [err is None for _, err, _ in one] == [True, False, True, False, True, True, True]
+    for (_, err1, pos1), (_, err2, pos2) in zip(one, two, strict=True):
+        assert err1 == err2 and len(pos1) == len(pos2)
+        for a, b in zip(pos1, pos2, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_parallel_stream_reads_ahead_at_most_its_window():
+    pulled = []
+
+    def source():
+        for record in records_from_smiles(["C", "CC", "CCC", "CCO"] * 6):
+            pulled.append(record.row)
+            yield record
+
+    seen = 0
+    for outcome in conformer_stream(source(), n=1, seed=0, workers=2, window=3):
+        seen += 1
+        assert outcome.ok
+        assert len(pulled) - seen <= 3
+    assert seen == 24
+
+
+def test_default_corpus_is_rdkits_nci_sample():
+    corpus = list(default_corpus())
+    assert len(corpus) == 4999  # the file's lines (NCI numbers run to 5065 with gaps)
+    assert corpus[0] == ("nci-1", "CC1=CC(=O)C=CC1=O")
+    assert corpus[-1] == ("nci-5065", "CN1CCC[CH]1C2=CC=CN=C2")
+    assert len({mol_id for mol_id, _ in corpus}) == len(corpus)
+    assert list(default_corpus(limit=3)) == corpus[:3]
