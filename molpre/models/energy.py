@@ -90,11 +90,11 @@ class EnergyModel(nn.Module):
             atomic = self.readout(out[keys.NODE_FEATURES]).squeeze(-1) * self.energy_scale
             learned = torch.zeros(num_graphs, dtype=atomic.dtype, device=atomic.device)
             learned = learned.index_add(0, index, atomic)
+            if compute_forces:
+                (grad,) = torch.autograd.grad(
+                    learned.sum(), pos, create_graph=create_graph, allow_unused=True
+                )
+                out[keys.PREDICTED_FORCES] = -grad if grad is not None else torch.zeros_like(pos)
         out[keys.ATOMIC_ENERGY] = atomic
         out[keys.PREDICTED_ENERGY] = learned.double() + self.atomref(z, index, num_graphs)
-        if compute_forces:
-            (grad,) = torch.autograd.grad(
-                learned.sum(), pos, create_graph=create_graph, allow_unused=True
-            )
-            out[keys.PREDICTED_FORCES] = -grad if grad is not None else torch.zeros_like(pos)
         return out
