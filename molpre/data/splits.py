@@ -1,0 +1,124 @@
+"""Seeded train / validation / test splits that keep each molecule on one side.
+
+Rows (conformers) are grouped by molecule (InChIKey, else ``mol_id``); a test set,
+a training budget and a validation set are drawn as whole groups, so conformers of one
+molecule never straddle train and test.
+
+Protocol: the test set is fixed by ``split_seed`` (or given explicitly), the training
+budget is drawn from the rest with ``seed``, and the validation set is carved out of
+the budget (``val_fraction`` of its molecules), so train + val = budget labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class SplitError(ValueError):
+    """A split that cannot be made (budget too large, test ids not found, ...)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices of each part (sorted int arrays)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def read_ids(path: str | Path) -> list[str]:
+    """Ids from a text file: one per line, blank lines and ``#`` comments ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise SplitError(f"test-ids file not found: {path}")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line.split(",")[0].strip() for line in lines if line]
+
+
+def permutation_test_rows(n_rows: int, n_test: int, split_seed: int = 0) -> np.ndarray:
+    """The first ``n_test`` of ``numpy.random.default_rng(split_seed).permutation(n_rows)``.
+
+    With ``split_seed=0``, ``n_rows=3000``, ``n_test=1000`` this is the shared QM9-sample
+    protocol (the test set every benchmark in molpre uses).
+    """
+    if not 0 < n_test < n_rows:
+        raise SplitError(f"test size {n_test} must be between 1 and {n_rows - 1}")
+    return np.sort(np.random.default_rng(split_seed).permutation(n_rows)[:n_test])
+
+
+def rows_matching(ids: Collection[str], mol_ids: Sequence[str], groups: Sequence[str]) -> list[int]:
+    """Rows whose mol_id or molecule group is in ``ids``."""
+    wanted = set(ids)
+    rows = [i for i, (m, g) in enumerate(zip(mol_ids, groups, strict=True)) if m in wanted or g in wanted]
+    if not rows:
+        raise SplitError(f"none of the {len(wanted)} test ids matches a molecule in the data")
+    return rows
+
+
+def _rows_by_group(groups: Sequence[str]) -> dict[str, list[int]]:
+    by_group: dict[str, list[int]] = {}
+    for row, group in enumerate(groups):
+        by_group.setdefault(group, []).append(row)
+    return by_group
+
+
+def _take(order: Sequence[str], by_group: dict[str, list[int]], n_rows: int) -> list[str]:
+    """Groups from ``order`` until at least ``n_rows`` rows are taken."""
+    taken, count = [], 0
+    for group in order:
+        if count >= n_rows:
+            break
+        taken.append(group)
+        count += len(by_group[group])
+    return taken
+
+
+def _rows(selected: Collection[str], by_group: dict[str, list[int]]) -> np.ndarray:
+    return np.array(sorted(r for g in selected for r in by_group[g]), dtype=np.int64)
+
+
+def make_split(
+    groups: Sequence[str], *, seed: int = 0, split_seed: int = 0, test_fraction: float = 0.1,
+    test_rows: Sequence[int] | None = None, budget: int | None = None, val_fraction: float = 0.1,
+) -> Split:
+    """Split rows by molecule.
+
+    Args:
+        groups: molecule key of each row ``[n_rows]``.
+        seed: drives the budget draw and the validation carve-out.
+        split_seed: drives the test draw when ``test_rows`` is not given.
+        test_fraction: share of molecules in the test set (ignored with ``test_rows``).
+        test_rows: explicit test rows; every row of a molecule in them joins the test set.
+        budget: training labels (rows) for train + val; default: the whole non-test pool.
+        val_fraction: share of the budget's molecules used for validation (at least one).
+    """
+    by_group = _rows_by_group(groups)
+    names = sorted(by_group)
+    if test_rows is not None:
+        test = {groups[int(r)] for r in test_rows}
+    else:
+        if not 0.0 < test_fraction < 1.0:
+            raise SplitError(f"test fraction must be in (0, 1), got {test_fraction}")
+        order = np.random.default_rng(split_seed).permutation(len(names))
+        n_test = max(1, int(round(test_fraction * len(names))))
+        test = {names[i] for i in order[:n_test]}
+    pool = [g for g in names if g not in test]
+    pool_rows = sum(len(by_group[g]) for g in pool)
+    if budget is not None and (budget < 2 or budget > pool_rows):
+        raise SplitError(f"budget {budget} must be between 2 and the {pool_rows} non-test labels")
+    rng = np.random.default_rng(seed)
+    pool = [pool[i] for i in rng.permutation(len(pool))]
+    chosen = _take(pool, by_group, budget if budget is not None else pool_rows)
+    if len(chosen) < 2:
+        raise SplitError("need at least two training molecules (one for validation)")
+    n_val = min(len(chosen) - 1, max(1, int(round(val_fraction * len(chosen)))))
+    return Split(train=_rows(chosen[n_val:], by_group), val=_rows(chosen[:n_val], by_group),
+                 test=_rows(test, by_group))

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from molpre.data.splits import (
+    SplitError,
+    make_split,
+    permutation_test_rows,
+    read_ids,
+    rows_matching,
+)
+
+
+def _groups(n_mols=40, conformers=3):
+    return [f"mol{m}" for m in range(n_mols) for _ in range(conformers)]
+
+
+def _assert_disjoint_by_group(split, groups):
+    parts = [{groups[i] for i in split.train}, {groups[i] for i in split.val},
+             {groups[i] for i in split.test}]
+    assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+
+
+def test_conformers_never_straddle_and_split_is_seeded():
+    groups = _groups()
+    split = make_split(groups, seed=3, test_fraction=0.25)
+    _assert_disjoint_by_group(split, groups)
+    assert sum(split.sizes().values()) == len(groups)
+    assert len({groups[i] for i in split.test}) == 10
+    again = make_split(groups, seed=3, test_fraction=0.25)
+    assert np.array_equal(split.train, again.train) and np.array_equal(split.test, again.test)
+    other = make_split(groups, seed=4, test_fraction=0.25)
+    assert np.array_equal(split.test, other.test)  # the test set depends on split_seed only
+    assert not np.array_equal(split.val, other.val)
+
+
+def test_budget_counts_labels_and_validation_comes_from_it():
+    groups = _groups(conformers=1)
+    split = make_split(groups, seed=0, test_fraction=0.2, budget=20, val_fraction=0.1)
+    assert len(split.train) + len(split.val) == 20
+    assert len(split.val) == 2
+    with pytest.raises(SplitError, match="budget"):
+        make_split(groups, test_fraction=0.2, budget=33)
+
+
+def test_explicit_test_rows_pull_in_whole_molecules():
+    groups = _groups(n_mols=5, conformers=2)
+    split = make_split(groups, test_rows=[0], seed=0)
+    assert split.test.tolist() == [0, 1]
+    _assert_disjoint_by_group(split, groups)
+
+
+def test_permutation_protocol_and_id_files(tmp_path):
+    rows = permutation_test_rows(3000, 1000)
+    assert np.array_equal(rows, np.sort(np.random.default_rng(0).permutation(3000)[:1000]))
+    path = tmp_path / "ids.txt"
+    path.write_text("# test molecules\nm1\n\nm3, extra\n")
+    ids = read_ids(path)
+    assert ids == ["m1", "m3"]
+    assert rows_matching(ids, ["m0", "m1", "m2", "m3"], ["a", "b", "c", "d"]) == [1, 3]
+    with pytest.raises(SplitError, match="matches"):
+        rows_matching(["zz"], ["m0"], ["a"])
+    with pytest.raises(SplitError, match="not found"):
+        read_ids(tmp_path / "nope.txt")
