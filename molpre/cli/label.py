@@ -1,0 +1,94 @@
+"""``molpre label``: PySCF energies (and forces) for an extxyz conformer set, into a label store."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from molpre.qc.levels import LevelOfTheory
+
+
+def _level(method, basis, density_fit, auxbasis, grid_level, cart, conv_tol, max_cycle,
+           time_limit, max_atoms) -> LevelOfTheory:
+    from molpre.qc.levels import validate_level
+
+    try:
+        level = LevelOfTheory(method=method, basis=basis, density_fit=density_fit,
+                              auxbasis=auxbasis, grid_level=grid_level, cart=cart,
+                              conv_tol=conv_tol, max_cycle=max_cycle, time_limit_s=time_limit,
+                              max_atoms=max_atoms)
+        validate_level(level)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    return level
+
+
+def _read_frames(path: str) -> list:
+    import ase.io
+
+    try:
+        return ase.io.read(path, index=":", format="extxyz")
+    except Exception as err:
+        raise click.ClickException(f"cannot read {path} as extxyz: {err}") from None
+
+
+@click.command(name="label")
+@click.argument("input_path", metavar="INPUT.extxyz", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, metavar="DB",
+              help="Label store: an ASE database path (SQLite, e.g. labels.db) or a "
+                   "postgresql:// URL. Created if absent; re-runs resume it.")
+@click.option("--method", default="b3lyp", show_default=True,
+              help="HF or any PySCF/libxc functional (b3lyp, pbe0, wb97x, ...).")
+@click.option("--basis", default="6-31g(2df,p)", show_default=True,
+              help="PySCF basis name (QM9's level is B3LYP/6-31G(2df,p)).")
+@click.option("--forces", is_flag=True, help="Also compute forces (eV/Angstrom).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes (each labels one conformer at a time).")
+@click.option("--threads", type=int, default=None,
+              help="Threads per worker [default: cores // workers].")
+@click.option("--oversubscribe", is_flag=True, help="Allow workers x threads > cores.")
+@click.option("--grid-level", type=int, default=3, show_default=True,
+              help="DFT grid level 0-9 (keep it fixed for a whole dataset).")
+@click.option("--no-density-fit", "density_fit", flag_value=False, default=True,
+              help="Turn density fitting off (on by default).")
+@click.option("--auxbasis", default=None, help="Auxiliary basis for density fitting [PySCF's choice].")
+@click.option("--cart", is_flag=True, help="Cartesian shells (6D/10F) instead of spherical.")
+@click.option("--conv-tol", type=float, default=1e-9, show_default=True,
+              help="SCF convergence threshold (Hartree).")
+@click.option("--max-cycle", type=int, default=100, show_default=True,
+              help="SCF iterations per step of the convergence ladder (DIIS, damping+shift, newton).")
+@click.option("--max-atoms", type=int, default=60, show_default=True,
+              help="Larger molecules become error rows.")
+@click.option("--time-limit", type=float, default=None, metavar="S",
+              help="Wall-clock seconds per conformer; overruns become error rows.")
+@click.option("--retry-failed", is_flag=True,
+              help="Recompute conformers whose stored row failed (default: skip them too).")
+def command(input_path, output, method, basis, forces, workers, threads, oversubscribe,
+            grid_level, density_fit, auxbasis, cart, conv_tol, max_cycle, max_atoms, time_limit,
+            retry_failed) -> None:
+    """Label conformers in INPUT.extxyz with PySCF; one store row per conformer, ok or failed.
+
+    Charge and spin multiplicity come from each frame's info (`charge`, `spin`, default 0
+    and 1). A re-run skips every conformer whose content key (geometry, charge, spin, level)
+    is already stored, so a killed run resumes where it stopped. Export with `molpre export`.
+    """
+    from molpre.qc.runner import check_threads, label_conformers
+
+    threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
+    try:
+        check_threads(workers, threads, oversubscribe)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    level = _level(method, basis, density_fit, auxbasis, grid_level, cart, conv_tol, max_cycle,
+                   time_limit, max_atoms)
+    frames = _read_frames(input_path)
+    try:
+        summary = label_conformers(frames, output, level, forces=forces, workers=workers,
+                                   threads=threads, oversubscribe=oversubscribe,
+                                   retry_failed=retry_failed, progress=True)
+    except RuntimeError as err:
+        raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; finished rows are stored, re-run to resume") from None
+    click.echo(f"{level.tag} -> {output}: {summary.line()}")

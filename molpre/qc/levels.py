@@ -1,0 +1,120 @@
+"""Level of theory: everything that decides the numbers a PySCF label comes out with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+#: Fields that change the computed numbers; they enter the content key and the level string.
+#: ``max_cycle``, ``time_limit_s`` and ``max_atoms`` only decide *whether* a label is made.
+RESULT_FIELDS = ("method", "basis", "density_fit", "auxbasis", "grid_level", "cart", "conv_tol")
+
+
+@dataclass(frozen=True)
+class LevelOfTheory:
+    """A PySCF level of theory plus the limits a labeling run enforces.
+
+    Attributes:
+        method: ``"HF"`` or any PySCF/libxc functional (``"b3lyp"``, ``"pbe0"``, ``"wb97x"``).
+        basis: a PySCF basis name (``"sto-3g"``, ``"6-31g(2df,p)"``, ``"def2-svp"``).
+        density_fit: density fitting (RI-J/K) on by default; it mostly speeds up gradients.
+        auxbasis: auxiliary basis for density fitting; ``None`` lets PySCF choose.
+        grid_level: DFT integration grid level (0-9), fixed for a whole dataset.
+        cart: Cartesian shells (6D/10F) instead of spherical ones.
+        conv_tol: SCF energy convergence threshold, Hartree.
+        max_cycle: SCF iterations per step of the convergence ladder.
+        time_limit_s: wall-clock limit per conformer, seconds (``None``: no limit).
+        max_atoms: molecules with more atoms become error rows.
+    """
+
+    method: str = "HF"
+    basis: str = "sto-3g"
+    density_fit: bool = True
+    auxbasis: str | None = None
+    grid_level: int = 3
+    cart: bool = False
+    conv_tol: float = 1e-9
+    max_cycle: int = 100
+    time_limit_s: float | None = None
+    max_atoms: int = 60
+
+    def __post_init__(self) -> None:
+        if not self.method.strip() or not self.basis.strip():
+            raise ValueError("method and basis must be non-empty")
+        if self.max_cycle < 1:
+            raise ValueError(f"max_cycle must be >= 1, got {self.max_cycle}")
+        if self.max_atoms < 1:
+            raise ValueError(f"max_atoms must be >= 1, got {self.max_atoms}")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ValueError(f"time_limit_s must be > 0, got {self.time_limit_s}")
+        if not 0 <= self.grid_level <= 9:
+            raise ValueError(f"grid_level must be in 0..9, got {self.grid_level}")
+
+    @property
+    def is_hf(self) -> bool:
+        """True for Hartree-Fock (no exchange-correlation functional, no grid)."""
+        return self.method.strip().lower() in ("hf", "rhf", "uhf")
+
+    @property
+    def tag(self) -> str:
+        """Short level string stored with every row, e.g. ``b3lyp/6-31g(2df,p)/df/grid3``."""
+        parts = [self.method.lower(), self.basis.lower()]
+        if self.density_fit:
+            parts.append(f"df:{self.auxbasis.lower()}" if self.auxbasis else "df")
+        if not self.is_hf:
+            parts.append(f"grid{self.grid_level}")
+        if self.cart:
+            parts.append("cart")
+        if self.conv_tol != 1e-9:
+            parts.append(f"tol{self.conv_tol:g}")
+        return "/".join(parts)
+
+    def result_fields(self) -> dict:
+        """The fields that change the numbers (content-key input); grid only for DFT."""
+        out = {name: getattr(self, name) for name in RESULT_FIELDS}
+        out["method"] = self.method.lower()
+        out["basis"] = self.basis.lower()
+        if self.is_hf:
+            out.pop("grid_level")
+        return out
+
+    def to_dict(self) -> dict:
+        """All fields as a plain dict (for logs and configs)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> LevelOfTheory:
+        """Build from a dict, rejecting unknown keys with a clear message."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown level-of-theory fields: {sorted(unknown)}")
+        return cls(**values)
+
+    def with_limits(self, **changes) -> LevelOfTheory:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return replace(self, **changes)
+
+
+def validate_level(level: LevelOfTheory) -> None:
+    """Raise ValueError naming an unknown functional or basis (imports PySCF)."""
+    import warnings
+
+    from pyscf import gto
+
+    if not level.is_hf:
+        from pyscf.dft import libxc
+
+        try:
+            libxc.parse_xc(level.method)
+        except Exception as err:
+            raise ValueError(f"unknown method {level.method!r}: use HF or a PySCF/libxc "
+                             f"functional name ({err})") from None
+    for symbol in ("H", "C", "O", "Si", "Fe"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                if gto.basis.load(level.basis, symbol):
+                    return
+            except Exception:
+                continue
+    raise ValueError(f"unknown basis {level.basis!r} (not in PySCF's basis library)")
