@@ -46,9 +46,18 @@ class ConformerConfig:
     max_ff_iters: int = 2000
 
 
+def rdkit_seed(seed: int) -> int:
+    """Map any integer seed to RDKit's usable range 1..2**31-2.
+
+    RDKit treats -1 as "unseeded", and seed 0 makes every conformer of a multi-conformer call
+    identical (they are then all pruned to one), so neither may reach RDKit.
+    """
+    return int(seed) % (2**31 - 2) + 1
+
+
 def _params(seed: int, config: ConformerConfig, random_coords: bool) -> rdDistGeom.EmbedParameters:
     params = rdDistGeom.ETKDGv3()
-    params.randomSeed = int(seed)
+    params.randomSeed = rdkit_seed(seed)
     params.pruneRmsThresh = config.prune_rms
     params.timeout = config.timeout_s
     params.numThreads = 1

@@ -33,6 +33,12 @@ def test_same_seed_same_conformers_other_seed_differs():
     assert not np.allclose(first[0].positions, other[0].positions)
 
 
+def test_seed_zero_still_gives_distinct_conformers():
+    # RDKit's own randomSeed=0 embeds identical copies, which pruning collapses to one.
+    frames = embed_conformers(record_from_smiles("CCCCCCCCO", "octanol"), n=4, seed=0)
+    assert len(frames) >= 3
+
+
 def test_frames_carry_the_contract_info_and_hydrogens():
     rec = record_from_smiles("C[NH3+]", "methylammonium")
     (frame,) = embed_conformers(rec, n=1, seed=0)
