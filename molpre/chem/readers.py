@@ -47,9 +47,10 @@ class InputError(ValueError):
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    """Text handle; undecodable bytes become U+FFFD (so that row fails to parse, not the run)."""
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", newline="")
-    return open(path, newline="")
+        return gzip.open(path, "rt", newline="", errors="replace")
+    return open(path, newline="", errors="replace")
 
 
 def _suffix(path: Path) -> str:

@@ -97,7 +97,7 @@ def read_xyz(path: Path, config: IntakeConfig | None = None) -> Iterator[Molecul
     config = config or IntakeConfig()
     stem = Path(path.stem).stem if path.suffix == ".gz" else path.stem
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as handle:
+    with opener(path, "rt", errors="replace") as handle:
         frames = ase.io.iread(handle, index=":", format="extxyz")
         row = 0
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import time
 from pathlib import Path
 
@@ -21,6 +22,13 @@ def _elements(ctx: click.Context, param: click.Parameter, value: str) -> tuple[s
     except MoleculeError as exc:
         raise click.BadParameter(str(exc)) from None
     return symbols
+
+
+def _run(outcomes, writer, tqdm) -> None:
+    with tqdm(outcomes, unit="mol", desc="conformers", mininterval=0.5) as bar:
+        for outcome in bar:
+            writer.write(outcome)
+            bar.set_postfix(ok=writer.ok, failed=writer.failed, refresh=False)
 
 
 @click.command("conformers")
@@ -76,11 +84,13 @@ def command(input_path: Path, out: Path, n: int, seed: int, workers: int,
         raise click.UsageError(str(exc)) from None
     start = time.perf_counter()
     with ConformerWriter(out) as writer:
-        outcomes = conformer_stream(records, n=n, seed=seed, workers=workers)
-        with tqdm(outcomes, unit="mol", desc="conformers", dynamic_ncols=True) as bar:
-            for outcome in bar:
-                writer.write(outcome)
-                bar.set_postfix(ok=writer.ok, failed=writer.failed, refresh=False)
+        try:
+            _run(conformer_stream(records, n=n, seed=seed, workers=workers), writer, tqdm)
+        except (OSError, EOFError, ValueError, csv.Error) as exc:  # e.g. a truncated .gz
+            raise click.ClickException(
+                f"reading {input_path} stopped after {writer.ok + writer.failed} rows "
+                f"({type(exc).__name__}: {exc}); rows so far are in {out} and {writer.errors}"
+            ) from None
     seconds = time.perf_counter() - start
     click.echo(f"ok {writer.ok}, failed {writer.failed}, conformers {writer.conformers}, "
                f"{seconds:.1f} s -> {out} (rejected rows: {writer.errors})")

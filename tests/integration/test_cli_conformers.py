@@ -109,3 +109,24 @@ def test_help_explains_the_command():
     assert result.exit_code == 0
     for word in ("--n", "--seed", "--workers", "--smiles-col", "--elements", "errors.csv"):
         assert word in result.output
+
+
+def test_truncated_gzip_stops_with_one_clear_error_and_keeps_rows(tmp_path):
+    import gzip
+
+    whole = gzip.compress(("smiles\n" + "CCO\nCCN\n" * 400).encode())
+    src = tmp_path / "cut.csv.gz"
+    src.write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "cut.extxyz"
+    result = CliRunner().invoke(main, ["conformers", str(src), "-o", str(out), "--n", "1"])
+    assert result.exit_code == 1 and "stopped after" in result.output
+    assert "Traceback" not in result.output and out.stat().st_size > 0
+
+
+def test_undecodable_bytes_become_error_rows(tmp_path):
+    src = tmp_path / "junk.smi"
+    src.write_bytes(b"CCO ok\n\xff\xfe\x00garbage bad\n")
+    out = tmp_path / "junk.extxyz"
+    assert _run([str(src), "-o", str(out), "--n", "1"]).exit_code == 0
+    (row,) = _errors(tmp_path / "junk.errors.csv")
+    assert row["row"] == "2" and "invalid SMILES" in row["reason"]
