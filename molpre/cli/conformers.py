@@ -50,7 +50,8 @@ def _run(outcomes, writer, tqdm) -> None:
 @click.option("--elements", default=DEFAULT_ELEMENTS, show_default=True, callback=_elements,
               help="Comma-separated elements to accept; others become error rows.")
 @click.option("--max-heavy-atoms", default=100, show_default=True, type=click.IntRange(min=1),
-              help="Larger molecules become error rows.")
+              help="Larger molecules become error rows (total atoms, H included, are limited "
+                   "to twice this).")
 @click.option("--neutralize/--keep-charges", default=False, show_default=True,
               help="Neutralize charged molecules with RDKit's Uncharger.")
 def command(input_path: Path, out: Path, n: int, seed: int, workers: int,
