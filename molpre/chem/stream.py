@@ -138,10 +138,11 @@ def _parallel(records: Iterator[MoleculeRecord], n: int, seed: int, workers: int
                 return
             record, item, generation = pending.popleft()
             outcome = _outcome(record, item)
-            if generation == pool.generation and _broken(item):
-                pool.restart()
+            if _broken(item):
+                if generation == pool.generation:
+                    pool.restart()
             elif generation >= 0:
-                pool.failed_starts = 0
+                pool.failed_starts = 0  # a worker finished a molecule: the pool is healthy
             yield outcome
     finally:
         pool.close()

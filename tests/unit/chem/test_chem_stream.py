@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import fields
+
 import numpy as np
 
-from molpre.chem import conformer_stream, default_corpus, records_from_smiles
+from molpre.chem import MoleculeRecord, conformer_stream, default_corpus, records_from_smiles
 
 SMILES = ["CCO", "C1CC", "c1ccccc1O", "Cl[Pt]Cl", "CC(=O)OC", "CCN(CC)CC", "OC(=O)CCC(=O)O"]
 
@@ -48,3 +51,21 @@ def test_default_corpus_is_rdkits_nci_sample():
     assert corpus[-1] == ("nci-5065", "CN1CCC[CH]1C2=CC=CN=C2")
     assert len({mol_id for mol_id, _ in corpus}) == len(corpus)
     assert list(default_corpus(limit=3)) == corpus[:3]
+
+
+class _CrashingRecord(MoleculeRecord):
+    """Kills the worker process that embeds it (as a segfault in RDKit would)."""
+
+    @property
+    def has_geometry(self) -> bool:
+        os._exit(1)
+
+
+def test_a_dying_worker_costs_rows_in_flight_not_the_run():
+    good = list(records_from_smiles(["CCO", "CCN", "CCC", "CCCl", "OCCO", "CC=O"]))
+    bad = _CrashingRecord(**{f.name: getattr(good[1], f.name) for f in fields(MoleculeRecord)})
+    records = [good[0], bad, *good[2:]]
+    outcomes = list(conformer_stream(records, n=1, seed=0, workers=2, window=2))
+    assert [o.record.row for o in outcomes] == [r.row for r in records]
+    assert "worker process died" in outcomes[1].error
+    assert outcomes[-1].ok and outcomes[-2].ok  # the pool was restarted
