@@ -1,0 +1,81 @@
+"""The finetuned model as an MLflow pyfunc ("models from code", no pickled objects).
+
+The model directory holds the checkpoint (weights + rebuild config) as an artifact and the
+tiny code file ``_pyfunc_code.py`` that names :class:`MolprePyfunc`; loading runs that
+file, so nothing depends on pickle or on ``torch.export`` (which cannot trace forces by
+autograd). Input: a table with a ``smiles`` column (optional ``id``, and ``xyz``: an
+(ext)xyz text of one conformer, used instead of generated conformers). Output: the
+Predictor's table (id, smiles, energy_ev, status, error, n_conformers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+CODE_PATH = Path(__file__).with_name("_pyfunc_code.py")
+CHECKPOINT_ARTIFACT = "checkpoint"
+ARTIFACT_PATH = "model"
+
+SIGNATURE = ModelSignature(
+    inputs=Schema([
+        ColSpec("string", "smiles"),
+        ColSpec("string", "id", required=False),
+        ColSpec("string", "xyz", required=False),
+    ]),
+    outputs=Schema([
+        ColSpec("string", "id"), ColSpec("string", "smiles"), ColSpec("double", "energy_ev"),
+        ColSpec("string", "status"), ColSpec("string", "error"), ColSpec("long", "n_conformers"),
+    ]),
+    params=ParamSchema([
+        ParamSpec("n_conformers", "long", 3),
+        ParamSpec("aggregation", "string", "lowest"),
+        ParamSpec("temperature", "double", 298.15),
+    ]),
+)
+
+
+class MolprePyfunc(mlflow.pyfunc.PythonModel):
+    """Loads the checkpoint artifact into a :class:`molpre.predict.Predictor`."""
+
+    predictor: Any = None
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        from molpre.predict import Predictor
+
+        self.predictor = Predictor.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.predictor.predict_frame(frame, **(params or {}))
+
+
+def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
+    """Write a pyfunc model directory at ``path`` (which must not exist) for a checkpoint."""
+    mlflow.pyfunc.save_model(
+        path=str(path), python_model=str(CODE_PATH),
+        artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
+        pip_requirements=_requirements(),
+    )
+    return Path(path)
+
+
+def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None) -> str:
+    """Log the pyfunc into the active run (optionally registered); returns ``runs:/<id>/model``."""
+    mlflow.pyfunc.log_model(
+        name=ARTIFACT_PATH, python_model=str(CODE_PATH),
+        artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
+        registered_model_name=register_name, pip_requirements=_requirements(),
+    )
+    return f"runs:/{mlflow.active_run().info.run_id}/{ARTIFACT_PATH}"
+
+
+def _requirements() -> list[str]:
+    from molpre import __version__
+
+    return [f"molpre=={__version__}"]
