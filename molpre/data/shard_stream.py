@@ -10,6 +10,7 @@ them: a contrastive positive pair); :func:`collate_views` batches them view-majo
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,9 +73,9 @@ class ShardDataset(IterableDataset):
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
         return rank * workers + worker, world * workers
 
-    def _my_molecules(self, rng: np.random.Generator, gid: int, readers: int
-                      ) -> Iterator[Molecule]:
-        order = rng.permutation(len(self.files))
+    def _my_molecules(self, cycle: int, gid: int, readers: int) -> Iterator[Molecule]:
+        # the shard order is shared by all readers (seed, epoch, cycle): shares stay disjoint
+        order = np.random.default_rng([self.seed, self.epoch, cycle]).permutation(len(self.files))
         by_shard = len(self.files) >= readers
         for position in order if not by_shard else order[gid::readers]:
             for mol in iter_shard(self.files[position]):
@@ -85,9 +86,9 @@ class ShardDataset(IterableDataset):
 
     def _shuffled(self, rng: np.random.Generator, gid: int, readers: int) -> Iterator[Molecule]:
         buffer: list[Molecule] = []
-        while True:  # cycle this reader's share; the caller stops at the quota
+        for cycle in itertools.count():  # cycle this reader's share; the caller stops at quota
             empty = True
-            for mol in self._my_molecules(rng, gid, readers):
+            for mol in self._my_molecules(cycle, gid, readers):
                 empty = False
                 buffer.append(mol)
                 if len(buffer) >= self.shuffle_buffer:
@@ -134,7 +135,7 @@ def collate_views(items: list[list[dict[str, torch.Tensor]]]) -> dict[str, torch
 
     views = len(items[0])
     flat = [item[v] for v in range(views) for item in items]
-    mol_index = torch.cat([s.pop(keys.MOL_INDEX) for s in flat])
-    batch = collate(flat)
+    mol_index = torch.cat([s[keys.MOL_INDEX] for s in flat])
+    batch = collate([{k: v for k, v in s.items() if k != keys.MOL_INDEX} for s in flat])
     batch[keys.MOL_INDEX] = mol_index
     return batch

@@ -128,12 +128,14 @@ class ShardWriter:
 def build_shards(
     records: Iterable[Any], outdir: str | Path, *, conformers: int = 4, seed: int = 0,
     workers: int = 1, shard_size: int = 1000, progress: bool = True,
+    conformer_config: Any = None,
 ) -> dict:
     """Embed conformers of intake ``records`` (molpre.chem) and write shards; return the manifest.
 
     Records that already failed intake, and molecules whose conformers failed, are counted in
     ``failures.csv`` with their reasons. Memory stays bounded: conformers stream from
     :func:`molpre.chem.conformer_stream` and are written shard by shard.
+    ``conformer_config``: a :class:`molpre.chem.ConformerConfig` (None: intake defaults).
     """
     from tqdm import tqdm
 
@@ -141,7 +143,8 @@ def build_shards(
 
     settings = {"conformers": conformers, "seed": seed, "shard_size": shard_size}
     writer = ShardWriter(Path(outdir), shard_size=shard_size, settings=settings)
-    stream = conformer_stream(records, n=conformers, seed=seed, workers=workers)
+    stream = conformer_stream(records, n=conformers, seed=seed, workers=workers,
+                              config=conformer_config)
     bar = tqdm(stream, desc="conformers", unit="mol", disable=not progress)
     for outcome in bar:
         writer.add(outcome.record, outcome.conformers, outcome.error)
