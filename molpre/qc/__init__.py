@@ -1,15 +1,27 @@
 """PySCF labels: levels of theory, one compute entry point, content keys and the label job.
 
-Light to import: PySCF loads only when a calculation runs.
+Names are imported lazily (worker processes and ``molpre --help`` stay light; PySCF
+itself loads only when a calculation runs).
 """
 
 from __future__ import annotations
 
-from molpre.qc.keys import content_key
-from molpre.qc.levels import LevelOfTheory
-from molpre.qc.pyscf import QCResult, compute
-from molpre.qc.reference import fit_reference_energies
-from molpre.qc.runner import LabelSummary, label_conformers
+import importlib
 
-__all__ = ["LabelSummary", "LevelOfTheory", "QCResult", "compute", "content_key",
-           "fit_reference_energies", "label_conformers"]
+_EXPORTS = {
+    "LevelOfTheory": "molpre.qc.levels",
+    "QCResult": "molpre.qc.pyscf",
+    "compute": "molpre.qc.pyscf",
+    "content_key": "molpre.qc.keys",
+    "fit_reference_energies": "molpre.qc.reference",
+    "LabelSummary": "molpre.qc.runner",
+    "label_conformers": "molpre.qc.runner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'molpre.qc' has no attribute {name!r}")

@@ -148,39 +148,43 @@ def label_conformers(
 
 def _drive(pool: WorkerPool, tasks: Iterator[tuple], level: LevelOfTheory, forces: bool,
            record, kill_grace_s: float) -> None:
-    """Keep every worker busy until ``tasks`` runs out; handle results, deaths and overruns."""
+    """Keep every ready worker busy until ``tasks`` runs out; handle results, deaths, overruns."""
     limit = level.time_limit_s + kill_grace_s if level.time_limit_s else None
     exhausted = False
     while True:
         for slot in pool.slots:
-            if slot.task is None and not exhausted:
+            if slot.ready and slot.task is None and not exhausted:
                 task = next(tasks, None)
                 if task is None:
                     exhausted = True
                 else:
                     pool.submit(slot, (task[0], task[1], task[2], forces, *task[3:]))
         busy = [s for s in pool.slots if s.task is not None]
-        if not busy:
+        if exhausted and not busy:
             return
+        watched = [s for s in pool.slots if s.task is not None or not s.ready]
         timeout = None
-        if limit is not None:
+        if limit is not None and busy:
             timeout = max(0.0, min(s.started + limit for s in busy) - time.monotonic())
-        ready = wait([s.conn for s in busy] + [s.process.sentinel for s in busy], timeout)
-        for slot in busy:
+        ready = wait([s.conn for s in watched] + [s.process.sentinel for s in watched], timeout)
+        for slot in watched:
             _settle(pool, slot, ready, limit, record)
 
 
 def _settle(pool: WorkerPool, slot: Slot, ready: list, limit: float | None, record) -> None:
-    """Record a finished, dead or overdue slot's task and free the slot."""
+    """Take a slot's message; record a finished, dead or overdue task and free the slot."""
     task = slot.task
     if slot.conn in ready:
         try:
-            _, result = slot.conn.recv()
+            message = slot.conn.recv()
         except (EOFError, OSError):
-            result = None
-        if result is not None:
+            message = None
+        if message == "ready":
+            slot.ready = True
+            return
+        if message is not None:
             slot.task, pool.deaths = None, 0
-            record(task, result)
+            record(task, message[1])
             return
     if slot.conn in ready or slot.process.sentinel in ready:
         slot.process.join(timeout=1)
@@ -190,8 +194,9 @@ def _settle(pool: WorkerPool, slot: Slot, ready: list, limit: float | None, reco
             raise RuntimeError(f"labeling workers died {pool.deaths} times in a row "
                                f"(last exit code {code}); see their stderr above")
         pool.replace(slot)
-        record(task, QCResult(ok=False, reason=f"worker process died (exit code {code})"))
-    elif limit is not None and time.monotonic() - slot.started > limit:
+        if task is not None:
+            record(task, QCResult(ok=False, reason=f"worker process died (exit code {code})"))
+    elif task is not None and limit is not None and time.monotonic() - slot.started > limit:
         elapsed = time.monotonic() - slot.started
         pool.replace(slot)
         record(task, QCResult(ok=False, wall_s=elapsed, reason=(

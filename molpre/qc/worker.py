@@ -25,6 +25,7 @@ def serve(conn: Connection, threads: int) -> None:
         lib.num_threads(threads)
         from molpre.qc.pyscf import compute
 
+        conn.send("ready")  # imports done: the parent starts the clock on a task from here
         while (task := conn.recv()) is not None:
             task_id, atoms, level, forces = task
             conn.send((task_id, compute(atoms, level, forces=forces)))
@@ -40,6 +41,7 @@ class Slot:
     conn: Connection
     task: tuple | None = None
     started: float = 0.0
+    ready: bool = False
 
 
 class WorkerPool:
@@ -78,13 +80,13 @@ class WorkerPool:
         slot.process.join()
         slot.conn.close()
         fresh = self._start()
-        slot.process, slot.conn, slot.task = fresh.process, fresh.conn, None
+        slot.process, slot.conn, slot.task, slot.ready = fresh.process, fresh.conn, None, False
 
     def close(self) -> None:
         """Stop idle workers politely, kill busy ones, reap all."""
         for slot in self.slots:
             try:
-                if slot.task is None:
+                if slot.task is None and slot.ready:
                     slot.conn.send(None)
                 else:
                     slot.process.kill()

@@ -1,0 +1,84 @@
+"""The label job with real worker processes and a real SQLite store."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from molpre.data.store import open_store, read_labels
+from molpre.qc.levels import LevelOfTheory
+from molpre.qc.pyscf import compute
+from molpre.qc.runner import check_threads, label_conformers
+
+LEVEL = LevelOfTheory("HF", "sto-3g", max_atoms=4)
+
+
+@pytest.fixture()
+def frames(mol):
+    """Two good molecules, a duplicate, and one of each kind of bad input."""
+    return [
+        mol("H2", conf_id=0), mol("H2O", conf_id=0), mol("H2O", mol_id="dup", conf_id=1),
+        mol("CH3"), mol("CH4"),
+        Atoms("OH2", positions=[[0, 0, 0], [0, 0, 0.1], [0.9, 0, 0]], info={"mol_id": "ovl"}),
+        Atoms("U", info={"mol_id": "U", "spin": 1}),
+    ]
+
+
+def test_rows_resume_and_reasons(frames, tmp_path):
+    db_path = tmp_path / "labels.db"
+    first = label_conformers(frames, db_path, LEVEL, forces=True, workers=2, threads=1)
+    assert (first.ok, first.failed, first.duplicates, first.skipped) == (2, 4, 1, 0)
+    rows = list(open_store(db_path).select())
+    assert len(rows) == 6 and len({r.key for r in rows}) == 6
+    reasons = {r.mol_id: r.reason for r in rows if r.status == "failed"}
+    assert reasons["CH3"].startswith("odd electron count")
+    assert reasons["CH4"].startswith("too many atoms")
+    assert reasons["ovl"].startswith("overlapping atoms")
+    assert reasons["U"].startswith("element(s) U missing")
+    second = label_conformers(frames, db_path, LEVEL, forces=True)
+    assert (second.ok, second.failed, second.skipped, second.duplicates) == (0, 0, 7, 0)
+    assert open_store(db_path).count() == 6
+
+
+def test_labels_equal_compute_and_carry_forces(frames, tmp_path):
+    label_conformers(frames[:2], tmp_path / "l.db", LEVEL, forces=True)
+    labels = read_labels(tmp_path / "l.db")
+    for atoms, frame in zip(labels, frames[:2], strict=True):
+        direct = compute(frame, LEVEL, forces=True)
+        assert atoms.get_potential_energy() == pytest.approx(direct.energy, abs=1e-9)
+        np.testing.assert_allclose(atoms.get_forces(), direct.forces, atol=1e-7)
+        assert atoms.info["level"] == "hf/sto-3g/df" and atoms.info["status"] == "ok"
+
+
+def test_retry_failed_replaces_rows(mol, tmp_path):
+    db_path = tmp_path / "l.db"
+    water = [mol("H2O")]
+    failed = label_conformers(water, db_path, LevelOfTheory(max_cycle=1))
+    assert failed.failed == 1
+    (row,) = open_store(db_path).select()
+    assert row.status == "failed" and row.get("energy") is None
+    assert row.reason.startswith("SCF not converged")
+    assert label_conformers(water, db_path, LevelOfTheory()).skipped == 1  # default: skip
+    retried = label_conformers(water, db_path, LevelOfTheory(), retry_failed=True)
+    assert retried.ok == 1
+    (row,) = open_store(db_path).select()
+    assert row.status == "ok" and row.energy < 0
+
+
+def test_time_limit_kills_worker_and_run_goes_on(mol, tmp_path):
+    # benzene without density fitting takes ~90 s here; H2 ~1 s (in a freshly started worker)
+    level = LevelOfTheory("b3lyp", "6-31g*", density_fit=False, time_limit_s=5.0)
+    benzene = mol("C6H6")
+    summary = label_conformers([benzene, mol("H2")], tmp_path / "l.db", level, forces=True,
+                               kill_grace_s=0.0)
+    assert (summary.ok, summary.failed) == (1, 1)
+    rows = {r.mol_id: r for r in open_store(tmp_path / "l.db").select()}
+    assert rows["C6H6"].reason.startswith("time limit exceeded (5 s")
+    assert rows["H2"].status == "ok"
+
+
+def test_thread_budget_is_checked():
+    with pytest.raises(ValueError, match="cores"):
+        check_threads(64, 64)
+    check_threads(64, 64, oversubscribe=True)
+    with pytest.raises(ValueError):
+        label_conformers([], "unused.db", LEVEL, workers=0)
