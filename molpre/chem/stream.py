@@ -7,13 +7,16 @@ and run one thread each; only results travel back, records stay in the parent. W
 ``workers=1`` everything runs in-process. Error records pass straight through, in order.
 
 A worker that dies (segfault, out of memory) turns the records in flight into error rows and
-the pool is restarted, so no row is lost and the run goes on.
+the pool is restarted, so no row is lost and the run goes on. Workers exit on their own when
+the parent process is killed.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -56,9 +59,23 @@ def _work(record: MoleculeRecord, n: int, seed: int,
         return [], f"unexpected {type(exc).__name__}: {exc}"
 
 
-def _init_worker() -> None:
+def _init_worker(parent_pid: int) -> None:
+    """One compute thread per worker, and exit when the parent process is gone (killed)."""
     for name in _THREAD_VARS:
         os.environ[name] = "1"
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """Poll the parent; an orphaned worker would otherwise wait on its queue forever."""
+    while True:
+        time.sleep(every_s)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid exists (reused by another user): keep going
+            continue
 
 
 class _Pool:
@@ -72,7 +89,7 @@ class _Pool:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["molpre.chem.stream"])
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
-                                   initializer=_init_worker)
+                                   initializer=_init_worker, initargs=(os.getpid(),))
 
     def restart(self) -> None:
         """Replace a broken pool; raise when pools keep dying with nothing finished."""
