@@ -16,11 +16,11 @@ from molpre.models.encoder import Encoder, EncoderConfig
 PRESETS: dict[str, EncoderConfig] = {
     "small": EncoderConfig(
         channels=32, lmax=1, num_layers=2, cutoff=4.5, num_radial_basis=8,
-        radial_mlp_width=32, radial_mlp_layers=2, avg_num_neighbors=14.0, attr_dim=8,
+        radial_mlp_width=32, radial_mlp_layers=2, avg_num_neighbors=14.5, attr_dim=8,
     ),
     "medium": EncoderConfig(
         channels=64, lmax=2, num_layers=3, cutoff=5.0, num_radial_basis=8,
-        radial_mlp_width=64, radial_mlp_layers=2, avg_num_neighbors=15.0, attr_dim=8,
+        radial_mlp_width=64, radial_mlp_layers=2, avg_num_neighbors=15.8, attr_dim=8,
     ),
 }
 
