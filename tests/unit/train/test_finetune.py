@@ -1,0 +1,103 @@
+"""Finetuning end to end on the QM9 sample: learning, tracking, the pyfunc and the calculator."""
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.optimize import BFGS
+
+from molpre.data.datasets import load_labeled
+from molpre.models.checkpoint import load_checkpoint
+from molpre.predict import Predictor
+from molpre.train.config import FinetuneConfig
+from molpre.train.evaluate import predict_energies
+from molpre.train.finetune import finetune
+
+
+@pytest.fixture(scope="module")
+def qm9_small(shared_data):
+    data = load_labeled(shared_data / "qm9_sample3000.extxyz.gz", "u0_atom", "kcal/mol")
+    return data.subset(range(300))
+
+
+@pytest.fixture(scope="module")
+def trained(qm9_small, tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    mp = pytest.MonkeyPatch()
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    config = FinetuneConfig(
+        data="qm9-subset", target="u0_atom", unit="kcal/mol", budget=60, test_fraction=0.1,
+        epochs=20, batch_size=8, lr=1e-2, patience=30, seed=0, out=str(root / "out"),
+        progress=False, threads=1,
+    )
+    result = finetune(config, data=qm9_small)
+    yield result, uri
+    mp.undo()
+
+
+def test_finetune_beats_the_atomref_baseline_on_held_out_molecules(trained):
+    result, _ = trained
+    m = result.metrics
+    assert result.split_sizes == {"train": 54, "val": 6, "test": 30}
+    assert m["test_n"] == 30
+    assert m["test_mae_mev"] < 0.9 * m["baseline_test_mae_mev"]
+    assert m["test_mae_kcal"] == pytest.approx(m["test_mae_mev"] / 43.364, rel=1e-3)
+    assert m["val_mae_mev"] < m["step0_val_mae_mev"]
+    out = result.out
+    assert (out / "parity.png").stat().st_size > 1000
+    assert json.loads((out / "metrics.json").read_text())["test_mae_mev"] == m["test_mae_mev"]
+    assert (out / "model" / "MLmodel").is_file()
+
+
+def test_run_records_config_step0_and_epoch_curves(trained):
+    import mlflow
+
+    result, uri = trained
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    assert run.data.params["mode"] == "scratch" and run.data.params["budget"] == "60"
+    assert "git_sha" in run.data.tags and "dataset.labels" in run.data.tags
+    steps = [m.step for m in client.get_metric_history(result.run_id, "val_mae_mev")]
+    assert steps[0] == 0 and len(steps) == len(result.history) + 1
+    assert len(client.get_metric_history(result.run_id, "train_mae_mev")) == len(result.history)
+    assert run.data.metrics["test_rmse_kcal"] > 0
+
+
+def test_checkpoint_rebuilds_the_model_and_pyfunc_gives_the_same_numbers(trained, qm9_small):
+    result, _ = trained
+    model, payload = load_checkpoint(result.checkpoint)
+    assert payload["config"]["mode"] == "scratch" and payload["meta"]["target"] == "u0_atom"
+    frames = qm9_small.atoms[:5]
+    direct = Predictor(result.model, payload["meta"]["cutoff"]).predict(frames)
+    for source in (result.model_uri, str(result.out), str(result.checkpoint)):
+        loaded = Predictor.load(source).predict(frames)
+        np.testing.assert_allclose(loaded["energy_ev"], direct["energy_ev"], rtol=0, atol=1e-6)
+    smiles = Predictor.load(result.model_uri).predict(["CCO", "C1CC1", "bad(("])
+    again = Predictor(result.model, payload["meta"]["cutoff"]).predict(["CCO", "C1CC1", "bad(("])
+    np.testing.assert_allclose(smiles["energy_ev"][:2], again["energy_ev"][:2], atol=1e-6)
+    assert smiles["status"].tolist() == ["ok", "ok", "error"]
+    assert predict_energies(model, []).shape == (0,)
+
+
+def test_missing_mlflow_models_give_one_clear_error(trained):
+    from molpre.predict import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="cannot load model runs:/0123456789abcdef/model"):
+        Predictor.load("runs:/0123456789abcdef/model")
+    with pytest.raises(ModelLoadError, match="nope"):
+        Predictor.load("models:/nope/1")
+
+
+def test_calculator_drives_bfgs_on_water_to_lower_energy(trained):
+    result, _ = trained
+    predictor = Predictor.load(str(result.checkpoint))
+    water = molecule("H2O")
+    water.positions[1] += [0.15, 0.1, -0.05]  # stretch one O-H bond
+    water.calc = predictor.calculator()
+    start = water.get_potential_energy()
+    forces = water.get_forces()
+    assert forces.shape == (3, 3) and np.isfinite(forces).all()
+    BFGS(water, logfile=None).run(fmax=0.05, steps=60)
+    assert water.get_potential_energy() < start - 1e-3
