@@ -10,6 +10,7 @@ Predictor's table (id, smiles, energy_ev, status, error, n_conformers).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +68,18 @@ def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
 
 def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None) -> str:
     """Log the pyfunc into the active run (optionally registered); returns ``runs:/<id>/model``."""
+    with warnings.catch_warnings():  # no input example on purpose: it would run a prediction
+        warnings.filterwarnings("ignore", message=".*input example.*")
+        _log(checkpoint, register_name)
+    return f"runs:/{mlflow.active_run().info.run_id}/{ARTIFACT_PATH}"
+
+
+def _log(checkpoint: str | Path, register_name: str | None) -> None:
     mlflow.pyfunc.log_model(
         name=ARTIFACT_PATH, python_model=str(CODE_PATH),
         artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
         registered_model_name=register_name, pip_requirements=_requirements(),
     )
-    return f"runs:/{mlflow.active_run().info.run_id}/{ARTIFACT_PATH}"
 
 
 def _requirements() -> list[str]:
