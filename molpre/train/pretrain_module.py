@@ -6,6 +6,7 @@ contrastive objective it holds two conformers of each of B molecules (2B graphs)
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning as L
@@ -36,6 +37,7 @@ class PretrainModule(L.LightningModule):
             features, channels, mask="mask" in active, contrast="contrast" in active,
             denoise="denoise" in active, proj_dim=self.objectives.proj_dim)
         self.loss_ema: float | None = None
+        self._last_step_at: float | None = None
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Corrupt ``batch``, run the encoder once, return every loss term and metric."""
@@ -67,7 +69,11 @@ class PretrainModule(L.LightningModule):
         graphs = int(batch[keys.NUM_GRAPHS])
         for name, value in terms.items():
             self.log(f"train/{name}", value, batch_size=graphs, prog_bar=name == "loss")
-        self.log("train/conformers", float(graphs), reduce_fx="sum", batch_size=1)
+        now = time.perf_counter()
+        if self._last_step_at is not None:
+            self.log("train/conformers_per_s", graphs / max(now - self._last_step_at, 1e-9),
+                     batch_size=1)
+        self._last_step_at = now
         loss = float(terms["loss"].detach())
         self.loss_ema = loss if self.loss_ema is None else 0.9 * self.loss_ema + 0.1 * loss
         return terms["loss"]
