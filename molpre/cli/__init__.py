@@ -49,7 +49,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="molpre")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
     """molpre: molecules in, conformers, PySCF labels, pretraining, finetuning, predictions.
 
     Run `molpre demo` for the whole flow on the embedded corpus, or
@@ -57,3 +58,31 @@ def main(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # records propagated from libraries too
+        handler.setLevel(level)
+    if verbose == 0:
+        quiet_third_party(training=ctx.invoked_subcommand in TRAINING_COMMANDS)
+
+
+#: Subcommands that run Lightning (its import-time logging is tamed only for these).
+TRAINING_COMMANDS = {"demo", "pretrain", "finetune", "predict"}
+
+
+def quiet_third_party(training: bool = False) -> None:
+    """Keep Lightning's banners, MLflow's info lines and download bars, and known deprecation
+    noise out of a command's output (``-v`` brings them back); molpre's own bars stay.
+
+    Lightning sets its loggers to INFO when imported, so for training commands it is imported
+    here first and then turned down.
+    """
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if training:
+        import lightning.pytorch  # noqa: F401  (its import configures its loggers)
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*input example was not provided.*")
