@@ -11,6 +11,8 @@ Predictor's table (id, smiles, energy_ev, status, error, n_conformers).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +60,18 @@ class MolprePyfunc(mlflow.pyfunc.PythonModel):
 
 def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
     """Write a pyfunc model directory at ``path`` (which must not exist) for a checkpoint."""
-    mlflow.pyfunc.save_model(
-        path=str(path), python_model=str(CODE_PATH),
-        artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
-        pip_requirements=_requirements(),
-    )
+    with _no_example_warning():
+        mlflow.pyfunc.save_model(
+            path=str(path), python_model=str(CODE_PATH),
+            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
+            pip_requirements=_requirements(),
+        )
     return Path(path)
 
 
 def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None) -> str:
     """Log the pyfunc into the active run (optionally registered); returns ``runs:/<id>/model``."""
-    with warnings.catch_warnings():  # no input example on purpose: it would run a prediction
-        warnings.filterwarnings("ignore", message=".*input example.*")
+    with _no_example_warning():
         _log(checkpoint, register_name)
     return f"runs:/{mlflow.active_run().info.run_id}/{ARTIFACT_PATH}"
 
@@ -80,6 +82,14 @@ def _log(checkpoint: str | Path, register_name: str | None) -> None:
         artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
         registered_model_name=register_name, pip_requirements=_requirements(),
     )
+
+
+@contextmanager
+def _no_example_warning() -> Iterator[None]:
+    """No input example on purpose (it would run a prediction while logging): no warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*input example")
+        yield
 
 
 def _requirements() -> list[str]:

@@ -149,7 +149,7 @@ def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
 def _evaluate(model, parts, atomref, out: Path) -> dict[str, float]:
     """Val and test metrics, the atomref baseline on test, and the parity plot."""
     (val, val_samples), (test, test_samples) = parts
-    metrics = energy_metrics(predict_energies(model, val_samples), val.energy, "val_")
+    metrics = energy_metrics(predict_energies(model, val_samples), val.energy, "best_val_")
     base = atomref_only([a.numbers for a in test.atoms], atomref)
     known = ~np.isnan(base)  # test molecules with an element never seen in training are skipped
     pred = predict_energies(model, [s for s, k in zip(test_samples, known, strict=True) if k])

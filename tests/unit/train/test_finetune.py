@@ -30,7 +30,7 @@ def trained(qm9_small, tmp_path_factory):
     config = FinetuneConfig(
         data="qm9-subset", target="u0_atom", unit="kcal/mol", budget=60, test_fraction=0.1,
         epochs=20, batch_size=8, lr=1e-2, patience=30, seed=0, out=str(root / "out"),
-        progress=False, threads=1,
+        progress=False, threads=1, register_name="molpre-qm9-test",
     )
     result = finetune(config, data=qm9_small)
     yield result, uri
@@ -44,7 +44,7 @@ def test_finetune_beats_the_atomref_baseline_on_held_out_molecules(trained):
     assert m["test_n"] == 30
     assert m["test_mae_mev"] < 0.9 * m["baseline_test_mae_mev"]
     assert m["test_mae_kcal"] == pytest.approx(m["test_mae_mev"] / 43.364, rel=1e-3)
-    assert m["val_mae_mev"] < m["step0_val_mae_mev"]
+    assert m["best_val_mae_mev"] < m["step0_val_mae_mev"]
     out = result.out
     assert (out / "parity.png").stat().st_size > 1000
     assert json.loads((out / "metrics.json").read_text())["test_mae_mev"] == m["test_mae_mev"]
@@ -71,7 +71,8 @@ def test_checkpoint_rebuilds_the_model_and_pyfunc_gives_the_same_numbers(trained
     assert payload["config"]["mode"] == "scratch" and payload["meta"]["target"] == "u0_atom"
     frames = qm9_small.atoms[:5]
     direct = Predictor(result.model, payload["meta"]["cutoff"]).predict(frames)
-    for source in (result.model_uri, str(result.out), str(result.checkpoint)):
+    sources = (result.model_uri, "models:/molpre-qm9-test/1", str(result.out), str(result.checkpoint))
+    for source in sources:
         loaded = Predictor.load(source).predict(frames)
         np.testing.assert_allclose(loaded["energy_ev"], direct["energy_ev"], rtol=0, atol=1e-6)
     smiles = Predictor.load(result.model_uri).predict(["CCO", "C1CC1", "bad(("])

@@ -95,7 +95,7 @@ def test_l2sp_penalty_is_half_alpha_squared_distance():
     with torch.no_grad():
         layer.weight += 0.5
     value = l2sp_penalty(layer.named_parameters(), ref, 0.2)
-    assert float(value) == pytest.approx(0.5 * 0.2 * 6 * 0.25)
+    assert value.item() == pytest.approx(0.5 * 0.2 * 6 * 0.25)
     value.backward()
     assert layer.weight.grad is not None
 
