@@ -66,7 +66,7 @@ def split_corpus(records: Iterable, n_label: int, max_atoms: int) -> tuple[list,
     ok, rejected = [], []
     for record in records:
         (ok if record.ok else rejected).append(record)
-    sizes = {id(r): r.mol.GetNumAtoms() for r in ok}
+    sizes = {id(r): r.mol.GetNumAtoms(onlyExplicit=False) for r in ok}  # H included
     small = [r for r in ok if sizes[id(r)] <= max_atoms]
     chosen = {id(r) for r in sorted(small, key=lambda r: (sizes[id(r)], r.row))[:n_label]}
     labeled = [r for r in ok if id(r) in chosen]
