@@ -154,15 +154,10 @@ def read_frames(path: str | Path) -> list[Atoms]:
 
 
 def _read_db(path: Path) -> list[Atoms]:
-    import ase.db
+    """The ok rows of a label store (molpre.data.store keeps charge and key-value pairs)."""
+    from molpre.data.store import read_labels
 
-    frames = []
-    with ase.db.connect(str(path)) as db:
-        for row in db.select(status="ok"):
-            atoms = row.toatoms()
-            atoms.info.update(row.key_value_pairs)
-            frames.append(atoms)
-    return frames
+    return read_labels(path)
 
 
 def load_labeled(
