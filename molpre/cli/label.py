@@ -6,19 +6,16 @@ import os
 
 import click
 
-from molpre.qc.levels import LevelOfTheory
+from molpre.qc.levels import LevelError, LevelOfTheory
 
 
 def _level(method, basis, density_fit, auxbasis, grid_level, cart, conv_tol, max_cycle,
            time_limit, max_atoms) -> LevelOfTheory:
-    from molpre.qc.levels import validate_level
-
     try:
         level = LevelOfTheory(method=method, basis=basis, density_fit=density_fit,
                               auxbasis=auxbasis, grid_level=grid_level, cart=cart,
                               conv_tol=conv_tol, max_cycle=max_cycle, time_limit_s=time_limit,
                               max_atoms=max_atoms)
-        validate_level(level)
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     return level
@@ -87,6 +84,8 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
         summary = label_conformers(frames, output, level, forces=forces, workers=workers,
                                    threads=threads, oversubscribe=oversubscribe,
                                    retry_failed=retry_failed, progress=True)
+    except LevelError as err:  # unknown method or basis, found while the workers start
+        raise click.UsageError(str(err)) from None
     except RuntimeError as err:
         raise click.ClickException(str(err)) from None
     except KeyboardInterrupt:

@@ -95,8 +95,12 @@ class LevelOfTheory:
         return replace(self, **changes)
 
 
+class LevelError(ValueError):
+    """An unknown functional or basis name."""
+
+
 def validate_level(level: LevelOfTheory) -> None:
-    """Raise ValueError naming an unknown functional or basis (imports PySCF)."""
+    """Raise LevelError naming an unknown functional or basis (imports PySCF)."""
     import warnings
 
     from pyscf import gto
@@ -107,7 +111,7 @@ def validate_level(level: LevelOfTheory) -> None:
         try:
             libxc.parse_xc(level.method)
         except Exception as err:
-            raise ValueError(f"unknown method {level.method!r}: use HF or a PySCF/libxc "
+            raise LevelError(f"unknown method {level.method!r}: use HF or a PySCF/libxc "
                              f"functional name ({err})") from None
     for symbol in ("H", "C", "O", "Si", "Fe"):
         with warnings.catch_warnings():
@@ -117,4 +121,4 @@ def validate_level(level: LevelOfTheory) -> None:
                     return
             except Exception:
                 continue
-    raise ValueError(f"unknown basis {level.basis!r} (not in PySCF's basis library)")
+    raise LevelError(f"unknown basis {level.basis!r} (not in PySCF's basis library)")

@@ -94,11 +94,13 @@ def _deadline_callback(deadline: float | None, limit: float | None):
     return callback
 
 
-def _run_ladder(mf, level: LevelOfTheory, deadline: float | None) -> tuple[object, list[str], int]:
-    """Run DIIS -> damping+level shift -> newton until converged; return (mf, ladder, cycles)."""
+def _run_ladder(mf, level: LevelOfTheory, deadline: float | None, ladder: list[str]) -> tuple[object, int]:
+    """Run DIIS -> damping+level shift -> newton until converged, appending each step to
+    ``ladder`` (kept even when a step raises); return (mf, SCF cycles)."""
     callback = _deadline_callback(deadline, level.time_limit_s)
     mf.callback = callback
-    ladder, cycles = ["diis"], 0
+    cycles = 0
+    ladder.append("diis")
     mf.kernel()
     cycles += int(getattr(mf, "cycles", level.max_cycle))
     if not mf.converged:
@@ -117,7 +119,7 @@ def _run_ladder(mf, level: LevelOfTheory, deadline: float | None) -> tuple[objec
         cycles += int(getattr(soscf, "cycles", level.max_cycle))
         for attr in ("mo_coeff", "mo_occ", "mo_energy", "e_tot", "converged"):
             setattr(mf, attr, getattr(soscf, attr))
-    return mf, ladder, cycles
+    return mf, cycles
 
 
 def frontier_orbitals(mo_energy, mo_occ) -> tuple[float, float | None]:
@@ -151,7 +153,8 @@ def compute(atoms: Atoms, level: LevelOfTheory, forces: bool = False) -> QCResul
     ladder: list[str] = []
     cycles = 0
     try:
-        mf, ladder, cycles = _run_ladder(build_mf(build_mol(atoms, level, charge, spin), level), level, deadline)
+        mf = build_mf(build_mol(atoms, level, charge, spin), level)
+        mf, cycles = _run_ladder(mf, level, deadline, ladder)
         if not mf.converged:
             reason = (f"SCF not converged after {'>'.join(ladder)} "
                       f"({cycles} cycles, max_cycle={level.max_cycle} per step)")

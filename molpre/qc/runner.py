@@ -28,7 +28,7 @@ from ase import Atoms
 
 from molpre.data.store import open_store, stored_keys, write_row
 from molpre.qc.keys import content_key
-from molpre.qc.levels import LevelOfTheory
+from molpre.qc.levels import LevelOfTheory, validate_level
 from molpre.qc.pyscf import QCResult
 from molpre.qc.worker import Slot, WorkerPool
 
@@ -95,6 +95,7 @@ def label_conformers(
     frames: Iterable[Atoms], db_path: str | Path, level: LevelOfTheory, forces: bool = False,
     workers: int = 1, threads: int = 1, *, oversubscribe: bool = False,
     retry_failed: bool = False, progress: bool = False, kill_grace_s: float = 10.0,
+    validate: bool = True,
 ) -> LabelSummary:
     """Label ``frames`` (conformers with ``info`` mol_id, conf_id, charge, spin, ...) into a store.
 
@@ -108,6 +109,8 @@ def label_conformers(
         retry_failed: recompute conformers whose stored row failed (and replace that row).
         progress: show a tqdm progress bar.
         kill_grace_s: seconds past ``level.time_limit_s`` before a busy worker is killed.
+        validate: check the method and basis names (raises ``LevelError``) while the
+            workers start, before the first conformer is sent.
 
     Returns:
         LabelSummary with ok/failed/skipped/duplicate counts and wall seconds.
@@ -137,6 +140,8 @@ def label_conformers(
         first = next(tasks, None)  # start workers only when there is work (resume is instant)
         if first is not None:
             pool = WorkerPool(workers, threads)
+            if validate:  # imports PySCF here while the workers import it too
+                validate_level(level)
             _drive(pool, itertools.chain([first], tasks), level, forces, record, kill_grace_s)
     finally:
         if pool is not None:

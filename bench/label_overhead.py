@@ -1,0 +1,118 @@
+"""Overhead of `molpre label` over a plain PySCF loop, and workers x threads on 2 cores.
+
+20 molecules of the QM9 sample (../shared/data) at B3LYP/6-31G (density fitting, grid
+level 3, conv_tol 1e-9, energies only). Every configuration runs end to end as a fresh
+subprocess (interpreter start, imports, reading the extxyz, computing, and for molpre the
+worker start and the SQLite writes), so the ratio is what a user sees:
+
+* plain: a bare loop over ``gto.M`` / ``dft.RKS(...).density_fit()`` / ``kernel()``;
+* molpre: ``python -m molpre label ... --workers W --threads T`` (the CLI).
+
+Each configuration runs ``--repeats`` times, interleaved; the table shows the fastest.
+The energies of both paths are checked to agree to 1e-8 Hartree.
+
+    python bench/label_overhead.py --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "qm9_sample3000.extxyz.gz"
+METHOD, BASIS = "b3lyp", "6-31g"
+
+
+def plain_loop(path: str, threads: int, out: str) -> None:
+    """The reference: the same calculations with nothing but PySCF (energies to ``out``)."""
+    from pyscf import dft, gto, lib
+
+    lib.num_threads(threads)
+    energies = []
+    for atoms in ase.io.read(path, index=":"):
+        mol = gto.M(atom=list(zip(atoms.get_chemical_symbols(), atoms.positions.tolist(),
+                                  strict=True)), basis=BASIS, verbose=0)
+        mf = dft.RKS(mol, xc=METHOD).density_fit()
+        mf.grids.level, mf.conv_tol, mf.chkfile = 3, 1e-9, None
+        energies.append(float(mf.kernel()))
+    Path(out).write_text(json.dumps(energies))
+
+
+def timed(cmd: list[str], threads: int) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def molpre_cmd(src: Path, db: Path, workers: int, threads: int) -> list[str]:
+    return [sys.executable, "-m", "molpre", "label", str(src), "-o", str(db), "--method", METHOD,
+            "--basis", BASIS, "--workers", str(workers), "--threads", str(threads)]
+
+
+def check_energies(plain_json: Path, db: Path) -> float:
+    """Largest |E_molpre - E_plain| in Hartree (rows matched by mol_id order)."""
+    from molpre.data.store import read_labels
+    from molpre.units import HARTREE_TO_EV
+
+    plain = json.loads(plain_json.read_text())
+    labels = sorted(read_labels(db), key=lambda a: a.info["conf_id"])
+    ours = [a.get_potential_energy() / HARTREE_TO_EV for a in labels]
+    return float(np.max(np.abs(np.array(ours) - np.array(plain))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("-n", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--plain-loop", nargs=3, metavar=("INPUT", "THREADS", "OUT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain_loop:
+        plain_loop(args.plain_loop[0], int(args.plain_loop[1]), args.plain_loop[2])
+        return
+    frames = ase.io.read(gzip.open(args.data, "rt"), index=":", format="extxyz")
+    pick = np.random.default_rng(1).choice(len(frames), args.n, replace=False)
+    work = Path(tempfile.mkdtemp(prefix="label_overhead_"))
+    src = work / "in.extxyz"
+    subset = []
+    for conf_id, i in enumerate(pick):
+        atoms = frames[int(i)]
+        atoms.info = {"mol_id": frames[int(i)].info["mol_id"], "conf_id": conf_id}
+        subset.append(atoms)
+    ase.io.write(src, subset, format="extxyz")
+    configs = {"plain 1x2": ("plain", 1, 2), "molpre 1x2": ("molpre", 1, 2),
+               "molpre 2x1": ("molpre", 2, 1)}
+    best: dict[str, float] = {}
+    for rep in range(args.repeats):
+        for name, (kind, workers, threads) in configs.items():
+            out = work / f"{name.replace(' ', '_')}_{rep}"
+            cmd = ([sys.executable, __file__, "--plain-loop", str(src), str(threads), f"{out}.json"]
+                   if kind == "plain" else molpre_cmd(src, Path(f"{out}.db"), workers, threads))
+            seconds = timed(cmd, threads)
+            best[name] = min(best.get(name, np.inf), seconds)
+            print(f"  rep {rep} {name}: {seconds:.1f} s", flush=True)
+    drift = check_energies(work / "plain_1x2_0.json", work / "molpre_1x2_0.db")
+    atoms = sum(len(a) for a in subset)
+    print(f"\n{args.n} QM9 molecules ({atoms} atoms), {METHOD.upper()}/{BASIS.upper()}, "
+          f"density fitting, grid 3, energies; best of {args.repeats}; {os.cpu_count()} cores")
+    print(f"{'configuration':<16}{'wall s':>9}{'vs plain':>10}")
+    for name, seconds in best.items():
+        print(f"{name:<16}{seconds:>9.1f}{seconds / best['plain 1x2']:>10.3f}")
+    print(f"max |E_molpre - E_plain| = {drift:.1e} Hartree; "
+          "configurations are workers x threads; timings on a shared machine")
+
+
+if __name__ == "__main__":
+    main()
