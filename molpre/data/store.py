@@ -51,6 +51,23 @@ def stored_keys(db) -> dict[str, str]:
     return {row.key: row.status for row in db.select(include_data=False) if "key" in row}
 
 
+def _storable(kvp: dict) -> tuple[dict, dict]:
+    """ase.db refuses strings that read as numbers or booleans ("42", "1e3", "True"): store
+    those as the number (queryable) and keep the exact string in the row's data."""
+    from ase.db.core import convert_str_to_int_float_bool_or_str
+
+    strings = {}
+    for name, value in list(kvp.items()):
+        if isinstance(value, str) and not isinstance(
+                converted := convert_str_to_int_float_bool_or_str(value), str):
+            strings[name] = value
+            if isinstance(converted, float) and not np.isfinite(converted):
+                del kvp[name]
+            else:
+                kvp[name] = converted
+    return kvp, strings
+
+
 def _key_values(atoms: Atoms, key: str, status: str, reason: str, meta: dict) -> dict:
     info = atoms.info
     kvp = {name: str(info.get(name) or "") for name in INFO_STR_KEYS}
@@ -83,7 +100,8 @@ def write_row(db, atoms: Atoms, key: str, result, meta: dict, replace: bool = Fa
     kvp["ladder"] = ">".join(result.ladder)
     kvp["wall_s"] = round(float(result.wall_s), 3)
     stored = _stored_atoms(atoms, kvp["mol_charge"])
-    data = {"ladder": list(result.ladder)}
+    kvp, strings = _storable(kvp)
+    data = {"ladder": list(result.ladder), "strings": strings}
     if result.ok:
         kvp.update(homo=float(result.homo), converged=bool(result.converged),
                    scf_cycles=int(result.scf_cycles),
@@ -110,9 +128,11 @@ def iter_rows(db, status: str | None = None) -> Iterator:
 
 def row_to_atoms(row) -> Atoms:
     """An ``ase.Atoms`` with energy/forces/dipole as SinglePointCalculator results (ok rows)
-    and every key-value pair in ``info`` (``mol_charge`` -> ``info['charge']``)."""
+    and every key-value pair in ``info`` (``mol_charge`` -> ``info['charge']``). The row
+    must carry its data (``db.select()`` does by default)."""
     atoms = Atoms(numbers=row.numbers, positions=row.positions)
     info = dict(row.key_value_pairs)
+    info.update(row.data.get("strings", {}))  # exact strings ase.db would not keep as text
     info["charge"] = int(info.pop("mol_charge", round(float(row.get("charge") or 0))))
     atoms.info.update(info)
     if row.get("energy") is not None:

@@ -82,3 +82,13 @@ def test_postgresql_url_is_passed_to_ase_db():
         assert url in str(err) and "ase_db_backends" in str(err)
     else:
         assert type(db).__name__ == "PostgreSQLDatabase"
+
+
+def test_number_like_strings_survive_exactly(tmp_path):
+    db = open_store(tmp_path / "l.db")
+    atoms = conformer(mol_id="007", smiles="True", inchikey="nan")
+    write_row(db, atoms, "k1", ok_result(3), META)
+    row = db.get(key="k1")
+    assert row.mol_id == 7  # ase.db keeps number-like strings only as numbers
+    (back,) = read_labels(tmp_path / "l.db")
+    assert (back.info["mol_id"], back.info["smiles"], back.info["inchikey"]) == ("007", "True", "nan")
