@@ -110,3 +110,34 @@ def test_config_rejects_bad_settings():
     assert FinetuneConfig(mode="freeze:2", encoder="x.pt").freeze_blocks == 2
     assert FinetuneConfig(forces_weight=1.0).forces is True
     assert FinetuneConfig(data="a.db").resolved()["data"].endswith("a.db")
+
+
+def test_energy_and_force_training_with_emt_labels(tmp_path, store):
+    from ase.calculators.emt import EMT
+
+    from molpre.data import keys
+    from molpre.data.graph import atoms_to_sample, collate
+    from molpre.train.losses import weighted_loss
+
+    frames = []
+    for name in NAMES[:12]:
+        atoms = molecule(name)
+        atoms.rattle(0.05, seed=len(frames))
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        atoms.info["mol_id"] = name
+        frames.append(atoms)
+    data = labeled_from_atoms(frames, forces=True)
+    config = FinetuneConfig(data="emt", forces_weight=10.0, epochs=2, batch_size=4,
+                            test_fraction=0.25, out=str(tmp_path), progress=False, log_model=False)
+    assert config.forces
+    result = finetune(config, data=data)
+    assert result.metrics["test_n"] == 3 and result.history
+    batch = collate([atoms_to_sample(a, 4.5, a.get_potential_energy(), a.get_forces())
+                     for a in frames[:3]])
+    out = result.model(batch, compute_forces=True)
+    terms = weighted_loss(out, batch, forces_weight=10.0)
+    assert set(terms) == {"loss", "energy", "forces"} and out[keys.PREDICTED_FORCES].shape == (
+        sum(len(a) for a in frames[:3]), 3)
+    assert float(terms["loss"]) == pytest.approx(float(terms["energy"] + 10.0 * terms["forces"]))
