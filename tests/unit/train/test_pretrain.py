@@ -11,7 +11,7 @@ from molpre.chem import records_from_smiles
 from molpre.cli import main
 from molpre.data import keys
 from molpre.data.shard_stream import ShardDataset, collate_views
-from molpre.data.shards import build_shards
+from molpre.data.shards import build_shards, read_manifest
 from molpre.models.encoder import load_encoder
 from molpre.train.pretrain import pretrain
 from molpre.train.pretrain_module import PretrainModule
@@ -129,3 +129,15 @@ def test_cli_runs_and_rejects_bad_input(shards, tmp_path, store):
                               "--set", "train.progress=false", "-o", str(tmp_path / "o")])
     assert ok.exit_code == 0, ok.output
     assert "pretrained 2 steps" in ok.output and (tmp_path / "o" / "encoder.pt").is_file()
+
+
+def test_cli_default_corpus_builds_shards_in_outdir(tmp_path, store):
+    out = tmp_path / "nci"
+    result = CliRunner().invoke(main, [
+        "pretrain", "--max-molecules", "4", "--conformers", "2", "--batch-size", "2",
+        "--epochs", "2", "--max-steps", "3", "--seed", "1", "--set", "train.progress=false",
+        "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out / "shards")
+    assert manifest["molecules"] + manifest["failed"] == 4
+    assert "pretrained 3 steps" in result.output
