@@ -102,3 +102,30 @@ def test_calculator_drives_bfgs_on_water_to_lower_energy(trained):
     assert forces.shape == (3, 3) and np.isfinite(forces).all()
     BFGS(water, logfile=None).run(fmax=0.05, steps=60)
     assert water.get_potential_energy() < start - 1e-3
+
+
+def test_pyfunc_takes_a_smiles_table_or_xyz_geometries(trained, qm9_small):
+    import io
+
+    import ase.io
+    import mlflow
+    import pandas as pd
+
+    result, _ = trained
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    frames = qm9_small.atoms[:3]
+    texts = []
+    for atoms in frames:
+        handle = io.StringIO()
+        ase.io.write(handle, atoms, format="extxyz")
+        texts.append(handle.getvalue())
+    table = pd.DataFrame({"smiles": [a.info["smiles"] for a in frames], "xyz": texts,
+                          "id": ["a", "b", "c"]})
+    out = pyfunc.predict(table)
+    direct = Predictor.load(result.model_uri).predict(frames)
+    assert out["id"].tolist() == ["a", "b", "c"]
+    assert (out["n_conformers"] == 1).all()
+    np.testing.assert_allclose(out["energy_ev"], direct["energy_ev"], atol=1e-6)
+    boltz = pyfunc.predict(pd.DataFrame({"smiles": ["CCCO", "Q"]}),
+                           params={"aggregation": "boltzmann", "n_conformers": 3})
+    assert boltz["status"].tolist() == ["ok", "error"]
