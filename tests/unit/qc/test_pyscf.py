@@ -124,3 +124,12 @@ def test_time_limit_inside_scf_is_an_error(water):
 def test_pyscf_errors_become_reasons(water):
     result = compute(water, LevelOfTheory("notafunctional"))
     assert not result.ok and result.reason.startswith("pyscf error:")
+
+
+@pytest.mark.parametrize("max_cycle, ladder", [(4, ["diis", "damp+shift"]),
+                                               (2, ["diis", "damp+shift", "newton"])])
+def test_ladder_rescues_a_short_diis_and_gives_the_same_energy(water, max_cycle, ladder):
+    reference = compute(water, LevelOfTheory())
+    rescued = compute(water, LevelOfTheory(max_cycle=max_cycle))
+    assert rescued.ok and rescued.converged and rescued.ladder == ladder
+    assert abs(rescued.energy - reference.energy) / HARTREE_TO_EV < 1e-8
