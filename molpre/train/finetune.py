@@ -135,7 +135,7 @@ def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
         seed_everything(config.seed)
         prefix = f"alpha_{alpha:g}." if len(alphas) > 1 else ""
         val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix)
-        if len(alphas) > 1:
+        if len(alphas) > 1 and np.isfinite(val_mae):
             mlflow.log_metric("alpha_search.val_mae_mev", val_mae, step=alphas.index(alpha))
         if val_mae < chosen[0] or chosen[1] is None:
             chosen = (val_mae, alpha, copy.deepcopy(model.state_dict()), history)
