@@ -9,7 +9,7 @@ import click
 
 
 @click.command("demo")
-@click.option("-o", "--out", default="molpre-demo", show_default=True,
+@click.option("-o", "--output", "out", default="molpre-demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
 @click.option("--config", "config_path", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
