@@ -28,7 +28,7 @@ from ase import Atoms
 
 from molpre.data.store import open_store, stored_keys, write_row
 from molpre.qc.keys import content_key
-from molpre.qc.levels import LevelOfTheory, validate_level
+from molpre.qc.levels import LevelOfTheory
 from molpre.qc.pyscf import QCResult
 from molpre.qc.worker import Slot, WorkerPool
 
@@ -95,7 +95,6 @@ def label_conformers(
     frames: Iterable[Atoms], db_path: str | Path, level: LevelOfTheory, forces: bool = False,
     workers: int = 1, threads: int = 1, *, oversubscribe: bool = False,
     retry_failed: bool = False, progress: bool = False, kill_grace_s: float = 10.0,
-    validate: bool = True,
 ) -> LabelSummary:
     """Label ``frames`` (conformers with ``info`` mol_id, conf_id, charge, spin, ...) into a store.
 
@@ -109,11 +108,13 @@ def label_conformers(
         retry_failed: recompute conformers whose stored row failed (and replace that row).
         progress: show a tqdm progress bar.
         kill_grace_s: seconds past ``level.time_limit_s`` before a busy worker is killed.
-        validate: check the method and basis names (raises ``LevelError``) while the
-            workers start, before the first conformer is sent.
 
     Returns:
         LabelSummary with ok/failed/skipped/duplicate counts and wall seconds.
+
+    Raises:
+        ValueError: workers x threads over the cores; ``LevelError`` (a ValueError) for an
+            unknown method or basis, found by the workers (this process never imports PySCF).
     """
     from tqdm import tqdm
 
@@ -140,8 +141,6 @@ def label_conformers(
         first = next(tasks, None)  # start workers only when there is work (resume is instant)
         if first is not None:
             pool = WorkerPool(workers, threads)
-            if validate:  # imports PySCF here while the workers import it too
-                validate_level(level)
             _drive(pool, itertools.chain([first], tasks), level, forces, record, kill_grace_s)
     finally:
         if pool is not None:
@@ -189,6 +188,8 @@ def _settle(pool: WorkerPool, slot: Slot, ready: list, limit: float | None, reco
             return
         if message is not None:
             slot.task, pool.deaths = None, 0
+            if isinstance(message[1], Exception):
+                raise message[1]
             record(task, message[1])
             return
     if slot.conn in ready or slot.process.sentinel in ready:

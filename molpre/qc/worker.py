@@ -18,16 +18,26 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 
 
 def serve(conn: Connection, threads: int) -> None:
-    """Worker loop: ``(task_id, atoms, level, forces)`` in, ``(task_id, QCResult)`` out; None stops."""
+    """Worker loop: ``(task_id, atoms, level, forces)`` in, ``(task_id, QCResult)`` out
+    (or ``(task_id, LevelError)`` for an unknown method/basis); None stops."""
     try:
         from pyscf import lib
 
         lib.num_threads(threads)
+        from molpre.qc.levels import LevelError, validate_level
         from molpre.qc.pyscf import compute
 
         conn.send("ready")  # imports done: the parent starts the clock on a task from here
+        valid: set = set()
         while (task := conn.recv()) is not None:
             task_id, atoms, level, forces = task
+            if level not in valid:  # an unknown method/basis stops the run, not one row
+                try:
+                    validate_level(level)
+                except LevelError as err:
+                    conn.send((task_id, err))
+                    continue
+                valid.add(level)
             conn.send((task_id, compute(atoms, level, forces=forces)))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass  # the parent went away or the user pressed Ctrl-C: exit quietly
