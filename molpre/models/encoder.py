@@ -34,7 +34,8 @@ class EncoderConfig:
     channels: multiplicity of every irrep; lmax: max angular order of features and edge
     harmonics (>= 1); cutoff: neighbour radius, Angstrom; radial_mlp_width/layers: the MLP
     from radial basis to tensor-product weights; avg_num_neighbors: normalises neighbour sums;
-    attr_dim: size of the learned element attribute of the self-interaction (0 = plain linear).
+    attr_dim: size of the learned element attribute of the self-interaction (0 = plain linear);
+    product: each block adds a channel-wise product of its aggregated neighbourhood with itself.
     """
 
     channels: int = 32
@@ -48,6 +49,7 @@ class EncoderConfig:
     cutoff_p: int = 6
     avg_num_neighbors: float = 12.0
     attr_dim: int = 8
+    product: bool = True
     num_elements: int = keys.NUM_ELEMENT_TOKENS
 
     def __post_init__(self) -> None:
@@ -109,6 +111,7 @@ class Encoder(nn.Module):
                 InteractionBlock(
                     irreps, hidden, self.irreps_sh, config.attr_dim, config.num_radial_basis,
                     config.radial_mlp_width, config.radial_mlp_layers, config.avg_num_neighbors,
+                    config.product,
                 )
             )
             irreps = hidden

@@ -22,6 +22,17 @@ def natural_irreps(channels: int, lmax: int) -> o3.Irreps:
     return o3.Irreps([(channels, (deg, (-1) ** deg)) for deg in range(lmax + 1)])
 
 
+def product_paths(irreps: o3.Irreps) -> tuple[o3.Irreps, list[tuple]]:
+    """Channel-wise (``uuu``) instructions of ``irreps x irreps -> irreps`` (a node-level product)."""
+    instructions = []
+    for i, (_, ir1) in enumerate(irreps):
+        for j, (_, ir2) in enumerate(irreps):
+            for k, (_, ir_out) in enumerate(irreps):
+                if ir_out in ir1 * ir2 and j >= i:
+                    instructions.append((i, j, k, "uuu", True))
+    return irreps, instructions
+
+
 def convolution_paths(
     irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps
 ) -> tuple[o3.Irreps, list[tuple]]:
@@ -53,6 +64,8 @@ class InteractionBlock(nn.Module):
         num_basis: size of the radial basis fed to the radial MLP.
         radial_width / radial_layers: hidden width and depth of the radial MLP.
         avg_num_neighbors: neighbour sums are divided by its square root.
+        product: add a channel-wise tensor product of the aggregated neighbourhood with itself
+            (a node-level, MACE-like body-order increase; cheap since it runs on nodes, not edges).
     """
 
     def __init__(
@@ -65,6 +78,7 @@ class InteractionBlock(nn.Module):
         radial_width: int = 64,
         radial_layers: int = 2,
         avg_num_neighbors: float = 12.0,
+        product: bool = True,
     ) -> None:
         super().__init__()
         self.irreps_in, self.irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
@@ -80,7 +94,13 @@ class InteractionBlock(nn.Module):
             torch.nn.functional.silu,
         )
         self.gate = self._make_gate(self.irreps_out)
-        self.linear_down = o3.Linear(irreps_mid, self.gate.irreps_in)
+        if product:
+            self.linear_down = o3.Linear(irreps_mid, self.irreps_out)
+            self.product = o3.TensorProduct(self.irreps_out, self.irreps_out, *product_paths(self.irreps_out))
+            self.linear_gate = o3.Linear(self.irreps_out, self.gate.irreps_in)
+        else:
+            self.linear_down = o3.Linear(irreps_mid, self.gate.irreps_in)
+            self.product = self.linear_gate = None
         if attr_dim > 0:
             self.self_interaction = o3.FullyConnectedTensorProduct(
                 self.irreps_in, o3.Irreps(f"{attr_dim}x0e"), self.gate.irreps_in
@@ -127,5 +147,8 @@ class InteractionBlock(nn.Module):
             skip = self.self_interaction(h, attr)
         else:
             skip = self.self_interaction(h)
-        out = self.gate(self.linear_down(agg) + skip)
+        agg = self.linear_down(agg)
+        if self.product is not None:
+            agg = self.linear_gate(agg + self.product(agg, agg))
+        out = self.gate(agg + skip)
         return h + out if self.residual else out

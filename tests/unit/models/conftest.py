@@ -1,4 +1,7 @@
-"""Fixtures for the model tests: tiny encoders and energy models in float32 and float64."""
+"""Fixtures for the model tests: tiny encoders and energy models in float32 and float64.
+
+Module-scoped (building e3nn modules is slow); tests must not modify them in place.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +13,18 @@ from molpre.models.encoder import Encoder
 from molpre.models.energy import EnergyModel
 
 
-@pytest.fixture(params=[torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.fixture(scope="module", params=[torch.float32, torch.float64], ids=["f32", "f64"])
 def dtype(request):
     return request.param
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def encoder(dtype):
     torch.manual_seed(0)
     return Encoder(TINY).to(dtype)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def energy_model(dtype):
     torch.manual_seed(0)
     return EnergyModel(Encoder(TINY), ATOMREF, energy_scale=0.5).to(dtype)

@@ -6,7 +6,7 @@ from encoder_testlib import TINY, make_batch
 
 from molpre.data import keys
 from molpre.models.encoder import Encoder, EncoderConfig, load_encoder, save_encoder
-from molpre.models.presets import PRESETS, build_encoder
+from molpre.models.presets import PRESETS, build_encoder, resolve_config
 
 
 def _run(encoder, batch, pos):
@@ -29,18 +29,19 @@ def test_output_shapes(encoder, dtype):
 def test_e3nn_assert_equivariant_on_encoder_outputs(encoder, dtype):
     batch = make_batch(["CH3CH2OH"], dtype)
     c = encoder.vector_channels
+    tol = 1e-7 if dtype == torch.float64 else 1e-3
     old = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         assert_equivariant(
             lambda pos: _run(encoder, batch, pos)[keys.NODE_VECTORS].reshape(pos.shape[0], -1),
             args_in=[batch[keys.POSITIONS]], irreps_in=["cartesian_points"],
-            irreps_out=[o3.Irreps(f"{c}x1o")],
+            irreps_out=[o3.Irreps(f"{c}x1o")], tolerance=tol,
         )
         assert_equivariant(
             lambda pos: _run(encoder, batch, pos)[keys.NODE_IRREPS],
             args_in=[batch[keys.POSITIONS]], irreps_in=["cartesian_points"],
-            irreps_out=[encoder.irreps_out],
+            irreps_out=[encoder.irreps_out], tolerance=tol,
         )
     finally:
         torch.set_default_dtype(old)
@@ -105,7 +106,7 @@ def test_presets_build_and_overrides():
     assert set(PRESETS) == {"small", "medium"}
     small = build_encoder("small")
     assert small.config == PRESETS["small"] and small.config is not PRESETS["small"]
-    assert build_encoder("medium", cutoff=4.0).config.cutoff == 4.0
-    assert build_encoder(TINY.to_dict()).config == TINY
+    assert resolve_config("medium", cutoff=4.0).cutoff == 4.0 and PRESETS["medium"].cutoff == 5.0
+    assert resolve_config(TINY.to_dict()) == TINY
     with pytest.raises(ValueError, match="unknown encoder preset"):
         build_encoder("huge")
