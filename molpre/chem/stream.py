@@ -1,7 +1,8 @@
 """Conformers for a stream of records: in order, in bounded memory, across processes.
 
-``conformer_stream`` keeps at most ``window`` records in flight (default 4 per worker), so
-memory does not grow with the input (``Pool.imap`` would read the whole input ahead). Worker
+``conformer_stream`` keeps at most ``window`` records in flight, so memory does not grow with
+the input (``Pool.imap`` would read the whole input ahead). The default, 16 per worker, lets
+the other workers keep going while one slow molecule holds the head of the ordered output. Worker
 processes come from a ``forkserver`` context (safe when the parent holds threads: tqdm, torch)
 and run one thread each; only results travel back, records stay in the parent. With
 ``workers=1`` everything runs in-process. Error records pass straight through, in order.
@@ -28,8 +29,8 @@ from ase import Atoms
 from molpre.chem.conformers import ConformerConfig, ConformerError, embed_conformers
 from molpre.chem.molecules import MoleculeRecord
 
-#: Records kept in flight per worker process.
-WINDOW_PER_WORKER = 4
+#: Records kept in flight per worker process (a few kB each; bounds memory and head-of-line stalls).
+WINDOW_PER_WORKER = 16
 #: Consecutive pool deaths with no finished molecule before the stream gives up.
 MAX_RESTARTS_WITHOUT_RESULT = 3
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
