@@ -1,6 +1,6 @@
 """MACE half of bench/train_throughput.py; runs inside the separate mace-torch venv.
 
-Prints one JSON line: {"conformers_per_s": ..., "params": ...}. Does not import molpre
+Prints one JSON line: {"conformers_per_s": [one rate per round], "params": ...}. Does not import molpre
 (mace-torch pins e3nn 0.4.4, molpre needs e3nn 0.6).
 """
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     for name, kind in [("data", str), ("n", int), ("batch_size", int), ("channels", int), ("lmax", int),
                        ("max_ell", int), ("layers", int), ("cutoff", float), ("radial_width", int),
-                       ("avg_num_neighbors", float), ("warmup", int), ("threads", int)]:
+                       ("avg_num_neighbors", float), ("warmup", int), ("threads", int), ("rounds", int)]:
         parser.add_argument(f"--{name}", type=kind, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,12 +74,13 @@ def main() -> None:
 
     for batch in batches[: args.warmup]:
         step(batch)
-    start = time.perf_counter()
-    for batch in batches:
-        step(batch)
-    seconds = time.perf_counter() - start
-    print(json.dumps({"conformers_per_s": len(frames) / seconds,
-                      "params": sum(p.numel() for p in model.parameters())}))
+    rates = []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        for batch in batches:
+            step(batch)
+        rates.append(len(frames) / (time.perf_counter() - start))
+    print(json.dumps({"conformers_per_s": rates, "params": sum(p.numel() for p in model.parameters())}))
 
 
 if __name__ == "__main__":

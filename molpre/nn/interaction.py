@@ -1,10 +1,11 @@
-"""NequIP-style interaction block built from e3nn primitives.
+"""NequIP-style interaction block built from e3nn primitives, with a MACE-like node product.
 
 One block: linear mixing of node irreps -> tensor-product convolution of sender features
 with the spherical harmonics of the edge vector (``uvu`` paths, weights from an MLP of the
 radial basis, as in NequIP/MACE) -> sum over neighbours / sqrt(avg_num_neighbors) ->
-linear -> + element-dependent self-interaction -> gated nonlinearity (SiLU on scalars,
-sigmoid gates on l > 0) -> residual.
+linear -> optional channel-wise product of that neighbourhood with itself (raises the body
+order, as MACE's product basis does, at node cost) -> + element-dependent self-interaction ->
+gated nonlinearity (SiLU on scalars, sigmoid gates on l > 0) -> residual.
 """
 
 from __future__ import annotations
