@@ -85,6 +85,8 @@ def main() -> None:
                         choices=["spherical", "cart"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache-dir", type=Path, default=Path("bench/out"))
+    parser.add_argument("--reverse", action="store_true",
+                        help="label in reverse order (a second process can share the cache)")
     args = parser.parse_args()
     from pyscf import lib
 
@@ -96,7 +98,9 @@ def main() -> None:
         level = LevelOfTheory("b3lyp", "6-31g(2df,p)", cart=shells == "cart", grid_level=3)
         print(f"{level.tag}: {len(frames)} molecules", flush=True)
         t0 = time.time()
-        records = label(frames, level, args.cache_dir / f"qm9_reference_{shells}.jsonl")
+        cache = args.cache_dir / f"qm9_reference_{shells}.jsonl"
+        records = label(frames[::-1] if args.reverse else frames, level, cache)
+        records.update(label([], level, cache))  # rows a concurrent process added meanwhile
         rows.append((shells, compare(frames, records), time.time() - t0))
     print("\nB3LYP/6-31G(2df,p), density fitting, grid level 3, vs published QM9 e_elec")
     print(f"{'shells':<10}{'n':>4}{'raw MAE':>10}{'fit MAE':>10}{'fit max':>10}{'cpu s':>9}  "
