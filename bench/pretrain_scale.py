@@ -87,15 +87,16 @@ def replicate(source: Path, target: Path, molecules: int) -> Path:
 
 
 RUN = """
-import json, resource, sys
+import json, sys
 from molpre.train.pretrain import pretrain
 shards, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 r = pretrain({"output": out, "seed": 1, "corpus": {"shards": shards, "max_molecules": None},
               "train": {"batch_size": 16, "max_steps": steps, "epochs": 1, "progress": False,
                         "shuffle_buffer": 512},
               "monitor": {"every_n_steps": 10, "molecules": 64}})
-print(json.dumps({"steps": r.global_step, "rss_mb": resource.getrusage(
-    resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM: this process's own peak RSS (ru_maxrss would keep the forking parent's across exec)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"steps": r.global_step, "rss_mb": int(hwm.split()[1]) / 1024}))
 """
 
 
