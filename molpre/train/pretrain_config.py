@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "probe": {
         "data": None, "target": None, "every_n_steps": 100, "max_molecules": 500,
-        "holdout": 0.2, "window": 4, "loss_drop": 0.05, "probe_gain": 0.01,
+        "holdout": 0.2, "window": 8, "loss_drop": 0.05, "probe_gain": 0.01,
     },
     "tracking": {"experiment": "molpre-pretrain", "run_name": "pretrain"},
 }

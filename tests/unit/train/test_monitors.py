@@ -113,3 +113,28 @@ def test_shortcut_detector_fires_when_loss_falls_and_probe_stalls():
     assert detector.update(0.2, 5.0) is not None
     healthy = monitors.ShortcutDetector(window=3)
     assert all(healthy.update(1.0 / (i + 1), 5.0 / (i + 1)) is None for i in range(8))
+
+
+def test_extensive_probe_features_recover_an_atomref_target():
+    """Element counts in the probe features make a purely additive energy exactly learnable."""
+    from ase import Atoms
+
+    from molpre.data.graph import atoms_to_sample, collate
+    from molpre.models.presets import build_encoder
+    from molpre.train.callbacks import composition, probe_features
+
+    rng = np.random.default_rng(0)
+    ref = {1: -13.6, 6: -1030.0, 7: -1480.0, 8: -2040.0}
+    mols, y = [], []
+    for _ in range(60):
+        zs = list(rng.choice([1, 6, 7, 8], size=int(rng.integers(3, 9))))
+        mols.append(Atoms(numbers=zs, positions=rng.normal(scale=1.5, size=(len(zs), 3))))
+        y.append(sum(ref[z] for z in zs))
+    encoder = build_encoder("small")
+    batches = [collate([atoms_to_sample(a, encoder.config.cutoff) for a in mols[i:i + 16]])
+               for i in range(0, 60, 16)]
+    counts = composition(batches)
+    assert counts.shape == (60, 119) and counts.sum() == sum(len(a) for a in mols)
+    features = probe_features(encoder, batches)
+    assert features.shape == (60, encoder.feature_dim + 119)
+    assert monitors.ridge_probe(counts, np.asarray(y)) < 0.5
