@@ -6,6 +6,12 @@ its own virtual environment as a subprocess (bench/mace_step.py), with matched c
 hidden lmax, layers, cutoff and radial-MLP width, on the same molecules and batch size.
 
     python bench/train_throughput.py --mace-python /tmp/mace-venv/bin/python
+
+Make the MACE venv once, clean (no --system-site-packages: molpre's e3nn would shadow 0.4.4):
+``python -m venv /tmp/mace-venv && /tmp/mace-venv/bin/pip install torch==2.13.0 mace-torch``.
+On a loaded machine 2-thread timings suffer from OpenMP threads waiting on busy cores (both
+models alike); ``--threads 1`` shows the kernels' own speed. MACE runs with its sh lmax equal
+to the preset's lmax unless ``--mace-max-ell`` says otherwise (MACE's own default is 3).
 """
 
 from __future__ import annotations
