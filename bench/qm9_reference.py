@@ -39,14 +39,20 @@ def select(path: Path, n: int, max_atoms: int, seed: int) -> list:
     return [eligible[i] for i in pick]
 
 
+def read_cache(cache: Path) -> dict[str, dict]:
+    """mol_id -> record of every molecule labeled so far (by any process)."""
+    if not cache.exists():
+        return {}
+    return {r["mol_id"]: r for r in map(json.loads, cache.read_text().splitlines()) if r}
+
+
 def label(frames: list, level: LevelOfTheory, cache: Path) -> dict[str, dict]:
     """Compute (or read from ``cache``) the PySCF energy of every frame; mol_id -> record."""
-    done = {}
-    if cache.exists():
-        done = {r["mol_id"]: r for r in map(json.loads, cache.read_text().splitlines()) if r}
+    done = read_cache(cache)
     with cache.open("a") as out:
         for k, atoms in enumerate(frames):
             mol_id = atoms.info["mol_id"]
+            done.update(read_cache(cache))  # another process may have done it meanwhile
             if mol_id in done:
                 continue
             result = compute(atoms, level)
@@ -100,7 +106,7 @@ def main() -> None:
         t0 = time.time()
         cache = args.cache_dir / f"qm9_reference_{shells}.jsonl"
         records = label(frames[::-1] if args.reverse else frames, level, cache)
-        records.update(label([], level, cache))  # rows a concurrent process added meanwhile
+        records.update(read_cache(cache))  # rows a concurrent process added meanwhile
         rows.append((shells, compare(frames, records), time.time() - t0))
     print("\nB3LYP/6-31G(2df,p), density fitting, grid level 3, vs published QM9 e_elec")
     print(f"{'shells':<10}{'n':>4}{'raw MAE':>10}{'fit MAE':>10}{'fit max':>10}{'cpu s':>9}  "
