@@ -109,13 +109,13 @@ def main() -> None:
         records.update(read_cache(cache))  # rows a concurrent process added meanwhile
         rows.append((shells, compare(frames, records), time.time() - t0))
     print("\nB3LYP/6-31G(2df,p), density fitting, grid level 3, vs published QM9 e_elec")
-    print(f"{'shells':<10}{'n':>4}{'raw MAE':>10}{'fit MAE':>10}{'fit max':>10}{'cpu s':>9}  "
+    print(f"{'shells':<10}{'n':>4}{'raw MAE':>10}{'fit MAE':>10}{'fit max':>10}{'wall s':>9}  "
           "offsets kcal/mol (Z: value)")
     for shells, stats, _ in rows:
         offs = " ".join(f"{z}:{v:+.2f}" for z, v in sorted(stats["offsets"].items()))
         print(f"{shells:<10}{stats['n']:>4}{stats['raw_mae']:>10.3f}{stats['mae']:>10.3f}"
               f"{stats['max']:>10.3f}{stats['wall_s']:>9.0f}  {offs}")
-    print("(kcal/mol; raw = before the per-element offset fit; timings on a shared machine)")
+    print("(kcal/mol; raw = before the per-element offset fit; wall s = sum over molecules, shared machine)")
 
 
 if __name__ == "__main__":
