@@ -43,7 +43,7 @@ def fit_atomref(
     # lstsq returns the minimum-norm solution when the composition matrix is rank-deficient
     # (e.g. an element that always comes with a fixed partner), so the fit is always defined.
     coef, *_ = np.linalg.lstsq(counts, target, rcond=None)
-    return {z: float(c) for z, c in zip(elements, coef)}
+    return {z: float(c) for z, c in zip(elements, coef, strict=True)}
 
 
 def atomref_energy(numbers: Sequence[int], atomref: dict[int, float]) -> float:
