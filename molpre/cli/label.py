@@ -40,9 +40,11 @@ def _read_frames(path: str) -> list:
 @click.option("--basis", default="6-31g(2df,p)", show_default=True,
               help="PySCF basis name (QM9's level is B3LYP/6-31G(2df,p)).")
 @click.option("--forces", is_flag=True, help="Also compute forces (eV/Angstrom).")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Worker processes (each labels one conformer at a time).")
-@click.option("--threads", type=int, default=None,
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes, each labeling one conformer at a time (0: one per core). "
+                   "For small molecules processes beat threads: on 20 QM9 molecules at "
+                   "HF/6-31G, 2 workers x 1 thread took 18 s, 1 worker x 2 threads 61 s.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads per worker [default: cores // workers].")
 @click.option("--oversubscribe", is_flag=True, help="Allow workers x threads > cores.")
 @click.option("--grid-level", type=int, default=3, show_default=True,
@@ -72,7 +74,9 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
     """
     from molpre.qc.runner import check_threads, label_conformers
 
-    threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
+    cores = os.cpu_count() or 1
+    workers = workers or (max(1, cores // threads) if threads else cores)
+    threads = threads or max(1, cores // workers)
     try:
         check_threads(workers, threads, oversubscribe)
     except ValueError as err:
