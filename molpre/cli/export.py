@@ -18,7 +18,9 @@ def command(store: str, output: str, include_failed: bool) -> None:
 
     `energy` and `forces` are written as calculator results, so
     `ase.io.read(..., index=":")[i].get_potential_energy()` returns them; every stored
-    key-value pair (mol_id, conf_id, level, homo, ...) goes into the frame's info.
+    key-value pair (mol_id, conf_id, level, homo, ...) goes into the frame's info. Frames
+    come in the order rows were stored: input order for a one-worker label run, finishing
+    order with several workers (mol_id and conf_id identify each frame).
     """
     from molpre.data.store import export_extxyz
 

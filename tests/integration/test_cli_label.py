@@ -38,7 +38,8 @@ def invoke(*args):
 def test_label_then_export_in_process(tmp_path):
     src, db, out = tmp_path / "in.extxyz", tmp_path / "l.db", tmp_path / "out.extxyz"
     write_input(src)
-    result = invoke("label", src, "-o", db, *HF, "--forces", "--threads", "1")
+    # one worker: rows are stored (and exported) in input order; with several, in finish order
+    result = invoke("label", src, "-o", db, *HF, "--forces", "--workers", "1", "--threads", "1")
     assert result.exit_code == 0, result.output
     assert "4 conformers: 3 ok, 1 failed, 0 skipped" in result.output
     again = invoke("label", src, "-o", db, *HF, "--threads", "1")
