@@ -32,12 +32,12 @@ class DemoConfig:
 
     out: str = "molpre-demo"
     seed: int = 0
-    molecules: int = 400
+    molecules: int = 600
     label_molecules: int = 60
-    max_label_atoms: int = 16
+    max_label_atoms: int = 20
     method: str = "HF"
     basis: str = "sto-3g"
-    workers: int = 1
+    workers: int = 2
     pretrain_conformers: int = 2
     pretrain_steps: int = 300
     finetune_epochs: int = 60

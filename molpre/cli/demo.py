@@ -15,7 +15,7 @@ import click
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML file with demo settings (see pipelines/demo.yaml); flags override it.")
 @click.option("--molecules", type=click.IntRange(min=10), default=None,
-              help="NCI molecules to read (default 400).")
+              help="NCI molecules to read (default 600).")
 @click.option("--label-molecules", type=click.IntRange(min=8), default=None,
               help="Smallest molecules to label with PySCF (default 60).")
 @click.option("--pretrain-steps", type=click.IntRange(min=1), default=None,
@@ -23,7 +23,7 @@ import click
 @click.option("--finetune-epochs", type=click.IntRange(min=1), default=None,
               help="Finetuning epochs per arm (default 60).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes for conformers and labels (default 1).")
+              help="Worker processes for conformers and labels (default 2).")
 @click.option("--seed", type=int, default=None, help="The one seed for every stage (default 0).")
 def command(out: Path, config_path: Path | None, **flags) -> None:
     """Run molpre end to end on RDKit's NCI sample and say what each stage produced.
