@@ -16,7 +16,6 @@ public API of the stages, so it doubles as an end-to-end example.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -181,10 +180,9 @@ def predict_stage(model_dir: Path, smiles: Iterable[str]):
 
 def config_from_dict(data: dict[str, Any]) -> DemoConfig:
     """DemoConfig from a dict (e.g. pipelines/demo.yaml), rejecting unknown keys."""
-    known = {f.name for f in dataclasses.fields(DemoConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown demo config keys: {unknown}")
+    from molpre.configs import reject_unknown_keys
+
+    reject_unknown_keys(DemoConfig, data, "demo")
     if "examples" in data:
         data = {**data, "examples": tuple(data["examples"])}
     return DemoConfig(**data)

@@ -13,7 +13,7 @@ forces follow by autograd) and adds:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from molpre.configs import reject_unknown_keys
 from molpre.data import keys
 from molpre.nn import ElementEmbedding, InteractionBlock, RadialEmbedding, natural_irreps
 
@@ -63,10 +64,7 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
         """Build from a dict, rejecting unknown keys with a clear message."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown encoder config keys: {unknown}")
+        reject_unknown_keys(cls, data, "encoder")
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from molpre.configs import reject_unknown_keys
 
 MODES = ("scratch", "probe", "freeze:K", "full", "prior")
 _FREEZE = re.compile(r"^freeze:(\d+)$")
@@ -113,8 +115,5 @@ class FinetuneConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
         """Build from a dict (e.g. a YAML pipeline), rejecting unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown finetune config keys: {unknown}")
+        reject_unknown_keys(cls, data, "finetune", ConfigError)
         return cls(**data)
