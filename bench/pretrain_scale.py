@@ -39,15 +39,13 @@ def throughput(shards: Path, names: tuple[str, ...], steps: int, batch_size: int
 
     from molpre.data.shard_stream import ShardDataset, collate_views
     from molpre.models.presets import resolve_config
-    from molpre.train.objectives import ObjectiveConfig
     from molpre.train.pretrain_module import PretrainModule
 
-    weights = {f"{n}_weight": float(n in names) for n in ("mask", "contrast", "denoise")}
-    objectives = ObjectiveConfig(**weights)
+    objectives = {n: {"weight": float(n in names)} for n in ("mask", "contrast", "denoise")}
     torch.manual_seed(0)
-    module = PretrainModule(resolve_config("small").to_dict(), vars(objectives))
+    module = PretrainModule(resolve_config("small").to_dict(), objectives)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
-    data = ShardDataset(shards, 4.5, views=objectives.views(), seed=0)
+    data = ShardDataset(shards, 4.5, views=module.views, seed=0)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=collate_views)
     batches = list(itertools.islice(iter(loader), steps + 2))
     conformers, start = 0, 0.0

@@ -133,6 +133,8 @@ def collate_views(items: list[list[dict[str, torch.Tensor]]]) -> dict[str, torch
     """
     from molpre.data.graph import collate
 
+    if not items:
+        raise ValueError("collate_views got no molecule: the corpus has none to batch")
     views = len(items[0])
     flat = [item[v] for v in range(views) for item in items]
     mol_index = torch.cat([s[keys.MOL_INDEX] for s in flat])

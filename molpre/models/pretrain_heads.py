@@ -5,6 +5,8 @@
 - :class:`DenoiseHead`: equivariant; vector features [N, C, 3] gated by invariant features,
   mixed by an e3nn ``Linear`` (C x 1o -> 1 x 1o) into a noise prediction [N, 3] Angstrom that
   rotates with the input.
+
+Each pretraining objective (:mod:`molpre.train.objectives`) owns the head it trains.
 """
 
 from __future__ import annotations
@@ -76,14 +78,3 @@ def encoder_dims(encoder: nn.Module, cutoff: float) -> tuple[int, int]:
     with torch.no_grad():
         out = encoder(batch)
     return out[keys.NODE_FEATURES].shape[-1], out[keys.NODE_VECTORS].shape[-2]
-
-
-class PretrainHeads(nn.Module):
-    """The heads of the active objectives (None for inactive ones)."""
-
-    def __init__(self, features: int, channels: int, *, mask: bool, contrast: bool,
-                 denoise: bool, proj_dim: int = 64):
-        super().__init__()
-        self.mask = MaskedAtomHead(features) if mask else None
-        self.projection = ProjectionHead(features, proj_dim) if contrast else None
-        self.denoise = DenoiseHead(features, channels) if denoise else None

@@ -1,4 +1,4 @@
-"""Lightning callbacks of pretraining: collapse watch, linear-probe proxy, final encoder.
+"""Lightning callbacks of pretraining: collapse watch, linear-probe proxy, checkpoints.
 
 Both watches run the frozen encoder (eval mode, no grad) on fixed batches, log to the
 trainer's logger (MLflow: metrics ``collapse/*`` and ``probe/mae``) and raise the run tag
@@ -9,12 +9,20 @@ same everywhere, so every rank reaches the same decision) and write files on ran
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import signal
+import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 
 from molpre.data import keys
 from molpre.models.encoder import save_encoder
@@ -137,7 +145,7 @@ class ProbeProxy(L.Callback):
             self.best_mae, self.best_step = mae, step
             log_metrics(trainer, {"probe/best_mae": mae})
             if trainer.is_global_zero:
-                save_encoder(pl_module.encoder, self.path, meta=self.meta())
+                write_encoder(pl_module.encoder, self.path, self.meta())
         loss = getattr(pl_module, "loss_ema", None)
         if loss is not None:
             reason = self.detector.update(loss, mae)
@@ -175,14 +183,107 @@ class ProbeProxy(L.Callback):
         self.detector.history = [tuple(h) for h in state["detector"]]
 
 
-class FinalEncoder(L.Callback):
-    """At train end: write OUTDIR/last.ckpt, and encoder.pt when no probe selected one."""
+def write_encoder(encoder: torch.nn.Module, path: Path, meta: dict) -> None:
+    """save_encoder to a temporary file beside ``path``, then rename: never a torn file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_encoder(encoder, tmp, meta=meta)
+    os.replace(tmp, path)
 
-    def __init__(self, outdir: Path, has_probe: bool):
-        self.outdir, self.has_probe = Path(outdir), has_probe
+
+def save_checkpoint_atomically(trainer: L.Trainer, path: Path) -> None:
+    """``trainer.save_checkpoint`` into a temporary file beside ``path``, then rename.
+
+    Called on every rank (Lightning's save has a barrier; rank 0 writes).
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp)
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+
+
+def replace_with_link(source: Path, target: Path) -> None:
+    """Make ``target`` the same file as ``source`` (hard link, else copy), atomically."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:  # a filesystem without hard links
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+class Checkpoints(Checkpoint):
+    """OUTDIR/last.ckpt, written atomically: every ``every_n_steps`` steps, when a stop is
+    requested (:meth:`catch_sigint`: Ctrl-C ends training after the current step) and at
+    train end; plus the encoder at train end when no probe selected one.
+
+    Periodic checkpoints are also kept as OUTDIR/checkpoints/step=NNNNNNNN.ckpt, the newest
+    ``keep`` of them (0: only last.ckpt); last.ckpt is a hard link to the newest, so it
+    costs no extra disk.
+    """
+
+    def __init__(self, outdir: Path, every_n_steps: int, keep: int = 2, has_probe: bool = False):
+        self.outdir, self.every = Path(outdir), max(1, int(every_n_steps))
+        self.keep, self.has_probe = max(0, int(keep)), has_probe
+        self.stop_requested = False
+        self.stopped_at: int | None = None
+        self.last_saved: int | None = None
+
+    @property
+    def last(self) -> Path:
+        return self.outdir / "last.ckpt"
+
+    def save(self, trainer: L.Trainer, periodic: bool) -> None:
+        step = trainer.global_step
+        if periodic and self.keep > 0:
+            folder = self.outdir / "checkpoints"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"step={step:08d}.ckpt"
+            save_checkpoint_atomically(trainer, path)
+            if trainer.is_global_zero:
+                replace_with_link(path, self.last)
+                self.prune(folder)
+        else:
+            save_checkpoint_atomically(trainer, self.last)
+        self.last_saved = step
+
+    def prune(self, folder: Path) -> None:
+        """Delete all but the newest ``keep`` periodic checkpoints."""
+        for old in sorted(folder.glob("step=*.ckpt"))[:-self.keep]:
+            old.unlink(missing_ok=True)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.stop_requested and self.stopped_at is None:
+            self.save(trainer, periodic=False)
+            self.stopped_at = trainer.global_step
+            trainer.should_stop = True
+        elif trainer.global_step % self.every == 0 and self.last_saved != trainer.global_step:
+            self.save(trainer, periodic=True)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        trainer.save_checkpoint(self.outdir / "last.ckpt")
+        if self.stopped_at is None and self.last_saved != trainer.global_step:
+            self.save(trainer, periodic=False)
         if trainer.is_global_zero and not self.has_probe:
             meta = {"selected_by": "last", "step": trainer.global_step}
-            save_encoder(pl_module.encoder, self.outdir / "encoder.pt", meta=meta)
+            write_encoder(pl_module.encoder, self.outdir / "encoder.pt", meta)
+
+    @contextmanager
+    def catch_sigint(self) -> Iterator[None]:
+        """While inside: the first SIGINT requests a stop after the current step (the next
+        one interrupts at once). Only in the main thread; elsewhere a no-op."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def request_stop(signum, frame) -> None:
+            self.stop_requested = True
+            signal.signal(signal.SIGINT, previous)
+            print("\nstopping after this step (Ctrl-C again to abort at once) ...",
+                  file=sys.stderr, flush=True)
+
+        signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)

@@ -1,10 +1,14 @@
 """``pretrain(config) -> PretrainResult``: corpus -> shards -> Lightning pretraining -> encoder.
 
-OUTDIR holds ``shards/`` (unless the config names existing shards), ``last.ckpt`` (resume:
-the step count continues), ``encoder.pt`` (the best encoder by the probe proxy, else the
-last; written by :func:`molpre.models.encoder.save_encoder`) and ``run.json`` (the MLflow
-run id, so a resumed run keeps logging into the same run). Every metric goes to MLflow
-through Lightning's MLFlowLogger; checkpoints and the encoder are logged as artifacts.
+OUTDIR holds ``shards/`` (unless the config names existing shards), ``last.ckpt`` (written
+atomically every ``train.checkpoint_every_n_steps`` steps, on Ctrl-C and at the end; a
+re-run resumes from it and the step count continues), ``checkpoints/`` (the newest
+``train.keep_checkpoints`` periodic checkpoints), ``encoder.pt`` (the best encoder by the
+probe proxy, else the last; written by :func:`molpre.models.encoder.save_encoder`) and
+``run.json`` (the MLflow run id, so a resumed run keeps logging into the same run). Every
+metric goes to MLflow through Lightning's MLFlowLogger; checkpoints and the encoder are
+logged as artifacts. Ctrl-C stops after the current step and raises
+:class:`PretrainInterrupted` with the MLflow run marked KILLED.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +32,8 @@ from molpre.models.presets import resolve_config
 from molpre.runtime import seed_everything
 from molpre.train import callbacks as cb
 from molpre.train import monitors
-from molpre.train.objectives import ObjectiveConfig
+from molpre.train.hardware import resolve_accelerator, set_threads
+from molpre.train.objectives import views_needed
 from molpre.train.pretrain_config import resolve
 from molpre.train.pretrain_data import monitor_batch, probe_batches
 from molpre.train.pretrain_module import PretrainModule
@@ -52,14 +58,29 @@ class PretrainResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def objective_config(config: Mapping[str, Any]) -> ObjectiveConfig:
-    """The flat ObjectiveConfig of a resolved config's ``objectives`` section."""
-    o = config["objectives"]
-    return ObjectiveConfig(
-        mask_weight=o["mask"]["weight"], mask_fraction=o["mask"]["fraction"],
-        mask_coord_noise=o["mask"]["coord_noise"], contrast_weight=o["contrast"]["weight"],
-        temperature=o["contrast"]["temperature"], proj_dim=o["contrast"]["proj_dim"],
-        denoise_weight=o["denoise"]["weight"], noise_sigma=o["denoise"]["sigma"])
+class PretrainInterrupted(KeyboardInterrupt):
+    """Pretraining stopped by Ctrl-C: ``last.ckpt`` holds step ``step``; the run is KILLED."""
+
+    def __init__(self, step: int | None, last_checkpoint: Path, run_id: str):
+        self.step, self.last_checkpoint, self.run_id = step, last_checkpoint, run_id
+        where = (f"at step {step}; saved {last_checkpoint}" if step is not None
+                 else f"(last saved checkpoint: {last_checkpoint if last_checkpoint.is_file() else 'none'})")
+        super().__init__(f"interrupted {where}; MLflow run {run_id} marked KILLED; "
+                         "run the same command again to resume")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_corpus(manifest: Mapping[str, Any], shard_dir: Path) -> None:
+    """ValueError when the shards hold no molecule (every one was rejected)."""
+    if int(manifest.get("molecules", 0)) > 0:
+        return
+    reasons = manifest.get("failure_reasons") or {}
+    top = ", ".join(f"{r} ({n})" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:3])
+    raise ValueError(f"no usable molecule in the pretraining corpus: all {manifest.get('failed', 0)} "
+                     f"were rejected{': ' + top if top else ''}; see {shard_dir / 'failures.csv'} "
+                     "and give a corpus of valid molecules")
 
 
 def prepare_shards(config: Mapping[str, Any], outdir: Path, progress: bool = True) -> Path:
@@ -87,32 +108,70 @@ def prepare_shards(config: Mapping[str, Any], outdir: Path, progress: bool = Tru
     return shard_dir
 
 
+def write_json(path: Path, payload: dict) -> None:
+    """JSON to a temporary file beside ``path``, then rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+
+
+def recorded_run(outdir: Path) -> str | None:
+    """The MLflow run id in OUTDIR/run.json, if any."""
+    record = outdir / "run.json"
+    return json.loads(record.read_text())["run_id"] if record.is_file() else None
+
+
+def retire_run(run_id: str) -> None:
+    """Mark a run that a kill left RUNNING as KILLED (it has no checkpoint to resume)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "KILLED")
+    except mlflow.exceptions.MlflowException:
+        pass  # not in this store: nothing to retire
+
+
 @contextmanager
 def mlflow_run(config: Mapping[str, Any], outdir: Path, resuming: bool, hashes: dict):
-    """Open the MLflow run: the one recorded in OUTDIR/run.json when resuming, else a new one."""
+    """Open the MLflow run: the one recorded in OUTDIR/run.json when resuming, else a new one.
+
+    A KeyboardInterrupt (Ctrl-C) inside ends the run as KILLED.
+    """
     import mlflow
 
     from molpre.tracking import start_run, tracking_uri
 
-    record = outdir / "run.json"
-    if resuming and record.is_file():
-        run_id = json.loads(record.read_text())["run_id"]
-        mlflow.set_tracking_uri(tracking_uri())
-        with mlflow.start_run(run_id=run_id) as run:
+    previous = recorded_run(outdir)
+    mlflow.set_tracking_uri(tracking_uri())
+    if resuming and previous:
+        try:
+            mlflow.MlflowClient().get_run(previous)
+        except mlflow.exceptions.MlflowException:
+            raise ValueError(f"{outdir / 'run.json'} names MLflow run {previous}, which the "
+                             f"tracking store {tracking_uri()} does not hold: use the same "
+                             "MLFLOW_TRACKING_URI, or --set resume=false to start over") from None
+        context = mlflow.start_run(run_id=previous)
+    else:
+        if previous:
+            retire_run(previous)
+        tracking = config["tracking"]
+        context = start_run(tracking["run_name"], config, experiment=tracking["experiment"],
+                            dataset_hashes=hashes, tags={"stage": "pretrain"})
+    with context as run:
+        write_json(outdir / "run.json", {"run_id": run.info.run_id,
+                                         "experiment": config["tracking"]["experiment"]})
+        try:
             yield run
-        return
-    tracking = config["tracking"]
-    with start_run(tracking["run_name"], config, experiment=tracking["experiment"],
-                   dataset_hashes=hashes, tags={"stage": "pretrain"}) as run:
-        record.write_text(json.dumps({"run_id": run.info.run_id,
-                                      "experiment": tracking["experiment"]}))
-        yield run
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
 
 
 def make_trainer(config: Mapping[str, Any], outdir: Path, run_id: str,
                  callbacks: list[L.Callback]) -> L.Trainer:
     """A Lightning Trainer logging to MLflow run ``run_id`` and checkpointing into OUTDIR."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import MLFlowLogger
 
     from molpre.tracking import tracking_uri
@@ -120,23 +179,23 @@ def make_trainer(config: Mapping[str, Any], outdir: Path, run_id: str,
     t = config["train"]
     logger = MLFlowLogger(experiment_name=config["tracking"]["experiment"],
                           tracking_uri=tracking_uri(), run_id=run_id)
-    periodic = ModelCheckpoint(dirpath=outdir / "checkpoints", save_top_k=-1,
-                               every_n_train_steps=t["checkpoint_every_n_steps"])
     strategy = t["strategy"]
-    if strategy == "auto" and int(t["devices"]) > 1 and t["accelerator"] == "cpu":
-        strategy = "ddp_spawn"
+    if strategy == "auto" and int(t["devices"]) > 1:
+        strategy = "ddp_spawn"  # the driver (shards, MLflow run) must not re-run per rank
     max_time = {"seconds": t["max_time_s"]} if t["max_time_s"] else None
     return L.Trainer(
-        accelerator=t["accelerator"], devices=t["devices"], strategy=strategy,
+        accelerator=resolve_accelerator(t["accelerator"]), devices=t["devices"],
+        strategy=strategy, default_root_dir=outdir,
         max_epochs=t["epochs"], max_steps=t["max_steps"], max_time=max_time, logger=logger,
-        callbacks=[periodic, *callbacks], log_every_n_steps=t["log_every_n_steps"],
+        callbacks=callbacks, log_every_n_steps=t["log_every_n_steps"],
         gradient_clip_val=t["grad_clip"], enable_progress_bar=t["progress"],
         enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False)
 
 
 def build_callbacks(config: Mapping[str, Any], dataset: ShardDataset, cutoff: float,
                     outdir: Path) -> list[L.Callback]:
-    m, p = config["monitor"], config["probe"]
+    """Collapse watch, the probe proxy when configured, and the checkpoints (last)."""
+    m, p, t = config["monitor"], config["probe"], config["train"]
     thresholds = monitors.CollapseThresholds(m["min_std"], m["min_effective_rank"],
                                              m["max_uniformity"])
     watch = cb.CollapseWatch(monitor_batch(dataset, m["molecules"], seed=config["seed"]),
@@ -147,7 +206,8 @@ def build_callbacks(config: Mapping[str, Any], dataset: ShardDataset, cutoff: fl
         detector = monitors.ShortcutDetector(p["window"], p["loss_drop"], p["probe_gain"])
         out.append(cb.ProbeProxy(batches, y, outdir / "encoder.pt", every_n_steps=p["every_n_steps"],
                                  holdout=p["holdout"], detector=detector, target_name=p["target"]))
-    out.append(cb.FinalEncoder(outdir, has_probe=bool(p["data"])))
+    out.append(cb.Checkpoints(outdir, t["checkpoint_every_n_steps"], t["keep_checkpoints"],
+                              has_probe=bool(p["data"])))
     return out
 
 
@@ -156,7 +216,10 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
     """Run pretraining for a config (dict or YAML path; ``sections`` merge on top).
 
     Needs ``config["output"]`` (OUTDIR). Resumes from OUTDIR/last.ckpt when present and
-    ``resume`` is true. Returns the run id, paths, final step and last logged metrics.
+    ``resume`` is true, in the MLflow run of OUTDIR/run.json. Returns the run id, paths,
+    final step and last logged metrics. Raises :class:`PretrainInterrupted` on Ctrl-C (after
+    saving last.ckpt and marking the run KILLED) and ValueError for an unusable config or
+    corpus.
     """
     from molpre.runtime import file_sha256
     from molpre.train.pretrain_config import merge
@@ -164,14 +227,16 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
     cfg = merge(resolve(config), sections) if sections else resolve(config)
     if not cfg["output"]:
         raise ValueError("config['output'] (OUTDIR) is required")
+    resolve_accelerator(cfg["train"]["accelerator"])  # fail before any work
     outdir = Path(cfg["output"])
     outdir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg["seed"])
+    set_threads(cfg["train"]["threads"])
     shard_dir = prepare_shards(cfg, outdir, progress=cfg["train"]["progress"])
     manifest = read_manifest(shard_dir)
+    check_corpus(manifest, shard_dir)
     enc_cfg = resolve_config(cfg["model"]["preset"], **cfg["model"]["overrides"])
-    objectives = objective_config(cfg)
-    dataset = ShardDataset(shard_dir, enc_cfg.cutoff, views=objectives.views(),
+    dataset = ShardDataset(shard_dir, enc_cfg.cutoff, views=views_needed(cfg["objectives"]),
                            shuffle_buffer=cfg["train"]["shuffle_buffer"], seed=cfg["seed"],
                            max_molecules=cfg["corpus"]["max_molecules"])
     batch_size = cfg["train"]["batch_size"]
@@ -180,9 +245,10 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
         dataset, batch_size=batch_size, collate_fn=collate_views,
         num_workers=cfg["train"]["num_workers"],
         drop_last=dataset.reader_quota(readers) >= batch_size)  # no 1-molecule contrast batch
-    module = PretrainModule(enc_cfg.to_dict(), vars(objectives), lr=cfg["train"]["lr"],
+    module = PretrainModule(enc_cfg.to_dict(), cfg["objectives"], lr=cfg["train"]["lr"],
                             weight_decay=cfg["train"]["weight_decay"])
     callbacks = build_callbacks(cfg, dataset, enc_cfg.cutoff, outdir)
+    checkpoints = next(c for c in callbacks if isinstance(c, cb.Checkpoints))
     last = outdir / "last.ckpt"
     resuming = bool(cfg["resume"]) and last.is_file()
     hashes = {"shards.manifest": file_sha256(shard_dir / "manifest.json")}
@@ -190,8 +256,14 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
         hashes["probe"] = file_sha256(cfg["probe"]["data"])
     with mlflow_run(cfg, outdir, resuming, hashes) as run:
         trainer = make_trainer(cfg, outdir, run.info.run_id, callbacks)
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(last) if resuming else None,
-                    weights_only=True)
+        try:
+            with checkpoints.catch_sigint():
+                trainer.fit(module, train_dataloaders=loader,
+                            ckpt_path=str(last) if resuming else None, weights_only=True)
+        except SystemExit as exc:  # Lightning's answer to a second Ctrl-C: sys.exit(1)
+            raise PretrainInterrupted(None, last, run.info.run_id) from exc
+        if checkpoints.stopped_at is not None:
+            raise PretrainInterrupted(checkpoints.stopped_at, last, run.info.run_id)
         return finish(cfg, outdir, run.info.run_id, trainer, callbacks, manifest)
 
 

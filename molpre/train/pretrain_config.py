@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
         "shards": None,  # an existing shard directory (skips the build)
     },
     "model": {"preset": "small", "overrides": {}},
+    # objectives by registered name (molpre.train.objectives): weight (0 = off) and options
     "objectives": {
         "mask": {"weight": 1.0, "fraction": 0.15, "coord_noise": 0.0},
         "contrast": {"weight": 1.0, "temperature": 0.1, "proj_dim": 64},
@@ -35,9 +36,12 @@ DEFAULTS: dict[str, Any] = {
     },
     "train": {
         "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0, "epochs": 1, "max_steps": -1,
-        "max_time_s": None, "devices": 1, "accelerator": "cpu", "strategy": "auto",
+        "max_time_s": None, "devices": 1, "accelerator": "auto", "strategy": "auto",
+        "threads": None,  # torch threads per process (None: torch's default)
         "num_workers": 0, "shuffle_buffer": 256, "log_every_n_steps": 10, "grad_clip": 10.0,
-        "checkpoint_every_n_steps": 200, "progress": True,
+        "checkpoint_every_n_steps": 200,  # OUTDIR/last.ckpt (atomic) every N steps
+        "keep_checkpoints": 2,  # periodic OUTDIR/checkpoints/step=*.ckpt kept (0: last.ckpt only)
+        "progress": True,
     },
     "monitor": {
         "every_n_steps": 50, "molecules": 128, "min_std": 0.05, "min_effective_rank": 1.5,
@@ -77,17 +81,40 @@ def set_dotted(config: dict[str, Any], assignment: str) -> None:
 
 
 def set_objectives(config: dict[str, Any], names: Iterable[str]) -> None:
-    """Keep only ``names`` active (weight of the others set to 0; listed ones at least 1)."""
-    wanted = {n.strip() for n in names if n.strip()}
-    unknown = wanted - set(config["objectives"])
+    """Keep only ``names`` active (weight of the others set to 0; listed ones at least 1).
+
+    A registered objective not yet in the config joins with its default options.
+    """
+    from molpre.train.objectives import REGISTRY, default_section
+
+    wanted = [n.strip() for n in names if n.strip()]
+    unknown = sorted(set(wanted) - set(REGISTRY))
     if unknown or not wanted:
-        raise ValueError(f"objectives must be among {sorted(config['objectives'])}, "
-                         f"got {sorted(unknown) or 'none'}")
-    for name, section in config["objectives"].items():
+        raise ValueError(f"objectives must be among {sorted(REGISTRY)}, "
+                         f"got {unknown or 'none'}")
+    sections = config["objectives"]
+    for name in wanted:
+        sections.setdefault(name, default_section(name))
+    for name, section in sections.items():
         if name not in wanted:
             section["weight"] = 0.0
-        elif section["weight"] <= 0:
+        elif section.get("weight", 1.0) <= 0:
             section["weight"] = 1.0
+
+
+def check_objectives(config: Mapping[str, Any]) -> None:
+    """ValueError naming ``objectives.<name>[.<key>]`` for an unknown objective or option,
+    a mistyped value, or no objective with a weight > 0."""
+    from molpre.train.objectives import active
+
+    sections = config.get("objectives")
+    if not isinstance(sections, Mapping):
+        raise ValueError("objectives: expected a mapping of objective name -> settings")
+    for name, section in sections.items():
+        if not isinstance(section, Mapping):
+            raise ValueError(f"objectives.{name}: expected a mapping (weight and options)")
+    if not active(sections):
+        raise ValueError("objectives: no objective has a weight > 0")
 
 
 def resolve(config: Mapping[str, Any] | str | Path | None = None,
@@ -103,4 +130,5 @@ def resolve(config: Mapping[str, Any] | str | Path | None = None,
     out = merge(DEFAULTS, user)
     for assignment in overrides:
         set_dotted(out, assignment)
+    check_objectives(out)
     return out

@@ -1,12 +1,16 @@
-"""The pretraining LightningModule: encoder + heads, one corrupted forward pass per batch.
+"""The pretraining LightningModule: encoder + objectives, one corrupted forward pass per batch.
 
 A batch is view-major (see :func:`molpre.data.shard_stream.collate_views`): with the
-contrastive objective it holds two conformers of each of B molecules (2B graphs).
+contrastive objective it holds two conformers of each of B molecules (2B graphs). The
+configured objectives (:mod:`molpre.train.objectives`) live in a ``ModuleDict`` (their heads
+are saved with the module); each corrupts the batch in turn, the encoder runs once, and the
+loss is the sum of their weighted losses.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -14,53 +18,51 @@ import torch
 
 from molpre.data import keys
 from molpre.models.encoder import Encoder, EncoderConfig
-from molpre.models.pretrain_heads import PretrainHeads, encoder_dims
+from molpre.models.pretrain_heads import encoder_dims
 from molpre.train import objectives as obj
+
+
+def build_objectives(sections: Mapping[str, Mapping[str, Any]], encoder: Encoder
+                     ) -> torch.nn.ModuleDict:
+    """The objectives with weight > 0 of an ``objectives`` config section, in config order."""
+    features, channels = encoder_dims(encoder, encoder.config.cutoff)
+    dims = obj.EncoderDims(features, channels)
+    return torch.nn.ModuleDict({name: obj.build_objective(name, sections[name], dims)
+                                for name in obj.active(sections)})
 
 
 class PretrainModule(L.LightningModule):
     """Self-supervised pretraining of :class:`molpre.models.encoder.Encoder`.
 
-    ``encoder_config``: EncoderConfig as a dict; ``objectives``: ObjectiveConfig as a dict;
-    both saved as hyperparameters so a checkpoint rebuilds the module.
+    ``encoder_config``: EncoderConfig as a dict; ``objectives``: ``{name: {"weight": w,
+    **options}}`` (the pretrain config's section); both plain dicts saved as hyperparameters,
+    so a checkpoint rebuilds the module (and loads with ``weights_only=True``).
     """
 
-    def __init__(self, encoder_config: dict[str, Any], objectives: dict[str, Any],
+    def __init__(self, encoder_config: dict[str, Any], objectives: dict[str, dict[str, Any]],
                  lr: float = 1e-3, weight_decay: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         self.encoder = Encoder(EncoderConfig.from_dict(dict(encoder_config)))
-        self.objectives = obj.ObjectiveConfig(**objectives)
-        features, channels = encoder_dims(self.encoder, self.encoder.config.cutoff)
-        active = self.objectives.active()
-        self.heads = PretrainHeads(
-            features, channels, mask="mask" in active, contrast="contrast" in active,
-            denoise="denoise" in active, proj_dim=self.objectives.proj_dim)
+        self.objectives = build_objectives(objectives, self.encoder)
+        if not len(self.objectives):
+            raise ValueError("no pretraining objective has a weight > 0")
+        self.views = obj.views_needed(self.objectives.values())
         self.loss_ema: float | None = None
         self._last_step_at: float | None = None
 
-    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Corrupt ``batch``, run the encoder once, return every loss term and metric."""
-        cfg = self.objectives
-        corrupted = obj.corrupt(batch, cfg)
-        out = self.encoder(corrupted)
+    def losses(self, batch: dict[str, torch.Tensor],
+               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Corrupt ``batch``, run the encoder once; every ``<objective>_loss``, every
+        ``<objective>_<metric>`` and the weighted total ``loss``."""
+        out = self.encoder(obj.corrupt(batch, self.objectives.values(), generator))
         terms: dict[str, torch.Tensor] = {}
-        total = torch.zeros((), device=corrupted[keys.POSITIONS].device)
-        if self.heads.mask is not None:
-            logits = self.heads.mask(out[keys.NODE_FEATURES])
-            target, mask = corrupted[keys.MASKED_TARGET], corrupted[keys.MASK]
-            terms["mask_loss"], terms["mask_acc"] = obj.masked_atom_loss(logits, target, mask)
-            terms["mask_baseline"] = frequency_baseline(target[mask])
-            total = total + cfg.mask_weight * terms["mask_loss"]
-        if self.heads.projection is not None:
-            z1, z2 = obj.split_views(self.heads.projection(out[keys.GRAPH_EMBEDDING]), 2)
-            terms["contrast_loss"] = obj.nt_xent(z1, z2, cfg.temperature)
-            terms["pos_sim"], terms["neg_sim"] = obj.pair_similarity(z1.detach(), z2.detach())
-            total = total + cfg.contrast_weight * terms["contrast_loss"]
-        if self.heads.denoise is not None:
-            pred = self.heads.denoise(out[keys.NODE_FEATURES], out[keys.NODE_VECTORS])
-            terms["denoise_loss"] = obj.denoise_loss(pred, corrupted[keys.NOISE], cfg.noise_sigma)
-            total = total + cfg.denoise_weight * terms["denoise_loss"]
+        total = torch.zeros((), device=out[keys.POSITIONS].device)
+        for name, objective in self.objectives.items():
+            loss, metrics = objective.loss(out)
+            terms[f"{name}_loss"] = loss
+            terms.update({f"{name}_{key}": value for key, value in metrics.items()})
+            total = total + objective.weight * loss
         terms["loss"] = total
         return terms
 
@@ -86,10 +88,3 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
                                  weight_decay=self.hparams.weight_decay)
-
-
-def frequency_baseline(target: torch.Tensor) -> torch.Tensor:
-    """Accuracy of always guessing the most frequent element of ``target`` [M] (0-d)."""
-    if target.numel() == 0:
-        return torch.zeros(())
-    return torch.bincount(target).max().float() / target.numel()

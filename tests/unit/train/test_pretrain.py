@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
 import mlflow
 import pytest
 import torch
+import torch.nn.functional as F
 from click.testing import CliRunner
 
 from molpre.chem import records_from_smiles
@@ -13,6 +23,7 @@ from molpre.data import keys
 from molpre.data.shard_stream import ShardDataset, collate_views
 from molpre.data.shards import build_shards, read_manifest
 from molpre.models.encoder import load_encoder
+from molpre.train import objectives as obj
 from molpre.train.pretrain import pretrain
 from molpre.train.pretrain_module import PretrainModule
 
@@ -43,7 +54,7 @@ def config(shards, outdir, objectives=("mask", "contrast", "denoise"), **train):
     return {"output": str(outdir), "seed": 0, "corpus": {"shards": str(shards)},
             "objectives": weights,
             "train": {"batch_size": 8, "lr": 3e-3, "progress": False, "log_every_n_steps": 5,
-                      **train},
+                      "accelerator": "cpu", **train},
             "monitor": {"every_n_steps": 25, "molecules": 16}}
 
 
@@ -81,7 +92,7 @@ def test_contrast_loss_falls_and_positives_end_closer(shards, tmp_path, store):
     batch = collate_views(list(ShardDataset(shards, 4.5, views=2, seed=5)))
     with torch.no_grad():
         terms = module.losses(batch)
-    assert terms["pos_sim"] > terms["neg_sim"] + 0.1, terms
+    assert terms["contrast_pos_sim"] > terms["contrast_neg_sim"] + 0.1, terms
 
 
 def test_resume_continues_the_step_count_in_the_same_run(shards, tmp_path, store):
@@ -141,3 +152,147 @@ def test_cli_default_corpus_builds_shards_in_outdir(tmp_path, store):
     manifest = read_manifest(out / "shards")
     assert manifest["molecules"] + manifest["failed"] == 4
     assert "pretrained 3 steps" in result.output
+
+
+# --- a new objective is one class, defined here, with no change to molpre ------------------
+
+
+@dataclass(frozen=True)
+class AtomCountOptions:
+    scale: float = 10.0  # atoms
+
+
+@obj.register
+class AtomCount(obj.Objective):
+    """Toy objective: predict each molecule's atom count (/ scale) from its embedding."""
+
+    name = "atom_count"
+    Options = AtomCountOptions
+
+    def build_head(self, dims):
+        return torch.nn.Linear(dims.features, 1)
+
+    def loss(self, out):
+        predicted = self.head(out[keys.GRAPH_EMBEDDING]).squeeze(-1)
+        target = out[keys.NUM_ATOMS].to(predicted.dtype) / self.options.scale
+        loss = F.mse_loss(predicted, target)
+        return loss, {"mae": (predicted - target).abs().mean() * self.options.scale}
+
+
+def test_an_objective_defined_in_a_test_plugs_into_pretraining(shards, tmp_path, store):
+    sections = {name: {"weight": 0.0} for name in obj.BUILTIN}
+    sections["atom_count"] = {"weight": 1.0, "scale": 10}
+    cfg = config(shards, tmp_path, (), max_steps=30, epochs=100, log_every_n_steps=1)
+    cfg["objectives"] = sections
+    result = pretrain(cfg)
+    history = mlflow.MlflowClient().get_metric_history(result.run_id, "train/atom_count_loss")
+    values = [m.value for m in sorted(history, key=lambda m: m.step)]
+    assert len(values) >= 20 and sum(values[-5:]) / 5 < sum(values[:5]) / 5
+    module = module_from(result.last_checkpoint)  # rebuilt from the weights-only checkpoint
+    assert list(module.objectives) == ["atom_count"]
+    assert isinstance(module.objectives["atom_count"].head, torch.nn.Linear)
+    # nothing in molpre names the toy objective: adding it touched 0 files there
+    package = Path(obj.__file__).parents[2]
+    assert not [f for f in package.rglob("*.py") if "atom_count" in f.read_text()]
+
+
+def test_unknown_objective_option_is_one_clear_error(shards, tmp_path, store):
+    cfg = config(shards, tmp_path)
+    cfg["objectives"]["mask"]["wieght"] = 0.0
+    with pytest.raises(ValueError, match="objectives.mask.wieght"):
+        pretrain(cfg)
+
+
+# --- resume, Ctrl-C, retention ------------------------------------------------------------
+
+
+def saved_step(path: Path) -> int:
+    """global_step of a checkpoint (-1 when absent)."""
+    if not path.is_file():
+        return -1
+    return int(torch.load(path, weights_only=True, map_location="cpu")["global_step"])
+
+
+def cli_args(shards, outdir, max_steps: int) -> list[str]:
+    return ["pretrain", "--shards", str(shards), "--objectives", "mask", "--batch-size", "4",
+            "--max-steps", str(max_steps), "--epochs", "1000", "--accelerator", "cpu",
+            "--checkpoint-every", "2", "--keep-checkpoints", "2",
+            "--set", "train.progress=false", "--set", "train.log_every_n_steps=1",
+            "--set", "monitor.every_n_steps=1000", "-o", str(outdir)]
+
+
+def start_cli(shards, outdir) -> subprocess.Popen:
+    """``molpre pretrain`` in a subprocess, long enough to be stopped mid-run."""
+    return subprocess.Popen([sys.executable, "-m", "molpre", *cli_args(shards, outdir, 5000)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+
+
+def wait_for_checkpoint(proc: subprocess.Popen, last: Path, step: int, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while saved_step(last) < step:
+        if proc.poll() is not None:
+            raise AssertionError(f"pretrain ended early: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("no checkpoint in time")
+        time.sleep(0.2)
+
+
+def test_sigkill_mid_run_then_rerun_resumes_in_the_same_run(shards, tmp_path, store):
+    out = tmp_path / "killed"
+    proc = start_cli(shards, out)
+    wait_for_checkpoint(proc, out / "last.ckpt", 4)
+    proc.kill()  # SIGKILL: nothing runs after this
+    proc.wait()
+    step = saved_step(out / "last.ckpt")
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    client = mlflow.MlflowClient()
+    assert client.get_run(run_id).info.status == "RUNNING"  # what a kill leaves behind
+    assert len(list((out / "checkpoints").glob("step=*.ckpt"))) <= 2
+    again = CliRunner().invoke(main, cli_args(shards, out, step + 3))
+    assert again.exit_code == 0, again.output
+    assert f"pretrained {step + 3} steps" in again.output and run_id in again.output
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    steps = sorted(m.step for m in client.get_metric_history(run_id, "train/loss"))
+    assert steps[0] <= step < steps[-1] == step + 3
+    assert [r.info.run_id for r in client.search_runs([run.info.experiment_id])].count(run_id) == 1
+    assert len(client.search_runs([run.info.experiment_id], f"attributes.run_name = '{run.info.run_name}'")) >= 1
+    kept = sorted((out / "checkpoints").glob("step=*.ckpt"))
+    assert 1 <= len(kept) <= 2 and saved_step(kept[-1]) <= step + 3
+
+
+def test_ctrl_c_saves_last_ckpt_and_marks_the_run_killed(shards, tmp_path, store):
+    out = tmp_path / "interrupted"
+    proc = start_cli(shards, out)
+    wait_for_checkpoint(proc, out / "last.ckpt", 2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    line = stderr.strip().splitlines()[-1]
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    assert line.startswith("molpre pretrain: interrupted at step ") and run_id in line, stderr
+    step = int(line.split("at step ")[1].split(";")[0])
+    assert saved_step(out / "last.ckpt") == step >= 2
+    assert mlflow.MlflowClient().get_run(run_id).info.status == "KILLED"
+
+
+def test_periodic_checkpoints_keep_only_the_newest(shards, tmp_path, store):
+    result = pretrain(config(shards, tmp_path, ("mask",), max_steps=9, epochs=100, batch_size=4,
+                             checkpoint_every_n_steps=2, keep_checkpoints=2))
+    kept = sorted((tmp_path / "checkpoints").glob("step=*.ckpt"))
+    assert [p.name for p in kept] == ["step=00000006.ckpt", "step=00000008.ckpt"]
+    assert saved_step(result.last_checkpoint) == 9
+    assert not list(tmp_path.glob(".*.tmp")) and not list((tmp_path / "checkpoints").glob(".*"))
+
+
+def test_corpus_of_only_rejected_molecules_is_one_line_error(tmp_path, store):
+    corpus = tmp_path / "bad.smi"
+    corpus.write_text("not_a_smiles\nC1CC\nXx\n")
+    result = CliRunner().invoke(main, ["pretrain", "--corpus", str(corpus), "--conformers", "1",
+                                       "--set", "train.progress=false", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1 and not isinstance(result.exception, IndexError)
+    assert "no usable molecule" in result.output and "failures.csv" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

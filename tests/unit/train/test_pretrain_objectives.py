@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from ase.build import molecule
 from e3nn.util.test import assert_equivariant
@@ -22,13 +23,40 @@ def test_mask_atoms_masks_a_fraction_and_at_least_one():
     assert tiny.sum() == 1
 
 
+def configured(**sections) -> list[obj.Objective]:
+    dims = obj.EncoderDims(features=8, channels=4)
+    return [obj.build_objective(name, section, dims) for name, section in sections.items()]
+
+
 def test_corrupt_records_the_noise_it_added():
     batch = collate([atoms_to_sample(molecule("CH3CH2OH"), 4.5)])
-    out = obj.corrupt(batch, obj.ObjectiveConfig(noise_sigma=0.1), torch.Generator().manual_seed(1))
+    objectives = configured(mask={"coord_noise": 0.05}, contrast={}, denoise={"sigma": 0.1})
+    out = obj.corrupt(batch, objectives, torch.Generator().manual_seed(1))
     assert torch.allclose(out[keys.POSITIONS] - batch[keys.POSITIONS], out[keys.NOISE])
     assert 0.05 < out[keys.NOISE].std() < 0.2
     assert (out[keys.MASKED_TARGET] == batch[keys.ATOMIC_NUMBERS]).all()
     assert out[keys.MASK].any()
+    assert (out[keys.ATOMIC_NUMBERS][out[keys.MASK]] == keys.MASK_TOKEN).all()
+
+
+def test_without_objectives_that_move_atoms_positions_stay_and_noise_is_zero():
+    batch = collate([atoms_to_sample(molecule("CH3CH2OH"), 4.5)])
+    out = obj.corrupt(batch, configured(contrast={}), torch.Generator().manual_seed(1))
+    assert torch.equal(out[keys.POSITIONS], batch[keys.POSITIONS])
+    assert not out[keys.NOISE].any() and keys.MASK not in out
+
+
+def test_objective_sections_are_checked_and_name_the_key():
+    with pytest.raises(ValueError, match="objectives.mask.fraktion"):
+        obj.parse_options("mask", {"fraktion": 0.2})
+    with pytest.raises(ValueError, match="objectives.denoise.sigma"):
+        obj.parse_options("denoise", {"sigma": "wide"})
+    with pytest.raises(ValueError, match="unknown objective 'nope'"):
+        obj.parse_options("nope", {})
+    weight, options = obj.parse_options("contrast", {"weight": 2, "temperature": "0.5"})
+    assert weight == 2.0 and options.temperature == 0.5 and options.proj_dim == 64
+    assert obj.views_needed({"mask": {}, "contrast": {"weight": 0}}) == 1
+    assert obj.views_needed({"mask": {}, "contrast": {}}) == 2
 
 
 def test_nt_xent_prefers_matched_pairs():
