@@ -10,6 +10,13 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_configure(config) -> None:
+    """Tests run on CPU: hide GPUs (``--accelerator auto`` then means CPU) unless
+    MOLPRE_TEST_GPU=1. bench/gpu_smoke.py is the check that runs on a GPU."""
+    if os.environ.get("MOLPRE_TEST_GPU") != "1":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the checkout; tests that need it skip where it is absent."""

@@ -10,7 +10,7 @@ import click
 _FIELDS = ("data", "target", "unit", "budget", "test_fraction", "test_ids", "test_first",
            "split_seed", "val_fraction", "mode", "encoder", "preset", "epochs", "batch_size",
            "lr", "forces_weight", "patience", "seed", "max_minutes", "register_name",
-           "run_name", "threads")
+           "run_name", "threads", "accelerator", "devices")
 
 
 def _config(config_file: str | None, options: dict, out: str):
@@ -59,6 +59,10 @@ def _config(config_file: str | None, options: dict, out: str):
 @click.option("--seed", type=int, help="The one seed (default 0).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), help="Wall-clock cap on training.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch threads.")
+@click.option("--accelerator", type=click.Choice(["auto", "cpu", "gpu"], case_sensitive=False),
+              help="auto (default): a GPU when torch sees one, else CPU.")
+@click.option("--devices", type=click.IntRange(min=1),
+              help="Devices to train on (1; choose the GPU with CUDA_VISIBLE_DEVICES).")
 @click.option("--run-name", help="MLflow run name.")
 @click.option("--register-name", help="Also register the model in the MLflow registry under NAME.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),

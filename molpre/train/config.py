@@ -64,6 +64,8 @@ class FinetuneConfig:
     prior_alphas: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1])
     dtype: str = "float32"
     threads: int | None = None
+    accelerator: str = "auto"  # auto (a GPU when torch sees one) | cpu | gpu
+    devices: int = 1
     out: str = "finetune-out"
     run_name: str | None = None
     experiment: str = "molpre-finetune"
@@ -101,6 +103,11 @@ class FinetuneConfig:
             raise ConfigError("dtype must be float32 or float64")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
+        if str(self.accelerator).lower() not in ("auto", "cpu", "gpu"):
+            raise ConfigError(f"accelerator {self.accelerator!r}: use auto, cpu or gpu")
+        if self.devices != 1:
+            raise ConfigError(f"devices {self.devices!r}: finetune trains on one device "
+                              "(pick a GPU with CUDA_VISIBLE_DEVICES)")
 
     def resolved(self) -> dict[str, Any]:
         """A plain, JSON-friendly dict of every field (absolute data path)."""

@@ -31,6 +31,7 @@ from molpre.models.energy import EnergyModel
 from molpre.runtime import seed_everything
 from molpre.train.config import FinetuneConfig
 from molpre.train.evaluate import atomref_only, energy_metrics, parity_plot, predict_energies
+from molpre.train.hardware import resolve_accelerator
 from molpre.train.losses import snapshot
 from molpre.train.modes import build_model, start_encoder
 
@@ -106,7 +107,8 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
     best, epochs = BestWeights(), MlflowEpochMetrics(prefix)
     trainer = pl.Trainer(
         max_epochs=config.epochs, max_time=timedelta(minutes=minutes) if minutes else None,
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        accelerator=resolve_accelerator(config.accelerator), devices=config.devices,
+        logger=False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=config.progress, inference_mode=False,
         num_sanity_val_steps=0, default_root_dir=config.out,
         callbacks=[best, epochs, EarlyStopping("val_mae_mev", patience=config.patience)],
@@ -169,6 +171,7 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     from molpre.tracking import start_run
 
     config = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
+    resolve_accelerator(config.accelerator)  # a missing GPU fails before any work
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
