@@ -196,7 +196,7 @@ def save_checkpoint_atomically(trainer: L.Trainer, path: Path) -> None:
     Called on every rank (Lightning's save has a barrier; rank 0 writes).
     """
     tmp = path.with_name(f".{path.name}.tmp")
-    trainer.save_checkpoint(tmp)
+    trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizer, loops, callbacks
     if trainer.is_global_zero:
         os.replace(tmp, path)
 

@@ -302,3 +302,22 @@ def test_corpus_of_only_rejected_molecules_is_one_line_error(tmp_path, store):
     assert result.exit_code == 1 and not isinstance(result.exception, IndexError)
     assert "no usable molecule" in result.output and "failures.csv" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_not_left_running(shards, tmp_path, store):
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("molpre-pretrain")
+    experiment_id = (experiment.experiment_id if experiment
+                     else client.create_experiment("molpre-pretrain"))
+    orphan = client.create_run(experiment_id).info.run_id  # RUNNING, as a kill leaves it
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": orphan}))
+    result = pretrain(config(shards, tmp_path, ("mask",), max_steps=2, epochs=10, batch_size=4))
+    assert result.run_id != orphan and client.get_run(orphan).info.status == "KILLED"
+    assert client.get_run(result.run_id).info.status == "FINISHED"
+
+
+def test_resume_into_a_run_the_store_lacks_is_one_clear_error(shards, tmp_path, store):
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": "0" * 32}))
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    with pytest.raises(ValueError, match="run.json names MLflow run 0+, which the tracking store"):
+        pretrain(config(shards, tmp_path, ("mask",), max_steps=2, epochs=10))
