@@ -31,13 +31,21 @@ from molpre.train import monitors
 log = logging.getLogger(__name__)
 
 
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """``batch`` with every tensor on ``device`` (other values as they are)."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
 @torch.no_grad()
 def embed(encoder: torch.nn.Module, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """Pooled embeddings [sum B, F] of ``batches`` by the frozen encoder."""
+    """Pooled embeddings [sum B, F] (on CPU) of CPU ``batches`` by the frozen encoder, run on
+    the encoder's device."""
     was_training = encoder.training
+    device = next(encoder.parameters()).device
     encoder.eval()
     try:
-        return torch.cat([encoder(b)[keys.GRAPH_EMBEDDING].float().cpu() for b in batches])
+        return torch.cat([encoder(to_device(b, device))[keys.GRAPH_EMBEDDING].float().cpu()
+                          for b in batches])
     finally:
         encoder.train(was_training)
 
