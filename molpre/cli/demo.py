@@ -11,7 +11,7 @@ from molpre.demo import CLI_FIELDS, DemoConfig
 
 
 @click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
-@config_options(DemoConfig, CLI_FIELDS, section="demo")
+@config_options(DemoConfig, CLI_FIELDS, section="demo", set_example="method=B3LYP")
 def command(config: DemoConfig) -> None:
     """Run molpre end to end on RDKit's NCI sample and say what each stage produced.
 

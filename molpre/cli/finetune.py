@@ -9,7 +9,7 @@ from molpre.train.config import CLI_FIELDS, FinetuneConfig
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@config_options(FinetuneConfig, CLI_FIELDS, section="finetune")
+@config_options(FinetuneConfig, CLI_FIELDS, section="finetune", set_example="lr=3e-4")
 def command(config: FinetuneConfig) -> None:
     """Finetune an energy model on labeled conformers.
 

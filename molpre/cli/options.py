@@ -38,6 +38,8 @@ def _field(cls: type, path: str) -> tuple[dataclasses.Field, Any]:
 
 
 def _default_text(field: dataclasses.Field) -> str:
+    if field.metadata.get("required"):
+        return ""
     if field.default is not dataclasses.MISSING:
         value = field.default
     elif field.default_factory is not dataclasses.MISSING:
@@ -79,11 +81,12 @@ def param_name(path: str) -> str:
 
 
 def config_options(cls: type, fields: Sequence[str], *, section: str | None = None,
-                   config_argument: bool = False) -> Callable:
+                   config_argument: bool = False, set_example: str = "KEY=VALUE") -> Callable:
     """Decorator (below ``@click.command``) adding ``--config``, ``--set`` and field options.
 
     The command receives ``config=`` (an instance of ``cls``) plus its other parameters.
-    ``config_argument``: also accept the YAML file as an optional positional argument.
+    ``section``: the YAML section read when the file has one; ``config_argument``: also accept
+    the YAML file as an optional positional argument; ``set_example``: shown in ``--set``'s help.
     """
     def decorator(func: Callable) -> Callable:
         @functools.wraps(func)
@@ -110,7 +113,7 @@ def config_options(cls: type, fields: Sequence[str], *, section: str | None = No
         wrapper = click.option(
             "--set", "config_sets", multiple=True, metavar="KEY=VALUE",
             help="Override any config key by dotted path, value read as YAML "
-                 "(repeatable), e.g. --set train.lr=3e-4. Flags override --set.")(wrapper)
+                 f"(repeatable), e.g. --set {set_example}. Flags override --set.")(wrapper)
         wrapper = click.option(
             "--config", "config_file", type=click.Path(exists=True, dir_okay=False),
             help=f"YAML config ({where}top-level keys); --set and flags override it.")(wrapper)

@@ -9,7 +9,8 @@ from molpre.train.pretrain_config import CLI_FIELDS, PretrainConfig
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@config_options(PretrainConfig, CLI_FIELDS, section="pretrain", config_argument=True)
+@config_options(PretrainConfig, CLI_FIELDS, section="pretrain", set_example="train.lr=3e-4",
+                config_argument=True)
 @click.option("--objectives", default=None,
               help="Comma list among mask,contrast,denoise (default: all three).")
 def command(config: PretrainConfig, objectives: str | None) -> None:
