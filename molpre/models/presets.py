@@ -26,7 +26,7 @@ PRESETS: dict[str, EncoderConfig] = {
 
 
 def resolve_config(preset_or_config: str | EncoderConfig | dict[str, Any], **overrides: Any) -> EncoderConfig:
-    """An EncoderConfig from a preset name, a config, or a config dict, plus overrides.
+    """A fresh EncoderConfig from a preset name, a config, or a config dict, plus overrides.
 
     Unknown override keys and wrong types raise :class:`molpre.config.ConfigError`.
     """
@@ -40,8 +40,6 @@ def resolve_config(preset_or_config: str | EncoderConfig | dict[str, Any], **ove
         config = preset_or_config
     else:
         raise TypeError(f"expected a preset name, EncoderConfig or dict, got {type(preset_or_config)!r}")
-    if not overrides:
-        return config
     return from_dict(EncoderConfig, {**to_dict(config), **overrides})
 
 
