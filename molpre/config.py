@@ -5,8 +5,8 @@ in increasing precedence, from the field defaults, a YAML file, dotted ``a.b=val
 overrides (the value parsed as a YAML scalar) and explicit keyword values (command-line
 flags)::
 
-    config = load_config(PretrainConfig, "pipelines/pretrain.yaml",
-                         overrides=["train.lr=3e-4"], **{"train.epochs": 2})
+    config = load_config(PretrainConfig, "pipelines/pretrain.yaml", ["train.lr=3e-4"],
+                         section="pretrain", **{"train.epochs": 2})
 
 Every key is checked at every depth: an unknown key is a :class:`ConfigError` naming the full
 dotted key and the closest valid one; a value of the wrong type names the key and the

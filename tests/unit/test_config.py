@@ -135,7 +135,9 @@ def test_pretrain_config_rejects_nested_typos_and_keeps_dict_form():
 
 
 def test_finetune_demo_and_encoder_configs_use_the_loader():
-    assert FinetuneConfig(lr=1e-3, epochs=3).resolved()["epochs"] == 3
+    config = FinetuneConfig(lr=1e-3, epochs=3, forces_weight=1.0)
+    assert config.resolved()["epochs"] == 3 and config.forces is True
+    assert FinetuneConfig.from_dict(config.resolved()) == config.replace(data=config.resolved()["data"])
     assert FinetuneConfig.from_dict({"lr": "3e-3"}).lr == 3e-3
     with pytest.raises(ConfigError, match="epochs: expected int, got 'ten'"):
         FinetuneConfig.from_dict({"epochs": "ten"})
@@ -205,3 +207,11 @@ def test_generated_options_follow_precedence(tmp_path):
     assert (config.seed, config.tag, config.verbose) == (3, "file", True)
     assert config.inner == Inner(lr=0.2, steps=5, names=["a", "b"])
     assert "Learning rate. [default: 0.001]" in runner.invoke(show, ["--help"]).output
+
+
+def test_pretrain_takes_the_config_as_argument_or_option_not_both(tmp_path):
+    path = write(tmp_path, "pretrain:\n  corpus: {conformrs: 2}\n", "bad.yaml")
+    line = _one_error_line(CliRunner().invoke(main, ["pretrain", str(path), "-o", str(tmp_path / "o")]))
+    assert "bad.yaml" in line and "'corpus.conformrs'; did you mean 'corpus.conformers'" in line
+    both = CliRunner().invoke(main, ["pretrain", str(path), "--config", str(path), "-o", "x"])
+    assert "give the config file once" in _one_error_line(both)
