@@ -228,7 +228,7 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     import yaml
 
     if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. train.lr=3e-4")
     key, text = assignment.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):

@@ -91,7 +91,7 @@ def test_override_values_are_yaml_and_keys_checked():
     assert parse_override("train.lr=3e-4") == ("train.lr", "3e-4")  # a YAML 1.1 string ...
     assert load_config(Outer, None, ["inner.lr=3e-4"]).inner.lr == 3e-4  # ... read as a float
     assert load_config(Outer, None, ["inner.names=[x, y]", "tag=null"]).inner.names == ["x", "y"]
-    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+    with pytest.raises(ConfigError, match="expected key=value"):
         load_config(Outer, None, ["inner.lr"])
     with pytest.raises(ConfigError, match="seed: expected int"):
         load_config(Outer, None, ["seed.x=1"])
