@@ -22,24 +22,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
+
+from molpre.config import from_dict, setting
+
 EXAMPLE_SMILES = ("CCO", "c1ccccc1O", "CC(=O)N", "C[Si](C)(C)C", "not-a-smiles")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoConfig:
     """Sizes and levels of the demo; the defaults run in a few minutes on 2 CPU cores."""
 
-    out: str = "molpre-demo"
-    seed: int = 0
-    molecules: int = 600
-    label_molecules: int = 60
+    out: str = setting("molpre-demo", flags=("-o", "--output"), help="Output folder.",
+                       click_type=click.Path(file_okay=False))
+    seed: int = setting(0, help="The one seed for every stage.")
+    molecules: int = setting(600, click_type=click.IntRange(min=10),
+                             help="NCI molecules to read.")
+    label_molecules: int = setting(60, click_type=click.IntRange(min=8),
+                                   help="Smallest molecules to label with PySCF.")
     max_label_atoms: int = 20
     method: str = "HF"
     basis: str = "sto-3g"
-    workers: int = 2
+    workers: int = setting(2, click_type=click.IntRange(min=1),
+                           help="Worker processes for conformers and labels.")
     pretrain_conformers: int = 2
-    pretrain_steps: int = 300
-    finetune_epochs: int = 60
+    pretrain_steps: int = setting(300, click_type=click.IntRange(min=1), help="Pretraining steps.")
+    finetune_epochs: int = setting(60, click_type=click.IntRange(min=1),
+                                   help="Finetuning epochs per arm.")
     test_fraction: float = 0.25
     preset: str = "small"
     examples: tuple[str, ...] = field(default=EXAMPLE_SMILES)
@@ -178,11 +187,12 @@ def predict_stage(model_dir: Path, smiles: Iterable[str]):
     return Predictor.load(model_dir).predict(list(smiles))
 
 
-def config_from_dict(data: dict[str, Any]) -> DemoConfig:
-    """DemoConfig from a dict (e.g. pipelines/demo.yaml), rejecting unknown keys."""
-    from molpre.configs import reject_unknown_keys
+#: DemoConfig fields that ``molpre demo`` offers as options (help in the fields).
+CLI_FIELDS = ("out", "molecules", "label_molecules", "pretrain_steps", "finetune_epochs",
+              "workers", "seed")
 
-    reject_unknown_keys(DemoConfig, data, "demo")
-    if "examples" in data:
-        data = {**data, "examples": tuple(data["examples"])}
-    return DemoConfig(**data)
+
+def config_from_dict(data: dict[str, Any]) -> DemoConfig:
+    """DemoConfig from a dict (e.g. pipelines/demo.yaml's ``demo:`` section): unknown keys
+    and wrong types are ConfigErrors naming the key."""
+    return from_dict(DemoConfig, data)

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from molpre.runtime import provenance
@@ -23,6 +24,96 @@ DEFAULT_EXPERIMENT = "molpre"
 def tracking_uri(uri: str | None = None) -> str:
     """The tracking URI to use: the argument, else ``MLFLOW_TRACKING_URI``, else the default."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def check_tracking_uri(uri: str | None = None, timeout_s: float = 3.0) -> str:
+    """The usable tracking URI (see :func:`tracking_uri`), or ConfigError saying why not.
+
+    Checks, in well under 10 s and without importing MLflow: a SQLite file is writable (or can
+    be created in a writable folder) and is not a folder; a ``file:`` store or plain path is
+    refused as MLflow 3 refuses it (unless ``MLFLOW_ALLOW_FILE_STORE=true``, then its folder
+    must be writable); an ``http(s)://`` server accepts a TCP connection within ``timeout_s``.
+    Other schemes (postgresql, databricks, ...) are passed on unchecked. Call it before work.
+    """
+    from molpre.config import ConfigError
+
+    uri = tracking_uri(uri)
+    reason = _uri_problem(uri, timeout_s)
+    if reason:
+        raise ConfigError(f"MLflow tracking URI {uri!r}: {reason}")
+    return uri
+
+
+def _uri_problem(uri: str, timeout_s: float) -> str | None:
+    """Why ``uri`` cannot be used, or None."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme == "sqlite":
+        return _sqlite_problem(uri)
+    if scheme in ("http", "https"):
+        return _server_problem(parsed, timeout_s)
+    if scheme in ("", "file") or len(scheme) == 1:  # a plain path (or a Windows drive letter)
+        return _file_store_problem(parsed.path if scheme == "file" else uri)
+    return None
+
+
+def _writable_folder_problem(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (or its nearest existing parent), or None."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"folder {existing} is not writable; choose another location"
+    return None
+
+
+def _sqlite_problem(uri: str) -> str | None:
+    """SQLAlchemy's form: ``sqlite:///relative.db``, ``sqlite:////absolute.db``."""
+    path_text = uri[len("sqlite:///"):].split("?", 1)[0] if uri.startswith("sqlite:///") else ""
+    if path_text in ("", ":memory:"):
+        return None
+    path = Path(path_text)
+    if path.is_dir():
+        return f"{path} is a folder, not a SQLite file; use e.g. sqlite:///{path}/mlflow.db"
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"SQLite file {path} is read-only; make it writable or use another file"
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            return (f"folder {path.parent} of SQLite file {path} is read-only (SQLite needs "
+                    f"it for its journal); use another location")
+        return None
+    return _writable_folder_problem(path.parent)
+
+
+def _file_store_problem(path_text: str) -> str | None:
+    if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("true", "1"):
+        return ("MLflow 3 refuses the file store (set MLFLOW_ALLOW_FILE_STORE=true to use it "
+                "anyway); use a SQLite store instead, e.g. sqlite:///mlflow.db")
+    return _writable_folder_problem(Path(path_text))
+
+
+def _server_problem(parsed: Any, timeout_s: float) -> str | None:
+    import socket
+
+    host = parsed.hostname
+    if not host:
+        return "no host in the address"
+    try:
+        port = parsed.port or (443 if parsed.scheme.lower() == "https" else 80)
+    except ValueError:
+        return "the port is not a number"
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except TimeoutError:
+        return f"no answer from {host}:{port} within {timeout_s:g} s; is `mlflow server` running?"
+    except OSError as err:
+        return (f"cannot connect to {host}:{port} ({err.strerror or err}); start `mlflow "
+                f"server` there or point MLFLOW_TRACKING_URI at a reachable store")
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -42,7 +133,7 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT, uri: str | None = None) ->
     """Create (once) and return the experiment id; call before starting parallel workers."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(uri))
+    mlflow.set_tracking_uri(check_tracking_uri(uri))
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id

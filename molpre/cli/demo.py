@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
+from molpre.cli.options import config_options
+from molpre.demo import CLI_FIELDS, DemoConfig
 
-@click.command("demo")
-@click.option("-o", "--output", "out", default="molpre-demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("--config", "config_path", default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML file with demo settings (see pipelines/demo.yaml); flags override it.")
-@click.option("--molecules", type=click.IntRange(min=10), default=None,
-              help="NCI molecules to read (default 600).")
-@click.option("--label-molecules", type=click.IntRange(min=8), default=None,
-              help="Smallest molecules to label with PySCF (default 60).")
-@click.option("--pretrain-steps", type=click.IntRange(min=1), default=None,
-              help="Pretraining steps (default 300).")
-@click.option("--finetune-epochs", type=click.IntRange(min=1), default=None,
-              help="Finetuning epochs per arm (default 60).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes for conformers and labels (default 2).")
-@click.option("--seed", type=int, default=None, help="The one seed for every stage (default 0).")
-def command(out: Path, config_path: Path | None, **flags) -> None:
+
+@click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
+@config_options(DemoConfig, CLI_FIELDS, section="demo", set_example="method=B3LYP")
+def command(config: DemoConfig) -> None:
     """Run molpre end to end on RDKit's NCI sample and say what each stage produced.
 
     Intake and conformers, PySCF labels (HF/STO-3G) for the smallest molecules, pretraining
@@ -33,17 +20,13 @@ def command(out: Path, config_path: Path | None, **flags) -> None:
     from the pretrained encoder, and predictions with molpre.Predictor. Runs are tracked in
     OUT/mlflow.db; the last line says how to browse them in the MLflow UI.
     """
-    import yaml
+    from molpre.config import ConfigError
+    from molpre.demo import run_demo
+    from molpre.tracking import check_tracking_uri
 
-    from molpre.demo import config_from_dict, run_demo
-
-    settings = yaml.safe_load(config_path.read_text()) if config_path else {}
-    settings = dict(settings or {})
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    settings["out"] = str(out)
     try:
-        config = config_from_dict(settings)
-    except (TypeError, ValueError) as exc:
+        check_tracking_uri(config.tracking_uri)
+    except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     start = time.perf_counter()
     result = run_demo(config, echo=click.echo)

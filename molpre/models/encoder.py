@@ -21,14 +21,14 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from molpre.configs import reject_unknown_keys
+from molpre.config import from_dict
 from molpre.data import keys
 from molpre.nn import ElementEmbedding, InteractionBlock, RadialEmbedding, natural_irreps
 
 FORMAT = "molpre.encoder/1"
 
 
-@dataclass
+@dataclass(frozen=True)
 class EncoderConfig:
     """Hyperparameters that fully define an Encoder (saved with every checkpoint).
 
@@ -63,9 +63,8 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
-        """Build from a dict, rejecting unknown keys with a clear message."""
-        reject_unknown_keys(cls, data, "encoder")
-        return cls(**data)
+        """Build from a dict: unknown keys and wrong types are ConfigErrors naming the key."""
+        return from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+from molpre.config import from_dict, to_dict
 from molpre.models.encoder import Encoder, EncoderConfig
 
 PRESETS: dict[str, EncoderConfig] = {
@@ -26,7 +26,10 @@ PRESETS: dict[str, EncoderConfig] = {
 
 
 def resolve_config(preset_or_config: str | EncoderConfig | dict[str, Any], **overrides: Any) -> EncoderConfig:
-    """A fresh EncoderConfig from a preset name, a config, or a config dict, plus overrides."""
+    """A fresh EncoderConfig from a preset name, a config, or a config dict, plus overrides.
+
+    Unknown override keys and wrong types raise :class:`molpre.config.ConfigError`.
+    """
     if isinstance(preset_or_config, str):
         if preset_or_config not in PRESETS:
             raise ValueError(f"unknown encoder preset {preset_or_config!r}; choose from {sorted(PRESETS)}")
@@ -37,7 +40,7 @@ def resolve_config(preset_or_config: str | EncoderConfig | dict[str, Any], **ove
         config = preset_or_config
     else:
         raise TypeError(f"expected a preset name, EncoderConfig or dict, got {type(preset_or_config)!r}")
-    return dataclasses.replace(config, **overrides)
+    return from_dict(EncoderConfig, {**to_dict(config), **overrides})
 
 
 def build_encoder(preset_or_config: str | EncoderConfig | dict[str, Any], **overrides: Any) -> Encoder:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 #: Fields that change the computed numbers; they enter the content key and the level string.
 #: ``max_cycle``, ``time_limit_s`` and ``max_atoms`` only decide *whether* a label is made.
@@ -83,12 +83,11 @@ class LevelOfTheory:
 
     @classmethod
     def from_dict(cls, values: dict) -> LevelOfTheory:
-        """Build from a dict, rejecting unknown keys with a clear message."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown level-of-theory fields: {sorted(unknown)}")
-        return cls(**values)
+        """Build from a dict: unknown keys and wrong types are ConfigErrors (ValueErrors)
+        naming the key (:func:`molpre.config.from_dict`)."""
+        from molpre.config import from_dict
+
+        return from_dict(cls, values)
 
     def with_limits(self, **changes) -> LevelOfTheory:
         """A copy with some fields changed (``dataclasses.replace``)."""

@@ -12,17 +12,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molpre.configs import reject_unknown_keys
+import click
+
+from molpre.config import ConfigError, from_dict, setting
+
+__all__ = ["MODES", "ConfigError", "FinetuneConfig", "CLI_FIELDS"]
 
 MODES = ("scratch", "probe", "freeze:K", "full", "prior")
 _FREEZE = re.compile(r"^freeze:(\d+)$")
 
 
-class ConfigError(ValueError):
-    """An invalid finetune configuration; the message names the field."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class FinetuneConfig:
     """A finetune: data, split, model, mode and optimisation.
 
@@ -38,38 +38,61 @@ class FinetuneConfig:
     val MAE before stopping.
     """
 
-    data: str = ""
-    target: str = "energy"
-    unit: str = "eV"
+    data: str = setting("", help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).",
+                        click_type=click.Path(exists=True, dir_okay=False))
+    target: str = setting("energy", help="'energy' (calculator energy) or a numeric atoms.info key, "
+                                          "e.g. u0_atom.")
+    unit: str = setting("eV", help="Unit of the target (converted to eV).",
+                        click_type=click.Choice(["eV", "meV", "hartree", "kcal/mol"], case_sensitive=False))
     forces: bool = False
     energy_weight: float = 1.0
-    forces_weight: float = 0.0
-    test_fraction: float = 0.1
-    test_ids: str | None = None
-    test_first: int | None = None
-    split_seed: int = 0
-    budget: int | None = None
-    val_fraction: float = 0.1
-    mode: str = "scratch"
-    encoder: str | None = None
-    preset: str = "small"
-    epochs: int = 100
-    batch_size: int = 16
-    lr: float = 3e-3
+    forces_weight: float = setting(0.0, help="Weight of the force loss (0: energies only).",
+                                   click_type=click.FloatRange(min=0))
+    test_fraction: float = setting(0.1, help="Share of molecules held out for test.",
+                                   click_type=click.FloatRange(0, 1, min_open=True, max_open=True))
+    test_ids: str | None = setting(None, help="File of mol_ids (one per line) forming the test set.",
+                                   click_type=click.Path(exists=True, dir_okay=False))
+    test_first: int | None = setting(
+        None, click_type=click.IntRange(min=1),
+        help="Test = the first N of numpy.random.default_rng(SPLIT_SEED).permutation(n_rows) "
+             "(the shared QM9 protocol with N=1000).")
+    split_seed: int = setting(0, help="Seed of the test split; --seed draws the budget.")
+    budget: int | None = setting(None, click_type=click.IntRange(min=2),
+                                 help="Training labels (train + validation) drawn from the "
+                                      "non-test pool. Default: all.")
+    val_fraction: float = setting(0.1, help="Share of the budget's molecules used for validation.",
+                                  click_type=click.FloatRange(0, 1, min_open=True, max_open=True))
+    mode: str = setting("scratch", help="scratch | probe | freeze:K | full | prior.")
+    encoder: str | None = setting(None, click_type=click.Path(exists=True, dir_okay=False),
+                                  help="Pretrained encoder checkpoint (molpre pretrain's "
+                                       "encoder.pt); needed unless scratch.")
+    preset: str = setting("small", help="Encoder preset for scratch.",
+                          click_type=click.Choice(["small", "medium"]))
+    epochs: int = setting(100, help="Maximum epochs (early stopping on val MAE).",
+                          click_type=click.IntRange(min=1))
+    batch_size: int = setting(16, help="Molecules per batch.", click_type=click.IntRange(min=1))
+    lr: float = setting(3e-3, help="Learning rate.", click_type=click.FloatRange(min=0, min_open=True))
     weight_decay: float = 0.0
-    patience: int = 20
-    seed: int = 0
-    max_minutes: float | None = None
+    patience: int = setting(20, help="Early-stopping patience in epochs.",
+                            click_type=click.IntRange(min=1))
+    seed: int = setting(0, help="The one seed.")
+    max_minutes: float | None = setting(None, help="Wall-clock cap on training.",
+                                        click_type=click.FloatRange(min=0, min_open=True))
     prior_alpha: float | None = None
     prior_alphas: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1])
     dtype: str = "float32"
-    threads: int | None = None
-    accelerator: str = "auto"  # auto (a GPU when torch sees one) | cpu | gpu
-    devices: int = 1
-    out: str = "finetune-out"
-    run_name: str | None = None
+    threads: int | None = setting(None, help="torch threads.", click_type=click.IntRange(min=1))
+    accelerator: str = setting("auto", help="auto: a GPU when torch sees one, else CPU.",
+                               click_type=click.Choice(["auto", "cpu", "gpu"], case_sensitive=False))
+    devices: int = setting(1, help="Devices to train on (1; choose the GPU with CUDA_VISIBLE_DEVICES).",
+                           click_type=click.IntRange(min=1))
+    out: str = setting("finetune-out", flags=("-o", "--output"), required=True,
+                       click_type=click.Path(file_okay=False),
+                       help="OUTDIR: model/ (MLflow pyfunc), model.ckpt, metrics.json, parity.png.")
+    run_name: str | None = setting(None, help="MLflow run name.")
     experiment: str = "molpre-finetune"
-    register_name: str | None = None
+    register_name: str | None = setting(None, help="Also register the model in the MLflow "
+                                                   "registry under NAME.")
     log_model: bool = True
     progress: bool = True
 
@@ -91,7 +114,7 @@ class FinetuneConfig:
         if self.forces_weight < 0 or self.energy_weight < 0:
             raise ConfigError("loss weights must be >= 0")
         if self.forces_weight > 0 and not self.forces:
-            self.forces = True
+            object.__setattr__(self, "forces", True)
         if sum(x is not None for x in (self.test_ids, self.test_first)) > 1:
             raise ConfigError("give test_ids or test_first, not both")
         for name in ("epochs", "batch_size"):
@@ -121,6 +144,12 @@ class FinetuneConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FinetuneConfig:
-        """Build from a dict (e.g. a YAML pipeline), rejecting unknown keys."""
-        reject_unknown_keys(cls, data, "finetune", ConfigError)
-        return cls(**data)
+        """Build from a dict (e.g. a YAML pipeline): unknown keys and wrong types are errors."""
+        return from_dict(cls, data)
+
+
+#: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
+CLI_FIELDS = ("data", "target", "unit", "budget", "test_fraction", "test_ids", "test_first",
+              "split_seed", "val_fraction", "mode", "encoder", "preset", "epochs", "batch_size",
+              "lr", "forces_weight", "patience", "seed", "max_minutes", "threads", "run_name",
+              "register_name", "accelerator", "devices", "out")

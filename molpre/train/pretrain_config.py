@@ -1,62 +1,198 @@
-"""The pretraining config: defaults, YAML loading, dotted ``key=value`` overrides.
+"""The pretraining config: nested frozen dataclasses, loaded by :mod:`molpre.config`.
 
-A config is a nested dict (the YAML file's shape); :data:`DEFAULTS` lists every key with
-its default, so a user's file only states what differs. ``--set train.lr=3e-4`` style
-overrides parse their value as YAML (numbers, booleans, null, lists).
+A user's YAML (``pipelines/pretrain.yaml``: a ``pretrain:`` section, or the keys at top level)
+states only what differs from the defaults below; ``--set train.lr=3e-4`` style overrides
+parse their value as YAML. Every key at every depth is checked (an unknown key or a wrong
+type is a ConfigError naming the dotted key). :func:`resolve` returns the validated config
+as the nested dict that :func:`molpre.train.pretrain.pretrain` reads.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+import click
 
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "output": None,  # OUTDIR: last.ckpt, encoder.pt, shards/, run.json
-    "resume": True,  # continue from OUTDIR/last.ckpt when present
-    "corpus": {
-        "path": None,  # molecule file; None = molpre.chem.default_corpus() (RDKit's NCI sample)
-        "smiles_col": None,
-        "max_molecules": 1000,
-        "conformers": 4,
-        "workers": 1,
-        "shard_size": 1000,
-        "shards": None,  # an existing shard directory (skips the build)
-    },
-    "model": {"preset": "small", "overrides": {}},
-    # objectives by registered name (molpre.train.objectives): weight (0 = off) and options
-    "objectives": {
+from molpre.config import (
+    ConfigError,
+    check_keys,
+    coerce,
+    field_types,
+    load_config,
+    setting,
+    to_dict,
+)
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Unlabeled molecules and their conformer shards."""
+
+    path: str | None = setting(None, flags=("--corpus",),
+                               click_type=click.Path(exists=True, dir_okay=False),
+                               help="Molecule file (SMILES/CSV/SDF/XYZ). Default: RDKit's NCI sample.")
+    smiles_col: str | None = None
+    max_molecules: int | None = setting(1000, click_type=click.IntRange(min=1),
+                                        help="Use the first M molecules.")
+    conformers: int = setting(4, click_type=click.IntRange(min=1), help="Conformers per molecule.")
+    workers: int = 1
+    shard_size: int = 1000
+    shards: str | None = setting(None, flags=("--shards",),
+                                 click_type=click.Path(exists=True, file_okay=False),
+                                 help="Use an existing shard directory instead of building one.")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Encoder preset plus EncoderConfig field overrides (e.g. ``{cutoff: 4.0}``)."""
+
+    preset: str = setting("small", click_type=click.Choice(["small", "medium"]),
+                          help="Encoder preset.")
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from molpre.models.encoder import EncoderConfig
+
+        types_ = field_types(EncoderConfig)
+        check_keys(self.overrides, types_, "model.overrides")
+        checked = {k: coerce(v, types_[k], f"model.overrides.{k}") for k, v in self.overrides.items()}
+        object.__setattr__(self, "overrides", checked)
+
+
+def default_objectives() -> dict[str, dict[str, Any]]:
+    """The built-in objectives with their default options (weight 0 switches one off)."""
+    return {
         "mask": {"weight": 1.0, "fraction": 0.15, "coord_noise": 0.0},
         "contrast": {"weight": 1.0, "temperature": 0.1, "proj_dim": 64},
         "denoise": {"weight": 1.0, "sigma": 0.05},
-    },
-    "train": {
-        "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0, "epochs": 1, "max_steps": -1,
-        "max_time_s": None, "devices": 1, "accelerator": "auto", "strategy": "auto",
-        "threads": None,  # torch threads per process (None: torch's default)
-        "num_workers": 0, "shuffle_buffer": 256, "log_every_n_steps": 10, "grad_clip": 10.0,
-        "checkpoint_every_n_steps": 200,  # OUTDIR/last.ckpt (atomic) every N steps
-        "keep_checkpoints": 2,  # periodic OUTDIR/checkpoints/step=*.ckpt kept (0: last.ckpt only)
-        "progress": True,
-    },
-    "monitor": {
-        "every_n_steps": 50, "molecules": 128, "min_std": 0.05, "min_effective_rank": 1.5,
-        "max_uniformity": -0.05, "stop_on_collapse": False,
-    },
-    "probe": {
-        "data": None, "target": None, "every_n_steps": 100, "max_molecules": 500,
-        "holdout": 0.2, "window": 8, "loss_drop": 0.05, "probe_gain": 0.01,
-    },
-    "tracking": {"experiment": "molpre-pretrain", "run_name": "pretrain"},
-}
+    }
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and the Lightning trainer."""
+
+    batch_size: int = setting(16, click_type=click.IntRange(min=2), help="Molecules per batch.")
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    epochs: int = setting(1, click_type=click.IntRange(min=1), help="Passes over the corpus.")
+    max_steps: int = setting(-1, help="Stop after S optimizer steps (-1: no limit).")
+    max_time_s: float | None = None
+    devices: int = setting(1, click_type=click.IntRange(min=1),
+                           help="Processes/GPUs (DDP when > 1).")
+    accelerator: str = setting("auto", click_type=click.Choice(["auto", "cpu", "gpu"],
+                                                                case_sensitive=False),
+                               help="auto: a GPU when torch sees one, else CPU.")
+    threads: int | None = setting(None, click_type=click.IntRange(min=1),
+                                  help="torch threads per process.")
+    strategy: str = "auto"
+    num_workers: int = 0
+    shuffle_buffer: int = 256
+    log_every_n_steps: int = 10
+    grad_clip: float | None = 10.0
+    checkpoint_every_n_steps: int = setting(200, flags=("--checkpoint-every",),
+                                            click_type=click.IntRange(min=1),
+                                            help="Write OUTDIR/last.ckpt every N steps.")
+    keep_checkpoints: int = setting(2, click_type=click.IntRange(min=0),
+                                    help="Periodic checkpoints kept in OUTDIR/checkpoints "
+                                         "(0: last.ckpt only).")
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """The collapse watch on a fixed batch of molecules."""
+
+    every_n_steps: int = 50
+    molecules: int = 128
+    min_std: float = 0.05
+    min_effective_rank: float = 1.5
+    max_uniformity: float = -0.05
+    stop_on_collapse: bool = False
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The linear-probe proxy on labeled data (off when ``data`` is null)."""
+
+    data: str | None = setting(None, flags=("--probe-data",),
+                               click_type=click.Path(exists=True, dir_okay=False),
+                               help="Labeled extxyz(.gz)/ASE db for the linear-probe proxy.")
+    target: str | None = setting(None, flags=("--probe-target",),
+                                 help="Label key of the probe data (e.g. u0_atom).")
+    every_n_steps: int = 100
+    max_molecules: int = 500
+    holdout: float = 0.2
+    window: int = 8
+    loss_drop: float = 0.05
+    probe_gain: float = 0.01
+
+    def __post_init__(self) -> None:
+        if (self.data is None) != (self.target is None):
+            raise ConfigError("probe.data and probe.target go together (--probe-data and "
+                              "--probe-target)")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str = "molpre-pretrain"
+    run_name: str = "pretrain"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything a pretraining run reads. ``output``: OUTDIR (last.ckpt, encoder.pt, shards/,
+    run.json); ``resume``: continue from OUTDIR/last.ckpt when present."""
+
+    seed: int = setting(0, help="The one seed.")
+    output: str | None = setting(None, flags=("-o", "--output"), required=True,
+                                 click_type=click.Path(file_okay=False),
+                                 help="OUTDIR: shards/, last.ckpt (resume), encoder.pt (best encoder).")
+    resume: bool = True
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    #: registered objective name (molpre.train.objectives) -> {weight, options}; checked by
+    #: the objective's own Options dataclass, so a new objective needs no edit here.
+    objectives: dict[str, Any] = field(default_factory=default_objectives)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        try:
+            check_objectives(self.objectives)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+
+
+#: PretrainConfig fields that ``molpre pretrain`` offers as options (help in the fields).
+CLI_FIELDS = ("corpus.path", "corpus.shards", "corpus.conformers", "corpus.max_molecules",
+              "train.epochs", "train.max_steps", "train.batch_size", "model.preset",
+              "train.devices", "train.accelerator", "train.threads",
+              "train.checkpoint_every_n_steps", "train.keep_checkpoints",
+              "probe.data", "probe.target", "seed", "output")
+
+
+
+def load_pretrain_config(config: Mapping[str, Any] | str | Path | None = None,
+                         overrides: Iterable[str] = (), **cli_values: Any) -> PretrainConfig:
+    """PretrainConfig from defaults < YAML file or dict < ``key=value`` overrides < values."""
+    return load_config(PretrainConfig, config, overrides, section="pretrain", **cli_values)
+
+
+def resolve(config: Mapping[str, Any] | str | Path | None = None,
+            overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Defaults <- YAML file or dict <- dotted overrides, validated, as a nested dict."""
+    return to_dict(load_pretrain_config(config, overrides))
 
 
 def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``update`` into a copy of ``base`` (unknown top-level keys are an error)."""
+    """Deep-merge ``update`` into a copy of ``base`` (``model.overrides`` is replaced whole)."""
     out = copy.deepcopy(dict(base))
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
@@ -64,20 +200,6 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def set_dotted(config: dict[str, Any], assignment: str) -> None:
-    """Apply one ``a.b.c=value`` override in place; value parsed as YAML."""
-    if "=" not in assignment:
-        raise ValueError(f"override {assignment!r} is not key=value")
-    path, text = assignment.split("=", 1)
-    *parents, leaf = path.strip().split(".")
-    node = config
-    for name in parents:
-        node = node.setdefault(name, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"override {assignment!r}: {name} is not a section")
-    node[leaf] = yaml.safe_load(text)
 
 
 def set_objectives(config: dict[str, Any], names: Iterable[str]) -> None:
@@ -90,7 +212,7 @@ def set_objectives(config: dict[str, Any], names: Iterable[str]) -> None:
     wanted = [n.strip() for n in names if n.strip()]
     unknown = sorted(set(wanted) - set(REGISTRY))
     if unknown or not wanted:
-        raise ValueError(f"objectives must be among {sorted(REGISTRY)}, "
+        raise ConfigError(f"objectives must be among {sorted(REGISTRY)}, "
                          f"got {unknown or 'none'}")
     sections = config["objectives"]
     for name in wanted:
@@ -102,12 +224,14 @@ def set_objectives(config: dict[str, Any], names: Iterable[str]) -> None:
             section["weight"] = 1.0
 
 
-def check_objectives(config: Mapping[str, Any]) -> None:
+def check_objectives(sections: Mapping[str, Any]) -> None:
     """ValueError naming ``objectives.<name>[.<key>]`` for an unknown objective or option,
-    a mistyped value, or no objective with a weight > 0."""
+    a mistyped value, or no objective with a weight > 0 (``sections``: the objectives
+    mapping, or a whole config dict holding one)."""
     from molpre.train.objectives import active
 
-    sections = config.get("objectives")
+    if isinstance(sections, Mapping) and isinstance(sections.get("train"), Mapping):
+        sections = sections.get("objectives")
     if not isinstance(sections, Mapping):
         raise ValueError("objectives: expected a mapping of objective name -> settings")
     for name, section in sections.items():
@@ -117,18 +241,5 @@ def check_objectives(config: Mapping[str, Any]) -> None:
         raise ValueError("objectives: no objective has a weight > 0")
 
 
-def resolve(config: Mapping[str, Any] | str | Path | None = None,
-            overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Defaults <- YAML file or dict <- dotted overrides; validates top-level keys."""
-    if isinstance(config, (str, Path)):
-        config = yaml.safe_load(Path(config).read_text()) or {}
-    user = dict(config or {})
-    user.pop("pipeline", None)  # a pipelines/*.yaml may name itself
-    unknown = set(user) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown config keys: {sorted(unknown)}")
-    out = merge(DEFAULTS, user)
-    for assignment in overrides:
-        set_dotted(out, assignment)
-    check_objectives(out)
-    return out
+#: Every key with its default, as a nested dict.
+DEFAULTS: dict[str, Any] = to_dict(PretrainConfig())

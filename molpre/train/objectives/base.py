@@ -97,22 +97,6 @@ def objective_class(name: str) -> type[Objective]:
                          f"{sorted(REGISTRY)}") from None
 
 
-def _typed(cls: type, name: str, field: dataclasses.Field, value: Any) -> Any:
-    """``value`` checked against the field's type (int/float/bool; numeric strings accepted)."""
-    kind = {"float": float, "int": int, "bool": bool}.get(str(field.type))
-    if kind is None or value is None or isinstance(value, kind) and not (
-            kind is not bool and isinstance(value, bool)):
-        return value
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, float) and isinstance(value, str):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    raise ValueError(f"objectives.{name}.{field.name}: expected {field.type}, got {value!r}")
-
-
 def parse_options(name: str, section: Mapping[str, Any]) -> tuple[float, Any]:
     """(weight, Options instance) of an ``objectives.<name>`` config section.
 
@@ -127,13 +111,10 @@ def parse_options(name: str, section: Mapping[str, Any]) -> tuple[float, Any]:
         raise ValueError(f"objectives.{name}.weight: expected a number, got {weight!r}") from None
     if weight < 0:
         raise ValueError(f"objectives.{name}.weight must be >= 0, got {weight}")
-    fields = {f.name: f for f in dataclasses.fields(cls.Options)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown keys objectives.{name}.{unknown[0]} (of {unknown}); "
-                         f"{name} takes weight and {sorted(fields)}")
-    typed = {k: _typed(cls, name, fields[k], v) for k, v in values.items()}
-    return weight, cls.Options(**typed)
+    from molpre.config import check_keys, field_types, from_dict  # the one config loader
+
+    check_keys(values, {"weight": float, **field_types(cls.Options)}, f"objectives.{name}")
+    return weight, from_dict(cls.Options, values, prefix=f"objectives.{name}")
 
 
 def default_section(name: str) -> dict[str, Any]:

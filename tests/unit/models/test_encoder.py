@@ -98,7 +98,7 @@ def test_blocks_are_in_order_and_config_validates():
     assert len(enc.blocks) == TINY.num_layers and not enc.blocks[0].residual and enc.blocks[1].residual
     with pytest.raises(ValueError):
         EncoderConfig(lmax=0)
-    with pytest.raises(ValueError, match="unknown encoder config keys"):
+    with pytest.raises(ValueError, match="unknown config key 'width'"):
         EncoderConfig.from_dict({"channels": 4, "width": 3})
 
 
