@@ -88,6 +88,10 @@ def store_errors(db) -> Iterator[None]:
             f"killed run): remove it (rm {lock}) and re-run") from None
     except sqlite3.IntegrityError:
         raise
+    except OSError as err:  # the lock file or the folder cannot be created
+        reason = os.strerror(err.errno) if err.errno else first_line(err)
+        raise StoreError(f"cannot write label store {name}: {reason} ({err.filename}); choose "
+                         "a writable folder") from None
     except sqlite3.DatabaseError as err:  # OperationalError, corrupt files, ...
         text = first_line(err)
         if isinstance(err, sqlite3.OperationalError) and ("readonly" in text
@@ -125,6 +129,8 @@ def open_store(target: str | Path, *, write: bool = True, lock_timeout: float | 
     if db.lock is not None:
         db.lock.timeout = _lock_timeout(lock_timeout)
     if write and _is_sqlite(db):
+        with store_errors(db):
+            Path(db.filename).parent.mkdir(parents=True, exist_ok=True)
         _prepare_sqlite(db)
     return db
 
