@@ -56,8 +56,8 @@ def refuse_overwriting_inputs(outputs: Iterable[str | Path],
         for source in sources:
             if _same_file(Path(out), source):
                 raise OutputError(
-                    f"refusing to write {out}: it is the input {source}; "
-                    "choose another output path (-o)")
+                    f"refusing to write {out}: it is the input {source}; choose another "
+                    "output path (-o; sidecars such as OUT.errors.csv go beside OUT)")
 
 
 def _temp_beside(target: Path) -> tuple[int, Path]:
@@ -86,8 +86,9 @@ def atomic_output(path: str | Path, mode: str = "w", **open_kwargs) -> Iterator[
     try:
         fd, temp = _temp_beside(target)
     except OSError as err:
-        raise OutputError(f"cannot write {target}: {first_line(err)} "
-                          "(choose a writable output folder)") from None
+        reason = err.strerror or first_line(err)
+        raise OutputError(f"cannot write {target}: {reason} (choose a writable output "
+                          "folder)") from None
     try:
         with open(fd, mode, **open_kwargs) as handle:
             yield handle
