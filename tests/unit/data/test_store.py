@@ -185,3 +185,14 @@ def test_export_replaces_its_output_only_when_complete(tmp_path, monkeypatch):
         export_extxyz(tmp_path / "l.db", out)
     assert out.read_text() == "previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.db", "l.extxyz"]  # no temp left
+
+
+def test_a_store_with_old_duplicates_still_opens_and_a_retry_leaves_one_row(tmp_path, caplog):
+    path = tmp_path / "old.db"
+    raw = ase.db.connect(str(path))
+    for _ in range(2):  # what concurrent runs of an older molpre could leave
+        raw.write(conformer(), key="k1", status="failed")
+    db = open_store(path)
+    assert "duplicate content keys" in caplog.text
+    assert write_row(db, conformer(), "k1", ok_result(3), META, replace=True) is not None
+    assert [row.status for row in db.select(key="k1")] == ["ok"]
