@@ -138,8 +138,9 @@ def open_store(target: str | Path, *, write: bool = True, lock_timeout: float | 
 def _prepare_sqlite(db) -> None:
     """Create the store's tables and the unique key index; fail early on a stale lock."""
     with store_errors(db):
-        with db.lock:  # a stale lock file fails here, before any work starts
-            pass
+        if db.lock is not None:
+            with db.lock:  # a stale lock file fails here, before any work starts
+                pass
         with db:
             db.connection.execute("BEGIN IMMEDIATE")
             list(db.select(limit=1, include_data=False))  # ASE creates its tables here
