@@ -1,7 +1,14 @@
 """Unit conversions. Inside molpre everything is eV and Angstrom (ASE's convention).
 
-PySCF's Hartree and Bohr are converted once, at the qc boundary, with these constants
-(CODATA 2018, the values ASE uses). Errors are reported in meV and kcal/mol.
+PySCF's Hartree and Bohr are converted once, at the qc boundary, with these constants,
+taken from ASE: ASE 3.29 uses CODATA 2014 (``ase.units.__codata_version__``), so
+1 Hartree = 27.211386024367 eV and 1 Bohr = 0.52917721056 Angstrom. molpre hands PySCF
+coordinates in Bohr and converts energies, orbital energies and forces back with these same
+two constants; it never uses PySCF's own table (``pyscf.data.nist``: HARTREE2EV = 27.21138602,
+the 2014 value to 10 digits, 1.6e-10 relative below ASE's). CODATA 2018's Hartree
+(27.211386245988 eV) is 8.1e-9 relative above the one used here, about 1 micro-eV on a
+100-Hartree molecule: far below any error molpre reports, but labels from tools on CODATA 2018
+differ in the 9th digit. Errors are reported in meV and kcal/mol.
 """
 
 from __future__ import annotations

@@ -62,15 +62,41 @@ def _params(seed: int, config: ConformerConfig, random_coords: bool) -> rdDistGe
     params.timeout = config.timeout_s
     params.numThreads = 1
     params.useRandomCoords = random_coords
+    params.trackFailures = True
     return params
 
 
+def _failure_summary(attempts: list[rdDistGeom.EmbedParameters]) -> str:
+    """RDKit's embedding failure counts, summed over attempts: "INITIAL_COORDS x197, ..."."""
+    names = {int(v): k for k, v in rdDistGeom.EmbedFailureCauses.names.items()}
+    totals = np.sum([list(p.GetFailureCounts()) for p in attempts], axis=0)
+    counts = sorted(((int(c), names.get(i, str(i))) for i, c in enumerate(totals) if c),
+                    reverse=True)
+    return ", ".join(f"{name} x{count}" for count, name in counts) or "none recorded"
+
+
 def _embed(mol: Chem.Mol, n: int, seed: int, config: ConformerConfig) -> list[int]:
-    """Embed up to ``n`` conformers into ``mol`` (explicit H) in place; return their ids."""
-    ids = list(rdDistGeom.EmbedMultipleConfs(mol, n, _params(seed, config, False)))
-    if not ids and config.random_coords_retry:
-        ids = list(rdDistGeom.EmbedMultipleConfs(mol, n, _params(seed, config, True)))
-    return ids
+    """Embed up to ``n`` conformers into ``mol`` (explicit H) in place; return their ids.
+
+    RDKit returns ``[-1]`` (not ``[]``) when its timeout ends the call; those ids are dropped.
+    Raises ConformerError naming RDKit's failure causes when no conformer was embedded.
+    """
+    attempts = [_params(seed, config, False)]
+    if config.random_coords_retry:
+        attempts.append(_params(seed, config, True))
+    for params in attempts:
+        ids = [i for i in rdDistGeom.EmbedMultipleConfs(mol, n, params) if i >= 0]
+        if ids:
+            return ids
+    timed_out = any(p.GetFailureCounts()[int(rdDistGeom.EmbedFailureCauses.EXCEEDED_TIMEOUT)]
+                    for p in attempts)
+    how = f"within the {config.timeout_s} s timeout" if timed_out else "(no valid geometry)"
+    retry = " (also from random coordinates)" if config.random_coords_retry else ""
+    advice = ("; large or flexible molecules need a longer embedding timeout "
+              "(--embed-timeout) or fewer heavy atoms" if timed_out else "")
+    raise ConformerError(
+        f"embedding failed: ETKDGv3 produced no conformer {how}{retry}; RDKit failures: "
+        f"{_failure_summary(attempts)}{advice}")
 
 
 def _force_field(mol: Chem.Mol) -> str:
@@ -146,13 +172,12 @@ def _conformers(record: MoleculeRecord, n: int, seed: int, config: ConformerConf
             return out
     mol = Chem.AddHs(record.mol)
     mol.RemoveAllConformers()
-    ids = _embed(mol, n, seed, config)
-    if not ids:
-        if out:
+    try:
+        ids = _embed(mol, n, seed, config)
+    except ConformerError:
+        if out:  # the input geometry is a conformer already
             return out
-        raise ConformerError("embedding failed: ETKDGv3 produced no conformer"
-                             + (" (also from random coordinates)" if config.random_coords_retry
-                                else ""))
+        raise
     ff = _force_field(mol)
     results = _optimize(mol, ff, config.max_ff_iters)
     for conf_id, (converged, energy) in zip(ids, results, strict=True):

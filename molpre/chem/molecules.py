@@ -22,6 +22,8 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import Descriptors, rdMolDescriptors
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
+from molpre.errors import first_line
+
 #: Default supported elements. These are the elements of the drug-like and QM9-like molecules
 #: molpre pretrains and labels on. Br, I, P, Si and metals are deliberately not added: they are
 #: rare in the corpora (MOSES has <2% Br), they cost far more per PySCF label (more electrons,
@@ -98,11 +100,6 @@ def error_record(row: int, input: str, mol_id: str, reason: str) -> MoleculeReco
     return MoleculeRecord(row=row, input=input, mol_id=mol_id, error=reason)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _sanitized(mol: Chem.Mol) -> Chem.Mol:
     mol = Chem.Mol(mol)
     if mol.GetNumAtoms() == 0:
@@ -110,7 +107,7 @@ def _sanitized(mol: Chem.Mol) -> Chem.Mol:
     try:
         Chem.SanitizeMol(mol)
     except Exception as exc:  # RDKit raises several exception types here
-        raise MoleculeError(f"sanitization failed: {_first_line(exc)}") from None
+        raise MoleculeError(f"sanitization failed: {first_line(exc)}") from None
     if not (mol.GetNumConformers() and mol.GetConformer().Is3D()):
         Chem.AssignStereochemistry(mol, cleanIt=True, force=True)  # parsed unsanitized
     return mol

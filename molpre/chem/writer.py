@@ -1,8 +1,10 @@
 """Write conformer outcomes as they arrive: extxyz frames plus an errors CSV.
 
 ``OUT.extxyz`` gets one frame per conformer; ``OUT.errors.csv`` (always written, header even
-when empty) one ``row,input,reason`` line per rejected input. Both are flushed per molecule,
-so an interrupted run keeps everything finished so far.
+when empty) one ``row,input,reason`` line per rejected input. Both are written to temporary
+files beside the targets (see :func:`molpre.outputs.atomic_output`) and renamed onto OUT and
+OUT.errors.csv when the writer closes without an exception; an exception (a crash, Ctrl-C)
+removes the temporary files and leaves any earlier OUT untouched.
 
 ASE's extxyz reader drops single backslashes from string values (``C/C=C\\C`` would come back
 as ``C/C=CC``, losing stereo); string values are written with doubled backslashes, which ASE
@@ -12,6 +14,7 @@ reads back exactly.
 from __future__ import annotations
 
 import csv
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -20,6 +23,7 @@ import ase.io
 from ase import Atoms
 
 from molpre.chem.stream import ConformerOutcome
+from molpre.outputs import OutputError, atomic_output
 
 ERRORS_HEADER = ("row", "input", "reason")
 
@@ -43,13 +47,17 @@ class ConformerWriter:
     def __init__(self, out: str | Path) -> None:
         self.out, self.errors = Path(out), errors_path(out)
         self.ok = self.failed = self.conformers = 0
-        self._frames: TextIO | None = None
-        self._errors: TextIO | None = None
+        self._stack = ExitStack()
 
     def __enter__(self) -> ConformerWriter:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self._frames = open(self.out, "w")
-        self._errors = open(self.errors, "w", newline="")
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create the folder of {self.out}: {err.strerror}") from None
+        with ExitStack() as stack:
+            self._frames = stack.enter_context(atomic_output(self.out))
+            self._errors = stack.enter_context(atomic_output(self.errors, newline=""))
+            self._stack = stack.pop_all()
         self._csv = csv.writer(self._errors)
         self._csv.writerow(ERRORS_HEADER)
         self._errors.flush()
@@ -71,6 +79,5 @@ class ConformerWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        for handle in (self._frames, self._errors):
-            if handle is not None:
-                handle.close()
+        """Rename both files onto their targets, or (after an exception) discard them."""
+        self._stack.__exit__(exc_type, exc, tb)

@@ -24,6 +24,7 @@ from rdkit.Chem import rdDetermineBonds
 from scipy.spatial.distance import pdist
 
 from molpre.chem.molecules import IntakeConfig, MoleculeRecord, error_record, record_from_mol
+from molpre.errors import first_line
 
 #: Atoms closer than this (Angstrom) are "overlapping": no real molecule has them.
 MIN_DISTANCE = 0.5
@@ -70,8 +71,8 @@ def mol_from_atoms(atoms: Atoms, charge: int = 0) -> Chem.Mol:
             rdDetermineBonds.DetermineBonds(mol, charge=charge,
                                             maxIterations=BOND_ORDER_ITERATIONS)
         except Exception as exc:  # RDKit raises ValueError/RuntimeError variants here
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ValueError(f"bond perception failed at charge {charge}: {reason}") from None
+            raise ValueError(
+                f"bond perception failed at charge {charge}: {first_line(exc)}") from None
     return mol
 
 

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "pretrain": "pretrain",
     "finetune": "finetune",
     "predict": "predict",
+    "pipelines": "pipelines",
 }
 
 
@@ -47,7 +48,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="molpre")
+@click.version_option(__version__, "-V", "--version", prog_name="molpre")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.pass_context
 def main(ctx: click.Context, verbose: int) -> None:

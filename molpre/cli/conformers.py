@@ -34,8 +34,10 @@ def _run(outcomes, writer, tqdm) -> None:
 @click.command("conformers")
 @click.argument("input_path", metavar="INPUT",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output extxyz file; rejected rows go to OUT.errors.csv beside it.")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output extxyz file OUT (required); rejected rows go to OUT.errors.csv "
+                   "beside it. Both are replaced only when the run ends.")
+@click.option("--out", "out_alias", hidden=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--n", "n", default=4, show_default=True, type=click.IntRange(min=1),
               help="Conformers per molecule (RMS pruning may keep fewer; for XYZ/3D SDF input "
                    "the given geometry is conformer 0).")
@@ -54,9 +56,12 @@ def _run(outcomes, writer, tqdm) -> None:
                    "to twice this).")
 @click.option("--neutralize/--keep-charges", default=False, show_default=True,
               help="Neutralize charged molecules with RDKit's Uncharger.")
-def command(input_path: Path, out: Path, n: int, seed: int, workers: int,
-            smiles_col: str | None, id_col: str | None, elements: tuple[str, ...],
-            max_heavy_atoms: int, neutralize: bool) -> None:
+@click.option("--embed-timeout", default=20, show_default=True, type=click.IntRange(min=1),
+              metavar="S", help="Seconds per ETKDG embedding call; molecules that need longer "
+                                "become error rows (large, flexible molecules may need more).")
+def command(input_path: Path, out: Path | None, out_alias: Path | None, n: int, seed: int,
+            workers: int, smiles_col: str | None, id_col: str | None, elements: tuple[str, ...],
+            max_heavy_atoms: int, neutralize: bool, embed_timeout: int) -> None:
     """Generate 3D conformers for every molecule in INPUT.
 
     INPUT is .smi/.txt (SMILES [id]), .csv/.tsv (SMILES column), .sdf, or .xyz/.extxyz (bonds
@@ -70,28 +75,38 @@ def command(input_path: Path, out: Path, n: int, seed: int, workers: int,
     from tqdm import tqdm
 
     from molpre.chem import (
+        ConformerConfig,
         ConformerWriter,
         InputError,
         IntakeConfig,
         conformer_stream,
+        errors_path,
         read_molecules,
     )
+    from molpre.outputs import refuse_overwriting_inputs
 
+    out = out or out_alias
+    if out is None:
+        raise click.UsageError("Missing option '-o' / '--output'.")
+    refuse_overwriting_inputs([out, errors_path(out)], [input_path])
     config = IntakeConfig(elements=elements, max_heavy_atoms=max_heavy_atoms,
                           max_atoms=2 * max_heavy_atoms, neutralize=neutralize)
     try:
         records = read_molecules(input_path, smiles_col=smiles_col, id_col=id_col, config=config)
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
-    start = time.perf_counter()
+    start, stopped = time.perf_counter(), None
+    stream = conformer_stream(records, n=n, seed=seed, workers=workers,
+                              config=ConformerConfig(timeout_s=embed_timeout))
     with ConformerWriter(out) as writer:
         try:
-            _run(conformer_stream(records, n=n, seed=seed, workers=workers), writer, tqdm)
+            _run(stream, writer, tqdm)
         except (OSError, EOFError, ValueError, csv.Error) as exc:  # e.g. a truncated .gz
-            raise click.ClickException(
-                f"reading {input_path} stopped after {writer.ok + writer.failed} rows "
-                f"({type(exc).__name__}: {exc}); rows so far are in {out} and {writer.errors}"
-            ) from None
+            stopped = exc  # keep the rows so far: the writer renames them into place
+    if stopped is not None:
+        raise click.ClickException(
+            f"reading {input_path} stopped after {writer.ok + writer.failed} rows "
+            f"({type(stopped).__name__}: {stopped}); rows so far are in {out} and {writer.errors}")
     seconds = time.perf_counter() - start
     click.echo(f"ok {writer.ok}, failed {writer.failed}, conformers {writer.conformers}, "
                f"{seconds:.1f} s -> {out} (rejected rows: {writer.errors})")

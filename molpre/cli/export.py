@@ -20,12 +20,15 @@ def command(store: str, output: str, include_failed: bool) -> None:
     `ase.io.read(..., index=":")[i].get_potential_energy()` returns them; every stored
     key-value pair (mol_id, conf_id, level, homo, ...) goes into the frame's info. Frames
     come in the order rows were stored: input order for a one-worker label run, finishing
-    order with several workers (mol_id and conf_id identify each frame).
+    order with several workers (mol_id and conf_id identify each frame). OUTPUT is replaced
+    only once every frame is written; it may not be the store itself.
     """
     from molpre.data.store import export_extxyz
+    from molpre.outputs import refuse_overwriting_inputs
 
     if "://" not in store and not Path(store).is_file():
         raise click.UsageError(f"no label store at {store}")
+    refuse_overwriting_inputs([output], [store, f"{store}.lock"])
     try:
         n = export_extxyz(store, output, include_failed=include_failed)
     except RuntimeError as err:

@@ -21,6 +21,27 @@ def _level(method, basis, density_fit, auxbasis, grid_level, cart, conv_tol, max
     return level
 
 
+#: ASE database URL schemes a label store may use.
+STORE_SCHEMES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
+
+
+def _check_output(output: str, input_path: str) -> None:
+    """The label store must be a .db file or a database URL, and never the input."""
+    from molpre.outputs import refuse_overwriting_inputs
+
+    if "://" in output:
+        if not output.startswith(STORE_SCHEMES):
+            raise click.UsageError(f"-o {output}: the label store URL must start with "
+                                   "postgresql:// (or give a .db file)")
+        return
+    if not output.endswith(".db"):
+        raise click.UsageError(
+            f"-o {output}: the label store must be an ASE SQLite database (.db) or a "
+            f"postgresql:// URL; write it as e.g. labels.db, then `molpre export labels.db "
+            f"-o {output}`")
+    refuse_overwriting_inputs([output, f"{output}.lock"], [input_path])
+
+
 def _read_frames(path: str) -> list:
     import ase.io
 
@@ -70,10 +91,15 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
 
     Charge and spin multiplicity come from each frame's info (`charge`, `spin`, default 0
     and 1). A re-run skips every conformer whose content key (geometry, charge, spin, level)
-    is already stored, so a killed run resumes where it stopped. Export with `molpre export`.
+    is already stored, so a killed run resumes where it stopped. Several runs may write one
+    store at once: each key is stored once. A lock file DB.lock left by a killed run is
+    reported after $MOLPRE_STORE_LOCK_TIMEOUT seconds (default 60). Export with
+    `molpre export`.
     """
+    from molpre.data.store import StoreError, open_store
     from molpre.qc.runner import check_threads, label_conformers
 
+    _check_output(output, input_path)
     cores = os.cpu_count() or 1
     workers = workers or (max(1, cores // threads) if threads else cores)
     threads = threads or max(1, cores // workers)
@@ -84,6 +110,10 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
     level = _level(method, basis, density_fit, auxbasis, grid_level, cart, conv_tol, max_cycle,
                    time_limit, max_atoms)
     frames = _read_frames(input_path)
+    try:
+        open_store(output)  # creates it; a stale lock, a corrupt store, a read-only folder end here
+    except StoreError as err:
+        raise click.ClickException(str(err)) from None
     try:
         summary = label_conformers(frames, output, level, forces=forces, workers=workers,
                                    threads=threads, oversubscribe=oversubscribe,

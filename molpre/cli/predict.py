@@ -32,8 +32,10 @@ def command(input_path, source, conformers, aggregation, temperature, batch_size
     from tqdm import tqdm
 
     from molpre.chem import read_molecules
+    from molpre.outputs import atomic_output, refuse_overwriting_inputs
     from molpre.predict import ModelLoadError, Predictor
 
+    refuse_overwriting_inputs([output], [input_path, source])
     try:
         predictor = Predictor.load(source, n_conformers=conformers, aggregation=aggregation,
                                    temperature=temperature, batch_size=batch_size, seed=seed)
@@ -42,7 +44,7 @@ def command(input_path, source, conformers, aggregation, temperature, batch_size
     try:
         records = read_molecules(input_path, smiles_col=smiles_col)
         n_ok = n_err = 0
-        with open(output, "w", newline="") as handle, tqdm(desc="predict", unit="mol") as bar:
+        with atomic_output(output, newline="") as handle, tqdm(desc="predict", unit="mol") as bar:
             for k, frame in enumerate(_chunks(predictor, records, chunk)):
                 frame.to_csv(handle, header=k == 0, index=False)
                 n_ok += int((frame["status"] == "ok").sum())

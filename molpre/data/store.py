@@ -10,12 +10,25 @@ is stored as the int ``mol_charge`` *and* as initial charges spread evenly over 
 ``row.charge`` is the total charge too; ``read_labels`` turns both back into ``info['charge']``.
 
 Each write is its own transaction, so a process killed at any moment leaves whole rows only.
-Use one writer per store (SQLite has one writer at a time; the runner writes from one process).
+In a SQLite store the content key is unique: a partial UNIQUE index on ASE's
+``text_key_values`` table (``molpre_unique_key``) and a ``BEGIN IMMEDIATE`` transaction around
+the check and the insert, so any number of concurrent writers (several ``molpre label`` runs
+on one store) leave exactly one row per key. PostgreSQL stores keep the check and the insert in
+one transaction but have no unique index: give them one writer.
+
+ASE guards writes with a lock file ``STORE.lock``; a writer waits at most ``lock_timeout``
+seconds for it (default 60, or ``$MOLPRE_STORE_LOCK_TIMEOUT``), then fails with a message naming
+the file: a lock left by a killed run is stale and may be removed. A corrupt or truncated
+store, or one in a read-only folder, is a :class:`StoreError` with one line saying so.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import ase.db
@@ -24,31 +37,126 @@ from ase import Atoms
 from ase import units as ase_units
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from molpre.errors import first_line
+from molpre.outputs import atomic_output
+
+log = logging.getLogger(__name__)
+
 #: Row keys copied from ``atoms.info`` (missing ones are stored as "" or 0).
 INFO_STR_KEYS = ("mol_id", "smiles", "inchikey")
 #: Key-value pairs that are bookkeeping, not ``atoms.info`` of the labeled conformer.
 STORE_KEYS = ("mol_charge", "status", "reason", "key", "ladder", "wall_s")
 
 
-def open_store(target: str | Path):
+#: Seconds a writer waits for ASE's ``STORE.lock`` before giving up (env overrides).
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+LOCK_TIMEOUT_ENV = "MOLPRE_STORE_LOCK_TIMEOUT"
+#: The partial unique index that makes the content key unique in a SQLite store.
+UNIQUE_KEY_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS molpre_unique_key "
+                    "ON text_key_values(value) WHERE key = 'key'")
+
+
+class StoreError(RuntimeError):
+    """A label store that cannot be used; ``str(err)`` is one line naming it and what to do."""
+
+
+def _lock_timeout(value: float | None) -> float:
+    if value is not None:
+        return float(value)
+    text = os.environ.get(LOCK_TIMEOUT_ENV)
+    try:
+        return float(text) if text else DEFAULT_LOCK_TIMEOUT_S
+    except ValueError:
+        raise StoreError(f"${LOCK_TIMEOUT_ENV}={text!r} is not a number of seconds") from None
+
+
+def _is_sqlite(db) -> bool:
+    return getattr(db, "type", None) == "db"
+
+
+@contextmanager
+def store_errors(db) -> Iterator[None]:
+    """Turn SQLite errors and a lock timeout into a one-line :class:`StoreError`."""
+    name = getattr(db, "filename", db)
+    try:
+        yield
+    except TimeoutError:
+        lock = f"{name}.lock"
+        raise StoreError(
+            f"label store {name} is locked: {lock} was held for over {db.lock.timeout:g} s; if "
+            f"no other molpre label is writing to this store the lock is stale (left by a "
+            f"killed run): remove it (rm {lock}) and re-run") from None
+    except sqlite3.IntegrityError:
+        raise
+    except OSError as err:  # the lock file or the folder cannot be created
+        reason = os.strerror(err.errno) if err.errno else first_line(err)
+        raise StoreError(f"cannot write label store {name}: {reason} ({err.filename}); choose "
+                         "a writable folder") from None
+    except sqlite3.DatabaseError as err:  # OperationalError, corrupt files, ...
+        text = first_line(err)
+        if isinstance(err, sqlite3.OperationalError) and ("readonly" in text
+                                                          or "unable to open" in text):
+            raise StoreError(f"cannot write label store {name}: {text} (choose a writable "
+                             "folder, or check the file's permissions)") from None
+        raise StoreError(f"label store {name} is unreadable ({text}): corrupt or truncated? "
+                         "Restore it from a copy, or label into a new store") from None
+
+
+def open_store(target: str | Path, *, write: bool = True, lock_timeout: float | None = None):
     """Connect to an ASE database by path (SQLite, ``.db``) or URL (``postgresql://...``).
 
-    The target is passed to ``ase.db.connect`` unchanged; a missing PostgreSQL backend
-    becomes a ``RuntimeError`` that says what to install.
+    Args:
+        target: passed to ``ase.db.connect`` unchanged.
+        write: prepare the store for writing: create it (and its unique key index), and wait
+            for a lock file left by another writer. ``write=False`` needs an existing store.
+        lock_timeout: seconds to wait for ``STORE.lock`` (default: ``$MOLPRE_STORE_LOCK_TIMEOUT``
+            or 60).
+
+    Raises:
+        StoreError (a RuntimeError): missing backend, missing store (``write=False``), a stale
+            lock, a corrupt store or an unwritable folder; one line saying what to do.
     """
     name = str(target)
+    if not write and "://" not in name and not Path(name).is_file():
+        raise StoreError(f"no label store at {name}")
     try:
-        return ase.db.connect(name)
+        db = ase.db.connect(name)
     except ModuleNotFoundError as err:
-        raise RuntimeError(
+        raise StoreError(
             f"cannot open {name!r}: {err} (PostgreSQL stores need `pip install ase-db-backends "
             "psycopg2-binary`)"
         ) from err
+    if db.lock is not None:
+        db.lock.timeout = _lock_timeout(lock_timeout)
+    if write and _is_sqlite(db):
+        with store_errors(db):
+            Path(db.filename).parent.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite(db)
+    return db
+
+
+def _prepare_sqlite(db) -> None:
+    """Create the store's tables and the unique key index; fail early on a stale lock."""
+    with store_errors(db):
+        if db.lock is not None:
+            with db.lock:  # a stale lock file fails here, before any work starts
+                pass
+        with db:
+            db.connection.execute("BEGIN IMMEDIATE")
+            list(db.select(limit=1, include_data=False))  # ASE creates its tables here
+        try:
+            with db:
+                db.connection.execute(UNIQUE_KEY_INDEX)
+        except sqlite3.IntegrityError:
+            log.warning("%s holds duplicate content keys (written by an older molpre); new "
+                        "writes are still checked, but no unique index could be added",
+                        db.filename)
 
 
 def stored_keys(db) -> dict[str, str]:
     """``{content key: status}`` of every row (for resume)."""
-    return {row.key: row.status for row in db.select(include_data=False) if "key" in row}
+    with store_errors(db):
+        return {row.key: row.status for row in db.select(include_data=False) if "key" in row}
 
 
 def _storable(kvp: dict) -> tuple[dict, dict]:
@@ -112,18 +220,35 @@ def write_row(db, atoms: Atoms, key: str, result, meta: dict, replace: bool = Fa
             stored, energy=float(result.energy), forces=result.forces,
             dipole=np.asarray(result.dipole) * ase_units.Debye,
         )
-    with db:  # one transaction: the guard, the delete and the write commit together
+    try:
+        with store_errors(db):
+            return _check_and_insert(db, stored, key, kvp, data, replace)
+    except sqlite3.IntegrityError:  # stored meanwhile by a writer outside this transaction
+        return None
+
+
+def _check_and_insert(db, stored: Atoms, key: str, kvp: dict, data: dict,
+                      replace: bool) -> int | None:
+    """The existence check and the write in one transaction (SQLite: taken IMMEDIATE, so no
+    other writer can insert the same key between the check and the write)."""
+    with db:
+        if _is_sqlite(db):
+            db.connection.execute("BEGIN IMMEDIATE")
         old = [row.id for row in db.select(key=key, include_data=False)]
         if old and not replace:
             return None
-        if old:
-            db.delete(old)
-        return db.write(stored, key_value_pairs=kvp, data=data)
+        if not old:
+            return db.write(stored, key_value_pairs=kvp, data=data)
+        new_id = db.write(stored, key_value_pairs=kvp, data=data, id=old[0])  # keeps its place
+        if old[1:]:  # duplicates left by an older molpre
+            db.delete(old[1:])
+        return new_id
 
 
 def iter_rows(db, status: str | None = None) -> Iterator:
     """Rows in id order, optionally only ``status`` "ok" or "failed"."""
-    return db.select(status=status) if status else db.select()
+    with store_errors(db):
+        yield from (db.select(status=status) if status else db.select())
 
 
 def row_to_atoms(row) -> Atoms:
@@ -145,17 +270,22 @@ def row_to_atoms(row) -> Atoms:
 
 
 def read_labels(target: str | Path, include_failed: bool = False) -> list[Atoms]:
-    """All ok rows (and failed ones if asked) of a label store as ``ase.Atoms``, in id order."""
-    db = open_store(target)
+    """All ok rows (and failed ones if asked) of a label store as ``ase.Atoms``, in id order.
+
+    Raises StoreError for a missing, corrupt or truncated store."""
+    db = open_store(target, write=False)
     return [row_to_atoms(r) for r in iter_rows(db, None if include_failed else "ok")]
 
 
 def export_extxyz(target: str | Path, out: str | Path, include_failed: bool = False) -> int:
-    """Write the store as extxyz (``energy``/``forces`` as calculator results); returns rows."""
+    """Write the store as extxyz (``energy``/``forces`` as calculator results); returns rows.
+
+    ``out`` is replaced only once every frame is written (a temporary file renamed onto it)."""
     import ase.io
 
     frames = read_labels(target, include_failed=include_failed)
     for atoms in frames:  # ASE writes "" unquoted, which breaks the comment line: drop them
         atoms.info = {k: v for k, v in atoms.info.items() if v is not None and v != ""}
-    ase.io.write(str(out), frames, format="extxyz")
+    with atomic_output(out) as handle:
+        ase.io.write(handle, frames, format="extxyz")
     return len(frames)

@@ -128,8 +128,9 @@ def label_conformers(
 
     def record(task: tuple, result: QCResult) -> None:
         _, atoms, _, _, key, replace = task
-        write_row(db, atoms, key, result, meta, replace=replace)
-        if result.ok:
+        if write_row(db, atoms, key, result, meta, replace=replace) is None:
+            summary.skipped += 1  # stored meanwhile by another writer of the same store
+        elif result.ok:
             summary.ok += 1
         else:
             summary.failed += 1

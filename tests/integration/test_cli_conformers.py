@@ -130,3 +130,30 @@ def test_undecodable_bytes_become_error_rows(tmp_path):
     assert _run([str(src), "-o", str(out), "--n", "1"]).exit_code == 0
     (row,) = _errors(tmp_path / "junk.errors.csv")
     assert row["row"] == "2" and "invalid SMILES" in row["reason"]
+
+
+def test_output_option_is_spelled_like_the_other_commands(tmp_path):
+    src = tmp_path / "in.smi"
+    src.write_text("CCO\n")
+    for flag in ("-o", "--output", "--out"):  # --out: the old spelling, kept as a hidden alias
+        out = tmp_path / f"{flag.strip('-')}.extxyz"
+        assert _run([str(src), flag, str(out), "--n", "1"]).exit_code == 0
+        assert len(ase.io.read(out, index=":")) == 1
+    help_text = CliRunner().invoke(main, ["conformers", "--help"]).output
+    assert "-o, --output" in help_text and "--out " not in help_text
+    missing = CliRunner().invoke(main, ["conformers", str(src)])
+    assert missing.exit_code == 2 and "--output" in missing.output
+
+
+def test_a_molecule_too_large_to_embed_says_why(tmp_path):
+    src = tmp_path / "big.smi"
+    src.write_text("C" * 200 + " c200\nCCO small\n")
+    out = tmp_path / "big.extxyz"
+    result = _run([str(src), "-o", str(out), "--n", "1", "--max-heavy-atoms", "400",
+                   "--embed-timeout", "1"])
+    assert result.exit_code == 0, result.output
+    (row,) = _errors(tmp_path / "big.errors.csv")
+    assert row["row"] == "1" and "Bad Conformer Id" not in row["reason"]
+    assert "embedding failed" in row["reason"] and "1 s timeout" in row["reason"]
+    assert "--embed-timeout" in row["reason"]
+    assert [f.info["mol_id"] for f in ase.io.read(out, index=":")] == ["small"]

@@ -115,3 +115,45 @@ def test_sigkill_mid_run_then_rerun_gives_every_row_once(tmp_path):
 
     stored = {(a.info["mol_id"], a.info["conf_id"]) for a in read_labels(db)}
     assert stored == {(a.info["mol_id"], a.info["conf_id"]) for a in labels}
+
+
+def test_two_label_processes_on_one_store_write_each_key_once(tmp_path):
+    src, db = tmp_path / "in.extxyz", tmp_path / "l.db"
+    frames = write_input(src, names=["H2", "H2O", "NH3", "CH4", "LiH", "HF"], rattle=0.02)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "molpre", "label", str(src), "-o", str(db), *HF,
+           "--workers", "1", "--threads", "1", "--oversubscribe"]
+    runs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+    with sqlite3.connect(db) as con:
+        keys = [k for (k,) in con.execute(
+            "SELECT value FROM text_key_values WHERE key = 'key'").fetchall()]
+    assert len(keys) == len(set(keys)) == len(frames)
+    ok = sum(int(out.split(" ok,")[0].rsplit(" ", 1)[-1]) for out, _ in outputs)
+    assert ok == len(frames)  # a row stored by the other run counts as skipped, not ok
+
+
+def test_stale_lock_file_is_reported_not_waited_on(tmp_path):
+    src, db = tmp_path / "in.extxyz", tmp_path / "l.db"
+    write_input(src, names=("H2",))
+    (tmp_path / "l.db.lock").write_text("")  # left by a run killed inside a write
+    result = CliRunner(env={"MOLPRE_STORE_LOCK_TIMEOUT": "0.5"}).invoke(
+        main, ["label", str(src), "-o", str(db), *HF, "--workers", "1", "--threads", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("Error")]
+    assert "l.db.lock" in line and "stale" in line and "remove it" in line
+
+
+@pytest.mark.parametrize("command", ["label", "export"])
+def test_corrupt_store_is_a_one_line_error(tmp_path, command):
+    src, db = tmp_path / "in.extxyz", tmp_path / "l.db"
+    write_input(src, names=("H2",))
+    db.write_bytes(b"SQLite format 3\x00" + b"\x13" * 4000)  # a damaged file
+    args = ([str(src), "-o", str(db), *HF, "--workers", "1", "--threads", "1"]
+            if command == "label" else [str(db), "-o", str(tmp_path / "x.extxyz")])
+    result = CliRunner().invoke(main, [command, *args])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "corrupt or truncated" in result.output and "l.db" in result.output
+    assert not (tmp_path / "x.extxyz").exists()

@@ -1,11 +1,19 @@
 """The ASE-db label store: rows, the dedupe guard, reading back, extxyz export, URLs."""
 
+import ase.db
 import ase.io
 import numpy as np
 import pytest
 from ase.build import molecule
 
-from molpre.data.store import export_extxyz, open_store, read_labels, stored_keys, write_row
+from molpre.data.store import (
+    StoreError,
+    export_extxyz,
+    open_store,
+    read_labels,
+    stored_keys,
+    write_row,
+)
 from molpre.qc.pyscf import QCResult
 
 META = {"method": "HF", "basis": "sto-3g", "level": "hf/sto-3g/df", "pyscf_version": "2.14.0"}
@@ -92,3 +100,99 @@ def test_number_like_strings_survive_exactly(tmp_path):
     assert row.mol_id == 7  # ase.db keeps number-like strings only as numbers
     (back,) = read_labels(tmp_path / "l.db")
     assert (back.info["mol_id"], back.info["smiles"], back.info["inchikey"]) == ("007", "True", "nan")
+
+
+def _write_keys(path, keys, barrier):
+    """One writer process: open the store, wait for the others, write every key."""
+    db = open_store(path)
+    barrier.wait()
+    return sum(write_row(db, conformer(), key, ok_result(3), META) is not None for key in keys)
+
+
+def test_concurrent_writer_processes_leave_one_row_per_key(tmp_path):
+    import multiprocessing
+
+    path, keys, n_writers = tmp_path / "l.db", [f"k{i}" for i in range(25)], 4
+    open_store(path)  # created once, as the runner does before starting work
+    context = multiprocessing.get_context("fork")  # real processes, started fast
+    with context.Manager() as manager:
+        barrier = manager.Barrier(n_writers)
+        with context.Pool(n_writers) as pool:
+            written = pool.starmap(_write_keys, [(path, keys, barrier)] * n_writers)
+    db = open_store(path)
+    assert sorted(row.key for row in db.select()) == sorted(keys)
+    assert sum(written) == len(keys)  # every key written by exactly one writer
+
+
+def test_the_store_refuses_a_second_row_with_the_same_key(tmp_path):
+    import sqlite3
+
+    db = open_store(tmp_path / "l.db")
+    write_row(db, conformer(), "k1", ok_result(3), META)
+    raw = ase.db.connect(str(tmp_path / "l.db"))  # a writer that skips molpre's check
+    with pytest.raises(sqlite3.IntegrityError):
+        raw.write(conformer(), key="k1")
+    assert db.count() == 1
+
+
+def test_stale_lock_file_fails_with_a_message_naming_it(tmp_path):
+    path = tmp_path / "l.db"
+    db = open_store(path)
+    lock = tmp_path / "l.db.lock"
+    lock.write_text("")  # left by a run killed inside a write
+    with pytest.raises(StoreError, match=r"l\.db\.lock.*stale.*rm .*l\.db\.lock"):
+        open_store(path, lock_timeout=0.3)
+    db.lock.timeout = 0.3
+    with pytest.raises(StoreError, match="locked"):
+        write_row(db, conformer(), "k1", ok_result(3), META)
+    lock.unlink()
+    assert write_row(db, conformer(), "k1", ok_result(3), META) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_or_truncated_store_is_a_one_line_store_error(tmp_path, damage):
+    path = tmp_path / "l.db"
+    db = open_store(path)
+    with db:  # one transaction: fast
+        for i in range(200):
+            db.write(conformer(), key=f"k{i}", status="ok", data={"pad": list(range(100))})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"garbage" * 100)
+    with pytest.raises(StoreError, match="l.db is unreadable .*corrupt or truncated") as info:
+        read_labels(path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(StoreError, match="unreadable"):
+        stored_keys(open_store(path, write=False))
+
+
+def test_missing_store_is_not_created_by_reading(tmp_path):
+    with pytest.raises(StoreError, match="no label store at"):
+        read_labels(tmp_path / "absent.db")
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_export_replaces_its_output_only_when_complete(tmp_path, monkeypatch):
+    db = open_store(tmp_path / "l.db")
+    write_row(db, conformer(), "k1", ok_result(3), META)
+    out = tmp_path / "l.extxyz"
+    out.write_text("previous export\n")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ase.io, "write", crash)
+    with pytest.raises(OSError, match="disk full"):
+        export_extxyz(tmp_path / "l.db", out)
+    assert out.read_text() == "previous export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.db", "l.extxyz"]  # no temp left
+
+
+def test_a_store_with_old_duplicates_still_opens_and_a_retry_leaves_one_row(tmp_path, caplog):
+    path = tmp_path / "old.db"
+    raw = ase.db.connect(str(path))
+    for _ in range(2):  # what concurrent runs of an older molpre could leave
+        raw.write(conformer(), key="k1", status="failed")
+    db = open_store(path)
+    assert "duplicate content keys" in caplog.text
+    assert write_row(db, conformer(), "k1", ok_result(3), META, replace=True) is not None
+    assert [row.status for row in db.select(key="k1")] == ["ok"]
