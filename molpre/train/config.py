@@ -26,8 +26,10 @@ class ConfigError(ValueError):
 class FinetuneConfig:
     """A finetune: data, split, model, mode and optimisation.
 
-    data: label file (.db label store or extxyz). target: ``energy`` or a numeric info key;
-    unit: its unit. forces: also fit forces (needs forces in the data), weighted by
+    data: label file (.db label store or extxyz). target: a registered target or data key
+    of molpre.targets (``energy``, ``gap``, ``u0_atom``, ...), several comma-separated
+    (``energy,gap``: one head each, trained jointly); unit: the stored unit of a single target
+    (None: the registry's). forces: also fit forces (needs forces in the data), weighted by
     forces_weight (energy term weighted by energy_weight). Split: test_fraction of molecules,
     or test_ids (file of mol_ids), or test_first (first N of default_rng(split_seed)
     .permutation(n_rows), the shared QM9 protocol); budget labels for train + val, of which
@@ -40,7 +42,7 @@ class FinetuneConfig:
 
     data: str = ""
     target: str = "energy"
-    unit: str = "eV"
+    unit: str | None = None
     forces: bool = False
     energy_weight: float = 1.0
     forces_weight: float = 0.0
