@@ -63,3 +63,38 @@ def predict_columns(
 def target_columns(model: torch.nn.Module) -> list[str]:
     """The value column names of ``model`` in head order (``["energy_ev", "gap_ev"]``)."""
     return [get_target(name).column for name in model.targets]
+
+
+def conformer_weights(energies: np.ndarray, how: str = "lowest", temperature: float = 298.15) -> np.ndarray:
+    """``[k]`` weights (summing to 1) of a molecule's conformers from energies ``[k]`` eV:
+    one-hot on the lowest (``lowest``) or Boltzmann factors at ``temperature`` K."""
+    from ase.units import kB
+
+    energies = np.asarray(energies, dtype=float)
+    if how == "lowest":
+        weights = np.zeros_like(energies)
+        weights[int(np.argmin(energies))] = 1.0
+        return weights
+    if how == "boltzmann":
+        weights = np.exp(-(energies - energies.min()) / (kB * temperature))
+        return weights / weights.sum()
+    raise ValueError(f"aggregation must be 'lowest' or 'boltzmann', got {how!r}")
+
+
+def aggregate_columns(columns: dict[str, np.ndarray], how: str = "lowest", temperature: float = 298.15,
+                      ff_energies: np.ndarray | None = None) -> dict[str, float]:
+    """One value per column from a molecule's conformer values ``{column: [k]}``.
+
+    With an ``energy_ev`` column, its conformer weights (:func:`conformer_weights`) apply to
+    every column (the lowest-energy conformer's values, or Boltzmann means). Without one, every
+    column takes the conformer of lowest force-field energy ``ff_energies`` [k] eV (the first
+    conformer when those are unknown), whatever ``how`` says: a model that knows no energy
+    cannot weight conformers by it.
+    """
+    if "energy_ev" in columns:
+        weights = conformer_weights(columns["energy_ev"], how, temperature)
+    else:
+        size = len(next(iter(columns.values()))) if columns else 0
+        ff = np.asarray(ff_energies if ff_energies is not None else np.zeros(size), dtype=float)
+        weights = conformer_weights(np.where(np.isfinite(ff), ff, np.inf) if ff.size else ff, "lowest")
+    return {name: float((weights * np.asarray(values, dtype=float)).sum()) for name, values in columns.items()}
