@@ -18,7 +18,7 @@ A name given to a finetune is a registered target (``energy``, ``homo``, ``lumo`
 ``dipole``, ``alpha``) or a data key in :data:`KEYS` (QM9's ``u0_atom``, ``mu``, ...), which
 picks the target and the stored unit. The same key can mean different units in different
 files: QM9's extxyz stores ``homo`` in Hartree, molpre's label store in eV. A frame is read
-with the QM9 convention when its info has QM9's signature keys (``zpve``, ``u0``, ``gap``),
+with the QM9 convention when its info has QM9's signature keys (``zpve`` and ``u0``),
 else with molpre's; an explicit ``unit`` overrides both. Adding a target is one entry in
 :data:`TARGETS` (or :func:`register`).
 """
@@ -36,7 +36,7 @@ from molpre.units import ENERGY_UNITS_TO_EV, EV_TO_KCAL_PER_MOL
 
 KINDS = ("extensive", "intensive", "vector")
 #: Info keys that mark a frame of the QM9 extxyz (values in QM9's units).
-QM9_SIGNATURE = frozenset({"zpve", "u0", "gap"})
+QM9_SIGNATURE = frozenset({"zpve", "u0"})
 DEBYE_PER_E_ANGSTROM: float = 1.0 / float(ase_units.Debye)  # 4.8032 D per e*Angstrom
 BOHR3_TO_ANGSTROM3: float = float(ase_units.Bohr) ** 3  # 0.148185 Angstrom^3
 

@@ -194,8 +194,9 @@ def _specs(model) -> list[TargetSpec]:
 
 
 def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path) -> dict[str, float]:
-    """Val and test metrics per target, the baselines on test (atomref sum for extensive
-    targets, training mean otherwise), and the energy's parity plot. Test molecules with an
+    """Val and test metrics per target, the baselines on test (``baseline_test_``: atomref sum
+    for extensive targets, training mean otherwise; ``mean_test_``: the training mean of an
+    extensive target), and the energy's parity plot. Test molecules with an
     element never seen in training are skipped (``test_n_unsupported``)."""
     (val, val_samples), (test, test_samples) = parts
     metrics: dict[str, float] = {}
@@ -209,6 +210,8 @@ def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path) -> dict[str
         metrics.update(target_metrics(spec, test_pred[spec.name], label, "test_"))
         if spec.name in atomrefs:
             base = atomref_only(numbers, atomrefs[spec.name])[known]
+            mean = mean_only(spec, train.labels[spec.name], int(known.sum()))
+            metrics.update(target_metrics(spec, mean, label, "mean_test_"))
         else:
             base = mean_only(spec, train.labels[spec.name], int(known.sum()))
         metrics.update(target_metrics(spec, base, label, "baseline_test_"))
