@@ -163,21 +163,23 @@ def _arrays_sha256(frames: Sequence[Atoms], labels: dict[str, np.ndarray]) -> st
     return digest.hexdigest()
 
 
-def read_frames(path: str | Path) -> list[Atoms]:
-    """All conformers of a label file: ok rows of an ASE .db, or every frame of an extxyz."""
+def read_frames(path: str | Path, limit: int | None = None) -> list[Atoms]:
+    """Conformers of a label file (the first ``limit`` when given): the ok rows of an ASE .db
+    label store, or the frames of an extxyz (.extxyz, .xyz, optionally .gz)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"label file not found: {path}")
     if path.suffix == ".db":
-        return _read_db(path)
+        return _read_db(path)[:limit]
     import ase.io
 
+    index = ":" if limit is None else f":{int(limit)}"
     try:
         if path.suffix == ".gz":  # decompress once: ASE seeks, and seeking gzip is slow
             with gzip.open(path, "rt") as handle:
                 text = io.StringIO(handle.read())
-            return ase.io.read(text, index=":", format="extxyz")
-        return ase.io.read(path, index=":", format="extxyz")
+            return ase.io.read(text, index=index, format="extxyz")
+        return ase.io.read(path, index=index, format="extxyz")
     except Exception as err:  # ASE raises many types for a malformed file
         raise DatasetError(f"cannot read {path} as extxyz: {err}") from err
 

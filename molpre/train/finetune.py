@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from molpre.data.atomref import fit_atomref
 from molpre.data.datasets import LabeledData, load_labeled
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
+from molpre.models.atomref import fit_atomref
 from molpre.models.checkpoint import DTYPES, save_checkpoint
 from molpre.models.energy import PropertyModel, make_head
 from molpre.models.inference import predict_targets, target_columns
