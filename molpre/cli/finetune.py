@@ -34,9 +34,10 @@ def _config(config_file: str | None, options: dict, out: str):
               help="YAML with FinetuneConfig fields (e.g. pipelines/finetune.yaml); options override it.")
 @click.option("--data", type=click.Path(exists=True, dir_okay=False),
               help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).")
-@click.option("--target", help="'energy' (calculator energy) or a numeric atoms.info key, e.g. u0_atom.")
-@click.option("--unit", type=click.Choice(["eV", "meV", "hartree", "kcal/mol"], case_sensitive=False),
-              help="Unit of the target (converted to eV). Default eV.")
+@click.option("--target", help="A target (energy, homo, lumo, gap, dipole, alpha) or data key "
+              "(u0_atom, mu, ...; see molpre/targets.py); several comma-separated: energy,gap.")
+@click.option("--unit", help="Stored unit of a single target (eV, hartree, kcal/mol, debye, "
+              "bohr^3, ...). Default: the registry's for the file.")
 @click.option("--budget", type=click.IntRange(min=2), help="Training labels (train + validation) drawn from the non-test pool. Default: all.")
 @click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of molecules held out for test (default 0.1).")
@@ -90,10 +91,13 @@ def command(config_file, output, **options) -> None:
     except (ConfigError, DatasetError, SplitError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     m = result.metrics
+    parts = [f"{k} {m[k]:.4g} (baseline {m.get('baseline_' + k, float('nan')):.4g})"
+             for k in m if k.startswith("test_mae_") and k not in ("test_mae_mev", "test_mae_kcal")]
+    if "test_mae_mev" in m:
+        parts.insert(0, f"test MAE {m['test_mae_mev']:.1f} meV ({m['test_mae_kcal']:.3f} kcal/mol), "
+                        f"atomref-only {m.get('baseline_test_mae_mev', float('nan')):.1f} meV")
     click.echo(
         f"finetune {config.mode}: {result.split_sizes['train']} train / "
-        f"{result.split_sizes['val']} val / {result.split_sizes['test']} test; test MAE "
-        f"{m.get('test_mae_mev', float('nan')):.1f} meV ({m.get('test_mae_kcal', float('nan')):.3f} "
-        f"kcal/mol), atomref-only {m.get('baseline_test_mae_mev', float('nan')):.1f} meV; "
+        f"{result.split_sizes['val']} val / {result.split_sizes['test']} test; {'; '.join(parts)}; "
         f"model {result.out / 'model'}; MLflow run {result.run_id}"
     )
