@@ -26,8 +26,9 @@ BOHR3 = 0.529177210903**3  # Angstrom^3 per Bohr^3
 
 def _qm9_frame(**extra):
     atoms = molecule("H2O")
-    atoms.info.update(mol_id="gdb_3", u0=-76.4, u0_atom=-221.6, zpve=0.0214, homo=-0.2928,
-                      lumo=0.0687, gap=0.3615, mu=1.8511, alpha=6.31, **extra)
+    info = dict(mol_id="gdb_3", u0=-76.4, u0_atom=-221.6, zpve=0.0214, homo=-0.2928,
+                lumo=0.0687, gap=0.3615, mu=1.8511, alpha=6.31)
+    atoms.info.update({**info, **extra})
     return atoms
 
 
@@ -213,3 +214,32 @@ def test_energy_and_gap_heads_train_jointly_and_beat_the_mean(shared_data, tmp_p
     assert m["test_mae_gap_mev"] < 0.9 * m["baseline_test_mae_gap_mev"]
     assert m["test_mae_mev"] < 0.5 * m["mean_test_mae_mev"]
     assert m["test_mae_mev"] < m["baseline_test_mae_mev"]  # and the atomref sum
+
+
+def test_pyfunc_signature_follows_the_heads(model, tmp_path):
+    from mlflow.models import Model
+
+    from molpre.models.checkpoint import save_checkpoint
+    from molpre.models.inference import target_columns
+    from molpre.models.pyfunc import save_pyfunc_model
+
+    ckpt = save_checkpoint(model, tmp_path / "m.ckpt", meta={"columns": target_columns(model)})
+    saved = save_pyfunc_model(ckpt, tmp_path / "model")
+    outputs = Model.load(str(saved)).signature.outputs.input_names()
+    assert outputs == ["id", "smiles", "energy_ev", "gap_ev", "dipole_debye", "status", "error",
+                       "n_conformers"]
+
+
+def test_homo_gets_an_intensive_head_not_reference_energies():
+    """The first version fitted per-element reference energies to --target homo."""
+    from molpre.models.heads import ExtensiveHead, IntensiveHead
+    from molpre.train.finetune import _heads
+
+    frames = [_qm9_frame(homo=h) for h in (-0.25, -0.30, -0.35)]
+    data = labeled_from_atoms(frames, "homo")
+    heads, scales, atomrefs = _heads(data, Encoder(TINY))
+    assert isinstance(heads["homo"], IntensiveHead) and atomrefs == {}
+    assert heads["homo"].offset == pytest.approx(-0.30 * HARTREE_TO_EV)
+    assert scales["homo"] == pytest.approx(np.std([-0.25, -0.30, -0.35]) * HARTREE_TO_EV)
+    energy_heads, _, refs = _heads(labeled_from_atoms(frames, "u0_atom"), Encoder(TINY))
+    assert isinstance(energy_heads["energy"], ExtensiveHead) and set(refs["energy"]) == {1, 8}
