@@ -32,7 +32,7 @@ import numpy as np
 from ase import Atoms
 from ase import units as ase_units
 
-from molpre.units import ENERGY_UNITS_TO_EV, EV_TO_KCAL_PER_MOL
+from molpre.units import ENERGY_UNITS_TO_EV
 
 KINDS = ("extensive", "intensive", "vector")
 #: Info keys that mark a frame of the QM9 extxyz (values in QM9's units).
@@ -266,8 +266,3 @@ def monitor_name(specs: list[TargetSpec]) -> str:
     """The validation metric that selects epochs: the one target's MAE (``val_mae_mev`` for
     the energy), or ``val_score`` (sum over targets of val MAE / loss scale) for several."""
     return specs[0].metric_name("mae", "val_") if len(specs) == 1 else "val_score"
-
-
-def kcal_per_mol(value_ev: float) -> float:
-    """An energy in eV expressed in kcal/mol (the second report unit of energies)."""
-    return value_ev * EV_TO_KCAL_PER_MOL
