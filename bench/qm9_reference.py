@@ -2,7 +2,7 @@
 
 Labels >= 40 molecules of <= 14 atoms from ../shared/data/qm9_sample3000.extxyz.gz at their
 published geometries with ``molpre.qc.compute``, fits one offset per element to
-``E_pyscf - e_elec`` (least squares, ``molpre.data.atomref.fit_atomref``) and prints the
+``E_pyscf - e_elec`` (least squares, ``molpre.models.atomref.fit_atomref``) and prints the
 residual MAE / max in kcal/mol. The offset is expected: Gaussian 09 used Cartesian d (6D)
 and pure f (7F) shells; PySCF is all-spherical by default (``--shells spherical``) or
 all-Cartesian (``--shells cart``, also 10F), so neither matches exactly and the difference
@@ -23,7 +23,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from molpre.data.atomref import atomref_energy, fit_atomref
+from molpre.models.atomref import atomref_energy, fit_atomref
 from molpre.qc.levels import LevelOfTheory
 from molpre.qc.pyscf import compute
 from molpre.units import EV_TO_KCAL_PER_MOL, HARTREE_TO_EV

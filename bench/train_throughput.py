@@ -29,8 +29,8 @@ import ase.io
 import torch
 
 from molpre.data import keys
-from molpre.data.atomref import fit_atomref
 from molpre.data.graph import atoms_to_sample, collate
+from molpre.models.atomref import fit_atomref
 from molpre.models.energy import EnergyModel
 from molpre.models.presets import build_encoder
 

@@ -27,7 +27,7 @@ from ase.units import kB
 
 from molpre.data.graph import atoms_to_sample
 from molpre.models.checkpoint import CheckpointError, load_checkpoint
-from molpre.train.evaluate import predict_energies
+from molpre.models.inference import aggregate_columns, predict_columns, target_columns
 
 COLUMNS = ["id", "smiles", "energy_ev", "status", "error", "n_conformers"]
 AGGREGATIONS = ("lowest", "boltzmann")
@@ -80,8 +80,14 @@ class Predictor:
 
     @property
     def elements(self) -> set[int]:
-        """Atomic numbers the model has reference energies for."""
-        return set(self.model.atomref.as_dict())
+        """Atomic numbers the model was trained on (has reference energies for)."""
+        return set(self.model.elements)
+
+    @property
+    def columns(self) -> list[str]:
+        """The output columns: id, smiles, one per target (``energy_ev``, ``gap_ev``, ...),
+        status, error, n_conformers."""
+        return ["id", "smiles", *target_columns(self.model), "status", "error", "n_conformers"]
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any) -> Predictor:
@@ -150,26 +156,29 @@ class Predictor:
             missing = sorted({int(z) for a in job.conformers for z in a.numbers} - self.elements)
             if missing:
                 names = ", ".join(chemical_symbols[z] for z in missing)
-                job.error = f"unsupported element {names}: the model has no reference energy for it"
+                job.error = f"unsupported element {names}: the model was not trained on it"
         return job
 
     def _run(self, jobs: list[_Job]) -> pd.DataFrame:
         flat = [(j, a) for j in jobs if j.error is None for a in j.conformers]
         samples = [atoms_to_sample(a, self.cutoff) for _, a in flat]
-        energies = predict_energies(self.model, samples, self.batch_size) if samples else []
-        per_job: dict[int, list[float]] = {}
-        for (job, _), energy in zip(flat, energies, strict=True):
-            per_job.setdefault(id(job), []).append(float(energy))
+        names = target_columns(self.model)
+        values = predict_columns(self.model, samples, self.batch_size) if samples else {}
+        per_job: dict[int, list[int]] = {}
+        for row, (job, _) in enumerate(flat):
+            per_job.setdefault(id(job), []).append(row)
         rows = []
         for job in jobs:
-            values = np.array(per_job.get(id(job), []))
-            if job.error is None and not np.isfinite(values).all():
-                job.error = "the model gave a non-finite energy"
+            index = per_job.get(id(job), [])
+            mine = {name: values[name][index] for name in names} if index else {}
+            if job.error is None and not all(np.isfinite(v).all() for v in mine.values()):
+                job.error = "the model gave a non-finite value"
             ok = job.error is None
-            energy = aggregate(values, self.aggregation, self.temperature) if ok else np.nan
-            rows.append([job.id, job.smiles, energy, "ok" if ok else "error", job.error or "",
-                         len(values) if ok else 0])
-        return pd.DataFrame(rows, columns=COLUMNS)
+            ff = np.array([flat[i][1].info.get("ff_energy", np.nan) for i in index], dtype=float)
+            result = aggregate_columns(mine, self.aggregation, self.temperature, ff) if ok else {}
+            rows.append([job.id, job.smiles, *[result.get(n, np.nan) for n in names],
+                         "ok" if ok else "error", job.error or "", len(index) if ok else 0])
+        return pd.DataFrame(rows, columns=self.columns)
 
 
 def _reason(err: BaseException) -> str:

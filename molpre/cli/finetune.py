@@ -38,10 +38,13 @@ def command(config: FinetuneConfig) -> None:
     except (ConfigError, DatasetError, SplitError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     m = result.metrics
+    parts = [f"{k} {m[k]:.4g} (baseline {m.get('baseline_' + k, float('nan')):.4g})"
+             for k in m if k.startswith("test_mae_") and k not in ("test_mae_mev", "test_mae_kcal")]
+    if "test_mae_mev" in m:
+        parts.insert(0, f"test MAE {m['test_mae_mev']:.1f} meV ({m['test_mae_kcal']:.3f} kcal/mol), "
+                        f"atomref-only {m.get('baseline_test_mae_mev', float('nan')):.1f} meV")
     click.echo(
         f"finetune {config.mode}: {result.split_sizes['train']} train / "
-        f"{result.split_sizes['val']} val / {result.split_sizes['test']} test; test MAE "
-        f"{m.get('test_mae_mev', float('nan')):.1f} meV ({m.get('test_mae_kcal', float('nan')):.3f} "
-        f"kcal/mol), atomref-only {m.get('baseline_test_mae_mev', float('nan')):.1f} meV; "
+        f"{result.split_sizes['val']} val / {result.split_sizes['test']} test; {'; '.join(parts)}; "
         f"model {result.out / 'model'}; MLflow run {result.run_id}"
     )

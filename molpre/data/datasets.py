@@ -4,9 +4,8 @@ A label store (``molpre label``) is an ASE database with one row per conformer; 
 with ``status == "ok"`` carry an energy and are read. An extxyz file (``molpre export``, or
 the QM9 sample) carries energies as calculator results or as ``atoms.info`` keys.
 
-The target ``"energy"`` is the calculator energy (eV); any other key is a numeric
-``atoms.info`` (or database key-value) entry whose unit is named by ``unit`` and converted
-to eV with :func:`molpre.units.to_ev`.
+Which values are read, and in which unit, is the target spec's business (molpre.targets):
+each value is converted once, here, into molpre units (eV, Debye, Angstrom^3).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import numpy as np
 from ase import Atoms
 
 from molpre.runtime import file_sha256
-from molpre.units import to_ev
+from molpre.targets import TargetError, TargetSpec, convert, get_target, parse_targets
 
 
 class DatasetError(ValueError):
@@ -31,54 +30,51 @@ class DatasetError(ValueError):
 
 @dataclass
 class LabeledData:
-    """Conformers with energies (eV) and optional forces (eV/Angstrom).
+    """Conformers with labels in molpre units and optional forces (eV/Angstrom).
 
-    ``atoms[i].info`` keeps the file's metadata; ``groups[i]`` names the molecule of row i
-    (InChIKey when known, else ``mol_id``), so that splits keep conformers together.
+    ``labels[name]`` is ``[n]`` (scalars, or vector magnitudes) or ``[n, 3]`` (vectors) for
+    each target of ``targets`` (registry names, molpre.targets). ``atoms[i].info`` keeps the
+    file's metadata; ``groups[i]`` names the molecule of row i (InChIKey when known, else
+    ``mol_id``), so that splits keep conformers together.
     """
 
     atoms: list[Atoms]
-    energy: np.ndarray  # [n] eV
+    labels: dict[str, np.ndarray]
     mol_ids: list[str]
     groups: list[str]
     forces: list[np.ndarray] | None = None  # n x [n_atoms, 3] eV/Angstrom
     source: str = "<memory>"
     sha256: str = ""
-    target: str = "energy"
-    unit: str = "eV"
+    specs: list[TargetSpec] = field(default_factory=lambda: [get_target("energy")])
     n_skipped: int = 0
     skipped_reasons: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.atoms)
 
+    @property
+    def targets(self) -> list[str]:
+        """Registry names of the targets, in order (``["energy", "gap"]``)."""
+        return [s.name for s in self.specs]
+
+    @property
+    def energy(self) -> np.ndarray:
+        """``[n]`` eV: the labels of the ``energy`` target."""
+        if "energy" not in self.labels:
+            raise DatasetError(f"{self.source} was read for {self.targets}, which has no energy")
+        return self.labels["energy"]
+
     def subset(self, index: Sequence[int]) -> LabeledData:
         """The rows ``index`` as a new :class:`LabeledData` (same source and hash)."""
         idx = [int(i) for i in index]
         return LabeledData(
             atoms=[self.atoms[i] for i in idx],
-            energy=self.energy[idx],
+            labels={k: v[idx] for k, v in self.labels.items()},
             mol_ids=[self.mol_ids[i] for i in idx],
             groups=[self.groups[i] for i in idx],
             forces=None if self.forces is None else [self.forces[i] for i in idx],
-            source=self.source, sha256=self.sha256, target=self.target, unit=self.unit,
+            source=self.source, sha256=self.sha256, specs=self.specs,
         )
-
-
-def _read_target(atoms: Atoms, target: str) -> float | None:
-    """The raw target value of one conformer, or None when it has none."""
-    if target == "energy":
-        calc = atoms.calc
-        if calc is not None and "energy" in getattr(calc, "results", {}):
-            return float(calc.results["energy"])
-    value = atoms.info.get(target)
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise DatasetError(f"target {target!r} is not numeric (found {value!r})") from None
-    return value if np.isfinite(value) else None
 
 
 def _read_forces(atoms: Atoms) -> np.ndarray | None:
@@ -95,16 +91,47 @@ def _group_of(atoms: Atoms, mol_id: str) -> str:
     return str(key) if key else mol_id
 
 
+def _read_values(spec: TargetSpec, atoms: Atoms):
+    try:
+        return spec.read(atoms)
+    except TargetError as err:
+        raise DatasetError(str(err)) from None
+
+
+def _stack(spec: TargetSpec, values: list) -> np.ndarray:
+    """``[n]`` scalars, ``[n, 3]`` when every vector label is a vector, else ``[n]`` norms."""
+    if spec.kind == "vector":
+        if all(np.ndim(v) == 1 for v in values):
+            return np.stack([np.asarray(v, dtype=float) for v in values])
+        return np.array([float(np.linalg.norm(v)) for v in values], dtype=float)
+    return np.asarray(values, dtype=float)
+
+
 def labeled_from_atoms(
-    frames: Sequence[Atoms], target: str = "energy", unit: str = "eV", forces: bool = False,
-    source: str = "<memory>", sha256: str | None = None,
+    frames: Sequence[Atoms], target: str | Sequence[str] = "energy", unit: str | None = None,
+    forces: bool = False, source: str = "<memory>", sha256: str | None = None,
 ) -> LabeledData:
-    """Build :class:`LabeledData` from conformers; rows without the target are skipped."""
-    keep, energy, force_list, mol_ids, groups, reasons = [], [], [], [], [], []
+    """Build :class:`LabeledData` from conformers; rows without every target are skipped.
+
+    Args:
+        target: a registered target or data key (molpre.targets), or several (``"energy,gap"``).
+        unit: the stored unit of a single target (None: the registry's for the frame).
+        forces: also read forces (the energy's stored unit per Angstrom).
+    """
+    try:
+        specs = parse_targets(target, unit)
+    except TargetError as err:
+        raise DatasetError(str(err)) from None
+    energy_spec = next((s for s in specs if s.name == "energy"), None)
+    if forces and energy_spec is None:
+        raise DatasetError("forces need the energy target")
+    force_factor = convert(1.0, energy_spec.sources[0].unit, "eV") if forces else 1.0
+    keep, values, force_list, mol_ids, groups, reasons = [], [], [], [], [], []
     for row, atoms in enumerate(frames):
-        value = _read_target(atoms, target)
-        if value is None:
-            reasons.append(f"row {row}: no {target!r}")
+        row_values = [_read_values(s, atoms) for s in specs]
+        missing = [s.name for s, v in zip(specs, row_values, strict=True) if v is None]
+        if missing:
+            reasons.append(f"row {row}: no {missing[0]!r}")
             continue
         f = _read_forces(atoms) if forces else None
         if forces and f is None:
@@ -112,43 +139,47 @@ def labeled_from_atoms(
             continue
         mol_id = str(atoms.info.get("mol_id", f"row{row}"))
         keep.append(atoms)
-        energy.append(value)
-        force_list.append(f)
+        values.append(row_values)
+        force_list.append(None if f is None else f * force_factor)
         mol_ids.append(mol_id)
         groups.append(_group_of(atoms, mol_id))
     if not keep:
-        raise DatasetError(f"no conformer in {source} has the target {target!r}")
-    energy_ev = np.asarray(to_ev(np.asarray(energy, dtype=float), unit), dtype=float)
-    forces_ev = [np.asarray(to_ev(f, unit)) for f in force_list] if forces else None
-    digest = sha256 or _arrays_sha256(keep, energy_ev)
-    return LabeledData(keep, energy_ev, mol_ids, groups, forces_ev, source, digest, target,
-                       unit, len(reasons), reasons)
+        raise DatasetError(f"no conformer in {source} has the target {target!r} "
+                           f"({reasons[0] if reasons else 'empty'})")
+    labels = {s.name: _stack(s, [v[k] for v in values]) for k, s in enumerate(specs)}
+    digest = sha256 or _arrays_sha256(keep, labels)
+    return LabeledData(keep, labels, mol_ids, groups, force_list if forces else None, source,
+                       digest, specs, len(reasons), reasons)
 
 
-def _arrays_sha256(frames: Sequence[Atoms], energy: np.ndarray) -> str:
+def _arrays_sha256(frames: Sequence[Atoms], labels: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for atoms in frames:
         digest.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
         digest.update(np.asarray(atoms.positions, dtype=np.float64).round(6).tobytes())
-    digest.update(np.asarray(energy, dtype=np.float64).tobytes())
+    for name in sorted(labels):
+        digest.update(name.encode())
+        digest.update(np.asarray(labels[name], dtype=np.float64).tobytes())
     return digest.hexdigest()
 
 
-def read_frames(path: str | Path) -> list[Atoms]:
-    """All conformers of a label file: ok rows of an ASE .db, or every frame of an extxyz."""
+def read_frames(path: str | Path, limit: int | None = None) -> list[Atoms]:
+    """Conformers of a label file (the first ``limit`` when given): the ok rows of an ASE .db
+    label store, or the frames of an extxyz (.extxyz, .xyz, optionally .gz)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"label file not found: {path}")
     if path.suffix == ".db":
-        return _read_db(path)
+        return _read_db(path)[:limit]
     import ase.io
 
+    index = ":" if limit is None else f":{int(limit)}"
     try:
         if path.suffix == ".gz":  # decompress once: ASE seeks, and seeking gzip is slow
             with gzip.open(path, "rt") as handle:
                 text = io.StringIO(handle.read())
-            return ase.io.read(text, index=":", format="extxyz")
-        return ase.io.read(path, index=":", format="extxyz")
+            return ase.io.read(text, index=index, format="extxyz")
+        return ase.io.read(path, index=index, format="extxyz")
     except Exception as err:  # ASE raises many types for a malformed file
         raise DatasetError(f"cannot read {path} as extxyz: {err}") from err
 
@@ -161,17 +192,23 @@ def _read_db(path: Path) -> list[Atoms]:
 
 
 def load_labeled(
-    path: str | Path, target: str = "energy", unit: str = "eV", forces: bool = False
+    path: str | Path, target: str | Sequence[str] = "energy", unit: str | None = None,
+    forces: bool = False,
 ) -> LabeledData:
     """Load a label store (.db) or an extxyz (.extxyz, .xyz, .gz) as :class:`LabeledData`.
 
     Args:
         path: the label file.
-        target: ``"energy"`` (calculator energy, eV) or a numeric ``atoms.info`` key.
-        unit: the target's unit (eV, hartree, kcal/mol, ...), converted to eV.
+        target: registered target(s) or data key(s), see molpre.targets (``"energy"``:
+            calculator energy, eV; ``"u0_atom"``: QM9's atomization energy, kcal/mol).
+        unit: the stored unit of a single target (eV, hartree, kcal/mol, debye, bohr^3, ...);
+            None uses the registry's unit for the file's convention.
         forces: also read forces (same energy unit per Angstrom); rows without are skipped.
     """
-    to_ev(1.0, unit)  # fail early on an unknown unit
+    try:
+        parse_targets(target, unit)  # fail early on an unknown target or unit
+    except TargetError as err:
+        raise DatasetError(str(err)) from None
     frames = read_frames(path)
     if not frames:
         raise DatasetError(f"{path} holds no labeled conformer (no status=='ok' row)")

@@ -1,16 +1,93 @@
-"""Per-element reference energies as a torch module (the "atomref" prior, as in TorchMD-Net).
+"""Per-element reference values ("atomref"): the least-squares fit and the torch prior.
 
-Built from the ``{Z: energy_eV}`` dict of :func:`molpre.data.atomref.fit_atomref`. The table
-is kept in float64 whatever dtype the rest of the model uses: total energies of molecules are
-~1e4 eV, where float32 would lose meV.
+A molecule's energy (or any extensive target) is modelled as ``sum_i e_ref[Z_i]`` plus a
+learned correction. :func:`fit_atomref` fits the reference values on the training set only
+(numpy); :class:`Atomref` holds them in a model (as TorchMD-Net's prior), in float64 whatever
+dtype the rest of the model uses: total energies of molecules are ~1e4 eV, where float32
+would lose meV. :func:`fit_reference_energies` fits them on a label store's energies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
 import torch
+from ase import Atoms
 from torch import nn
 
 from molpre.data import keys
+
+
+def composition_matrix(numbers: Sequence[Sequence[int]], elements: Sequence[int]) -> np.ndarray:
+    """Count matrix ``[n_molecules, n_elements]``: how often each element occurs per molecule."""
+    column = {z: k for k, z in enumerate(elements)}
+    counts = np.zeros((len(numbers), len(elements)), dtype=float)
+    for row, zs in enumerate(numbers):
+        for z in zs:
+            counts[row, column[int(z)]] += 1.0
+    return counts
+
+
+def fit_atomref(
+    numbers: Sequence[Sequence[int]], energies: Sequence[float]
+) -> dict[int, float]:
+    """Fit ``energy ~ sum_i e_ref[Z_i]`` by least squares.
+
+    Args:
+        numbers: atomic numbers of each molecule (ragged).
+        energies: ``[n_molecules]`` energies, any unit (the result has the same unit).
+
+    Returns:
+        ``{Z: reference energy}`` for every element seen.
+    """
+    if len(numbers) != len(energies):
+        raise ValueError(f"{len(numbers)} molecules but {len(energies)} energies")
+    if len(numbers) == 0:
+        raise ValueError("cannot fit reference energies on an empty set")
+    elements = sorted({int(z) for zs in numbers for z in zs})
+    counts = composition_matrix(numbers, elements)
+    target = np.asarray(energies, dtype=float)
+    # lstsq returns the minimum-norm solution when the composition matrix is rank-deficient
+    # (e.g. an element that always comes with a fixed partner), so the fit is always defined.
+    coef, *_ = np.linalg.lstsq(counts, target, rcond=None)
+    return {z: float(c) for z, c in zip(elements, coef, strict=True)}
+
+
+def atomref_energy(numbers: Sequence[int], atomref: dict[int, float]) -> float:
+    """Sum of reference energies for one molecule; KeyError names an unfitted element."""
+    try:
+        return float(sum(atomref[int(z)] for z in numbers))
+    except KeyError as err:
+        raise KeyError(f"no reference energy for element Z={err.args[0]}") from None
+
+
+def _labeled(labels: Iterable[Atoms] | str | Path) -> list[Atoms]:
+    if isinstance(labels, (str, Path)):
+        from molpre.data.store import read_labels
+
+        return read_labels(labels)
+    return [a for a in labels if a.calc is not None and "energy" in a.calc.results]
+
+
+def fit_reference_energies(labels: Iterable[Atoms] | str | Path) -> dict[int, float]:
+    """Least-squares ``{Z: eV}`` so that ``E ~ sum_i e_ref[Z_i]`` over the labeled set.
+
+    Args:
+        labels: ``ase.Atoms`` with an energy (calculator result, eV), or a label store
+            path/URL (its ok rows are used). Frames without an energy are ignored.
+    """
+    frames = _labeled(labels)
+    return fit_atomref([a.numbers for a in frames], [a.get_potential_energy() for a in frames])
+
+
+def reference_residuals(labels: Iterable[Atoms] | str | Path,
+                        reference: dict[int, float]) -> np.ndarray:
+    """``[n]`` energies minus their reference sums, eV (what a model has left to learn)."""
+    frames = _labeled(labels)
+    return np.array([a.get_potential_energy() - atomref_energy(a.numbers, reference)
+                     for a in frames])
 
 
 class Atomref(nn.Module):

@@ -1,7 +1,9 @@
-"""EnergyModel: encoder + per-atom invariant readout + atomref; forces by autograd.
+"""PropertyModel: one encoder, one head per target (molpre.targets); forces by autograd.
 
-``E_mol = sum_i scale * MLP(h_i) + sum_i e_ref[Z_i]`` (eV), ``F_i = -dE/dpos_i`` (eV/Angstrom).
-The energy is float64 (atomref precision); forces have the encoder's dtype.
+For the ``energy`` target: ``E_mol = sum_i scale * MLP(h_i) + sum_i e_ref[Z_i]`` (eV),
+``F_i = -dE/dpos_i`` (eV/Angstrom), outputs PREDICTED_ENERGY / PREDICTED_FORCES. Other
+targets output ``predicted_<name>`` (``[B]`` or ``[B, 3]``, float64, molpre units).
+:class:`EnergyModel` builds the energy-only model (the first version's signature).
 """
 
 from __future__ import annotations
@@ -13,68 +15,86 @@ import torch
 from torch import nn
 
 from molpre.data import keys
-from molpre.models.atomref import Atomref
 from molpre.models.encoder import Encoder, EncoderConfig
+from molpre.models.heads import DipoleHead, ExtensiveHead, IntensiveHead, build_head
+from molpre.targets import TargetSpec, get_target
 
-FORMAT = "molpre.energy/1"
+FORMAT = "molpre.property/1"
+LEGACY_FORMAT = "molpre.energy/1"
 
 
-class EnergyModel(nn.Module):
-    """Energy (and forces) of molecules from an :class:`Encoder`.
+def make_head(spec: TargetSpec, encoder: Encoder, *, atomref: dict[int, float] | None = None,
+              offset: float = 0.0, scale: float = 1.0, hidden: int | None = None) -> nn.Module:
+    """A fresh head for ``spec``: atomref for extensive, offset for intensive targets;
+    ``scale`` multiplies the atomic terms (a good value is the spread of the labels)."""
+    hidden = int(hidden or encoder.config.channels)
+    if spec.kind == "extensive":
+        return ExtensiveHead(encoder.feature_dim, hidden, atomref or {}, scale, encoder.config.num_elements)
+    if spec.kind == "intensive":
+        return IntensiveHead(encoder.feature_dim, hidden, offset, scale)
+    return DipoleHead(encoder.feature_dim, hidden, encoder.vector_channels, scale)
 
-    Args:
-        encoder: the (possibly pretrained) encoder.
-        atomref: ``{Z: reference energy eV}``, e.g. from molpre.data.atomref.fit_atomref.
-        readout_hidden: width of the per-atom readout MLP (default: encoder channels).
-        energy_scale: per-atom outputs are multiplied by it (eV); a good value is the std of
-            the per-atom residual energy after the atomref fit.
+
+class PropertyModel(nn.Module):
+    """Predict every target in ``heads`` (``{target name: head}``) from one :class:`Encoder`.
+
+    ``elements``: atomic numbers seen in training (the Predictor refuses others); default the
+    elements of the extensive heads' atomrefs.
     """
 
-    def __init__(
-        self,
-        encoder: Encoder,
-        atomref: dict[int, float],
-        readout_hidden: int | None = None,
-        energy_scale: float = 1.0,
-    ) -> None:
+    def __init__(self, encoder: Encoder, heads: dict[str, nn.Module],
+                 elements: list[int] | None = None) -> None:
         super().__init__()
         self.encoder = encoder
-        self.atomref = Atomref(atomref, encoder.config.num_elements)
-        hidden = int(readout_hidden or encoder.config.channels)
-        self.readout = nn.Sequential(
-            nn.Linear(encoder.feature_dim, hidden), nn.SiLU(), nn.Linear(hidden, 1)
-        )
-        self.readout_hidden = hidden
-        self.energy_scale = float(energy_scale)
+        self.specs = {name: get_target(name) for name in heads}
+        self.heads = nn.ModuleDict(heads)
+        known = {z for h in heads.values() if isinstance(h, ExtensiveHead) for z in h.atomref.as_dict()}
+        self.elements = sorted(int(z) for z in (elements if elements is not None else known))
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.heads)
+
+    @property
+    def atomref(self):
+        """The energy head's Atomref (AttributeError when the model has no energy head)."""
+        if "energy" not in self.heads:
+            raise AttributeError("this model has no energy head")
+        return self.heads["energy"].atomref
 
     @property
     def config(self) -> dict[str, Any]:
-        """A dict (JSON-friendly apart from int atomref keys) that :meth:`from_config` rebuilds."""
-        return {
-            "format": FORMAT,
-            "encoder": self.encoder.config.to_dict(),
-            "atomref": self.atomref.as_dict(),
-            "readout_hidden": self.readout_hidden,
-            "energy_scale": self.energy_scale,
-        }
+        """A JSON-friendly dict (apart from int atomref keys) that :meth:`from_config` rebuilds."""
+        return {"format": FORMAT, "encoder": self.encoder.config.to_dict(),
+                "heads": {name: head.config() for name, head in self.heads.items()},
+                "elements": list(self.elements)}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> EnergyModel:
-        """Rebuild an (untrained) model from :attr:`config`; atomref keys may be strings."""
-        fmt = config.get("format", FORMAT)
-        if fmt != FORMAT:
-            raise ValueError(f"unsupported energy model format {fmt!r}, expected {FORMAT!r}")
+    def from_config(cls, config: dict[str, Any]) -> PropertyModel:
+        """Rebuild an (untrained) model; reads the energy-only ``molpre.energy/1`` too."""
+        fmt = config.get("format", LEGACY_FORMAT)
+        if fmt == LEGACY_FORMAT:
+            config = _upgrade_config(config)
+        elif fmt != FORMAT:
+            raise ValueError(f"unsupported model format {fmt!r}, expected {FORMAT!r}")
         encoder = Encoder(EncoderConfig.from_dict(dict(config["encoder"])))
-        atomref = {int(z): float(e) for z, e in config["atomref"].items()}
-        return cls(encoder, atomref, config.get("readout_hidden"), config.get("energy_scale", 1.0))
+        heads = {name: build_head(get_target(name).kind, encoder.feature_dim,
+                                  encoder.vector_channels, dict(cfg))
+                 for name, cfg in config["heads"].items()}
+        return PropertyModel(encoder, heads, config.get("elements"))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Also loads the energy-only state dicts of ``molpre.energy/1`` (readout.*, atomref.*)."""
+        renamed = {(f"heads.energy.{k}" if k.startswith(("readout.", "atomref.")) else k): v
+                   for k, v in state_dict.items()}
+        return super().load_state_dict(renamed, strict=strict, assign=assign)
 
     def forward(self, batch: dict[str, torch.Tensor], compute_forces: bool = False) -> dict[str, torch.Tensor]:
-        """Add ATOMIC_ENERGY [N], PREDICTED_ENERGY [B] (float64 eV) and, if asked,
-        PREDICTED_FORCES [N, 3] eV/Angstrom to the encoder outputs.
-
-        Forces keep their graph (for a force loss) whenever grad mode is on at the call.
-        """
+        """Encoder outputs plus ``predicted_<target>`` for every head (float64, molpre units);
+        with ``compute_forces`` and an energy head also PREDICTED_FORCES ``[N, 3]`` eV/Angstrom
+        (keeping their graph whenever grad mode is on at the call)."""
         create_graph = torch.is_grad_enabled()
+        compute_forces = compute_forces and "energy" in self.heads
         dtype = next(self.encoder.parameters()).dtype
         pos = batch[keys.POSITIONS].to(dtype)
         if compute_forces and not pos.requires_grad:
@@ -87,14 +107,41 @@ class EnergyModel(nn.Module):
         grad_ctx = torch.enable_grad() if compute_forces else contextlib.nullcontext()
         with grad_ctx:
             out = self.encoder({**batch, keys.POSITIONS: pos, keys.BATCH: index, keys.NUM_GRAPHS: num_graphs})
-            atomic = self.readout(out[keys.NODE_FEATURES]).squeeze(-1) * self.energy_scale
-            learned = torch.zeros(num_graphs, dtype=atomic.dtype, device=atomic.device)
-            learned = learned.index_add(0, index, atomic)
+            for name, head in self.heads.items():
+                out.update(self._head_outputs(name, head, out, batch, pos, index, num_graphs))
             if compute_forces:
-                (grad,) = torch.autograd.grad(
-                    learned.sum(), pos, create_graph=create_graph, allow_unused=True
-                )
+                (grad,) = torch.autograd.grad(out["_learned_energy"].sum(), pos,
+                                              create_graph=create_graph, allow_unused=True)
                 out[keys.PREDICTED_FORCES] = -grad if grad is not None else torch.zeros_like(pos)
-        out[keys.ATOMIC_ENERGY] = atomic
-        out[keys.PREDICTED_ENERGY] = learned.double() + self.atomref(z, index, num_graphs)
+        out.pop("_learned_energy", None)
         return out
+
+    def _head_outputs(self, name, head, out, batch, pos, index, num_graphs) -> dict[str, torch.Tensor]:
+        key = self.specs[name].output_key
+        if isinstance(head, ExtensiveHead):
+            learned, atomic = head(out, index, num_graphs)
+            total = learned.double() + head.reference(batch[keys.ATOMIC_NUMBERS], index, num_graphs)
+            extra = {"_learned_energy": learned, keys.ATOMIC_ENERGY: atomic} if name == "energy" else {}
+            return {key: total, **extra}
+        if isinstance(head, DipoleHead):
+            return {key: head(out, index, num_graphs, pos, batch.get(keys.CHARGE))}
+        return {key: head(out, index, num_graphs)}
+
+
+def EnergyModel(encoder: Encoder, atomref: dict[int, float], readout_hidden: int | None = None,
+                energy_scale: float = 1.0) -> PropertyModel:
+    """The energy-only PropertyModel (the first version's constructor, same initial weights)."""
+    head = make_head(get_target("energy"), encoder, atomref=atomref, scale=energy_scale,
+                     hidden=readout_hidden)
+    return PropertyModel(encoder, {"energy": head})
+
+
+EnergyModel.from_config = PropertyModel.from_config  # type: ignore[attr-defined]
+
+
+def _upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A ``molpre.energy/1`` config as a ``molpre.property/1`` one."""
+    encoder = EncoderConfig.from_dict(dict(config["encoder"]))
+    head = {"kind": "extensive", "hidden": config.get("readout_hidden") or encoder.channels,
+            "scale": config.get("energy_scale", 1.0), "atomref": config["atomref"]}
+    return {"format": FORMAT, "encoder": config["encoder"], "heads": {"energy": head}}

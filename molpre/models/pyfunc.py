@@ -43,6 +43,21 @@ SIGNATURE = ModelSignature(
 )
 
 
+def signature_for(columns: list[str]) -> ModelSignature:
+    """SIGNATURE with one double output per target column (``energy_ev``, ``gap_ev``, ...)."""
+    outputs = Schema([ColSpec("string", "id"), ColSpec("string", "smiles"),
+                      *[ColSpec("double", c) for c in columns], ColSpec("string", "status"),
+                      ColSpec("string", "error"), ColSpec("long", "n_conformers")])
+    return ModelSignature(inputs=SIGNATURE.inputs, outputs=outputs, params=SIGNATURE.params)
+
+
+def _signature(checkpoint: str | Path) -> ModelSignature:
+    """The signature of the checkpoint's model (its ``meta.columns``; energy_ev by default)."""
+    from molpre.models.checkpoint import read_checkpoint
+
+    return signature_for(list(read_checkpoint(checkpoint).get("meta", {}).get("columns", ["energy_ev"])))
+
+
 class MolprePyfunc(mlflow.pyfunc.PythonModel):
     """Loads the checkpoint artifact into a :class:`molpre.predict.Predictor`."""
 
@@ -63,7 +78,7 @@ def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
     with _no_example_warning():
         mlflow.pyfunc.save_model(
             path=str(path), python_model=str(CODE_PATH),
-            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
+            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=_signature(checkpoint),
             pip_requirements=_requirements(),
         )
     return Path(path)
@@ -79,7 +94,7 @@ def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None) -
 def _log(checkpoint: str | Path, register_name: str | None) -> None:
     mlflow.pyfunc.log_model(
         name=ARTIFACT_PATH, python_model=str(CODE_PATH),
-        artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
+        artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=_signature(checkpoint),
         registered_model_name=register_name, pip_requirements=_requirements(),
     )
 

@@ -12,8 +12,8 @@ _EXPORTS = {
     "LevelOfTheory": "molpre.qc.levels",
     "QCResult": "molpre.qc.pyscf",
     "compute": "molpre.qc.pyscf",
-    "content_key": "molpre.qc.keys",
-    "fit_reference_energies": "molpre.qc.reference",
+    "content_key": "molpre.qc.content_keys",
+    "fit_reference_energies": "molpre.models.atomref",
     "LabelSummary": "molpre.qc.runner",
     "label_conformers": "molpre.qc.runner",
 }

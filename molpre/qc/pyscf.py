@@ -22,7 +22,7 @@ import numpy as np
 from ase import Atoms
 
 from molpre.qc.checks import check_all
-from molpre.qc.keys import charge_spin
+from molpre.qc.content_keys import charge_spin
 from molpre.qc.levels import LevelOfTheory
 from molpre.units import BOHR_TO_ANGSTROM, HARTREE_TO_EV
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from ase import Atoms
 
 from molpre.data.store import open_store, stored_keys, write_row
-from molpre.qc.keys import content_key
+from molpre.qc.content_keys import content_key
 from molpre.qc.levels import LevelOfTheory
 from molpre.qc.pyscf import QCResult
 from molpre.qc.worker import Slot, WorkerPool

@@ -26,8 +26,10 @@ _FREEZE = re.compile(r"^freeze:(\d+)$")
 class FinetuneConfig:
     """A finetune: data, split, model, mode and optimisation.
 
-    data: label file (.db label store or extxyz). target: ``energy`` or a numeric info key;
-    unit: its unit. forces: also fit forces (needs forces in the data), weighted by
+    data: label file (.db label store or extxyz). target: a registered target or data key
+    of molpre.targets (``energy``, ``gap``, ``u0_atom``, ...), several comma-separated
+    (``energy,gap``: one head each, trained jointly); unit: the stored unit of a single target
+    (None: the registry's). forces: also fit forces (needs forces in the data), weighted by
     forces_weight (energy term weighted by energy_weight). Split: test_fraction of molecules,
     or test_ids (file of mol_ids), or test_first (first N of default_rng(split_seed)
     .permutation(n_rows), the shared QM9 protocol); budget labels for train + val, of which
@@ -40,10 +42,12 @@ class FinetuneConfig:
 
     data: str = setting("", help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).",
                         click_type=click.Path(exists=True, dir_okay=False))
-    target: str = setting("energy", help="'energy' (calculator energy) or a numeric atoms.info key, "
-                                          "e.g. u0_atom.")
-    unit: str = setting("eV", help="Unit of the target (converted to eV).",
-                        click_type=click.Choice(["eV", "meV", "hartree", "kcal/mol"], case_sensitive=False))
+    target: str = setting("energy", help="A target (energy, homo, lumo, gap, dipole, alpha) or "
+                                          "data key (u0_atom, mu, ...; see molpre/targets.py); "
+                                          "several comma-separated: energy,gap.")
+    unit: str | None = setting(None, help="Stored unit of a single target (eV, hartree, "
+                                          "kcal/mol, debye, bohr^3, ...). Default: the "
+                                          "registry's for the file.")
     forces: bool = False
     energy_weight: float = 1.0
     forces_weight: float = setting(0.0, help="Weight of the force loss (0: energies only).",

@@ -1,4 +1,8 @@
-"""Evaluation of an energy model: batched predictions, MAE/RMSE in meV and kcal/mol, parity plot."""
+"""Evaluation of a property model: metrics per target with units, baselines, parity plot.
+
+Batched inference lives with the models (molpre.models.inference); ``predict_energies`` is
+re-exported here for the first version's callers.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from molpre.data import keys
-from molpre.data.graph import collate
+from molpre.models.inference import predict_energies, predict_targets
+from molpre.targets import TargetSpec
 from molpre.units import EV_TO_KCAL_PER_MOL, EV_TO_MEV
 
-
-def predict_energies(
-    model: torch.nn.Module, samples: Sequence[dict[str, torch.Tensor]], batch_size: int = 64
-) -> np.ndarray:
-    """Predicted energies ``[n]`` (eV, float64) of samples, in eval mode without gradients."""
-    was_training = model.training
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(samples), batch_size):
-            batch = collate(samples[start : start + batch_size])
-            out.append(model(batch)[keys.PREDICTED_ENERGY].double().cpu().numpy())
-    model.train(was_training)
-    return np.concatenate(out) if out else np.zeros(0)
+__all__ = ["predict_energies", "predict_targets", "energy_metrics", "target_metrics",
+           "atomref_only", "mean_only", "parity_plot"]
 
 
 def energy_metrics(pred: np.ndarray, ref: np.ndarray, prefix: str = "") -> dict[str, float]:
@@ -38,6 +29,28 @@ def energy_metrics(pred: np.ndarray, ref: np.ndarray, prefix: str = "") -> dict[
         f"{prefix}mae_mev": mae * EV_TO_MEV, f"{prefix}rmse_mev": rmse * EV_TO_MEV,
         f"{prefix}mae_kcal": mae * EV_TO_KCAL_PER_MOL, f"{prefix}rmse_kcal": rmse * EV_TO_KCAL_PER_MOL,
     }
+
+
+def target_metrics(spec: TargetSpec, pred: np.ndarray, ref: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """MAE and RMSE of one target in its report unit, named by :meth:`TargetSpec.metric_name`
+    (``test_mae_gap_mev``); the energy also gets kcal/mol (``test_mae_kcal``)."""
+    if spec.name == "energy":
+        return energy_metrics(pred, ref, prefix)
+    err = spec.errors(pred, ref)
+    if err.size == 0:
+        return {}
+    mae, rmse = float(np.abs(err).mean()), float(np.sqrt((err**2).mean()))
+    return {spec.metric_name("mae", prefix): mae * spec.metric_factor,
+            spec.metric_name("rmse", prefix): rmse * spec.metric_factor}
+
+
+def mean_only(spec: TargetSpec, train_labels: np.ndarray, n: int) -> np.ndarray:
+    """Baseline predictions ``[n]`` of a target without reference values: the training mean
+    (of magnitudes for a vector)."""
+    labels = np.asarray(train_labels, dtype=float)
+    if spec.kind == "vector" and labels.ndim == 2:
+        labels = np.linalg.norm(labels, axis=-1)
+    return np.full(n, float(labels.mean()))
 
 
 def atomref_only(numbers: Sequence[Sequence[int]], atomref: dict[int, float]) -> np.ndarray:

@@ -22,18 +22,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from molpre.data.atomref import fit_atomref
 from molpre.data.datasets import LabeledData, load_labeled
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
-from molpre.models.checkpoint import save_checkpoint
-from molpre.models.energy import EnergyModel
+from molpre.models.atomref import fit_atomref
+from molpre.models.checkpoint import DTYPES, save_checkpoint
+from molpre.models.energy import PropertyModel, make_head
+from molpre.models.inference import predict_targets, target_columns
 from molpre.runtime import seed_everything
+from molpre.targets import DEBYE_PER_E_ANGSTROM, TargetSpec, get_target, monitor_name
 from molpre.train.config import FinetuneConfig
-from molpre.train.evaluate import atomref_only, energy_metrics, parity_plot, predict_energies
+from molpre.train.evaluate import atomref_only, mean_only, parity_plot, target_metrics
 from molpre.train.hardware import resolve_accelerator
 from molpre.train.losses import snapshot
-from molpre.train.modes import build_model, start_encoder
+from molpre.train.modes import apply_mode, start_encoder
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 class FinetuneResult:
     """What a finetune produced; ``metrics`` holds test_/baseline_test_/val_ MAE and RMSE."""
 
-    model: EnergyModel
+    model: PropertyModel
     metrics: dict[str, float]
     history: list[dict[str, float]]
     config: dict[str, Any]
@@ -71,19 +73,59 @@ def split_data(config: FinetuneConfig, data: LabeledData) -> Split:
 
 
 def _samples(data: LabeledData, cutoff: float, forces: bool) -> list[dict[str, torch.Tensor]]:
-    return [
-        atoms_to_sample(a, cutoff, energy=float(e),
-                        forces=data.forces[i] if forces and data.forces else None)
-        for i, (a, e) in enumerate(zip(data.atoms, data.energy, strict=True))
-    ]
+    """One sample per row with every target's label (``[1]`` or ``[1, 3]``, float64)."""
+    samples = []
+    for i, atoms in enumerate(data.atoms):
+        sample = atoms_to_sample(atoms, cutoff,
+                                 forces=data.forces[i] if forces and data.forces else None)
+        for name, values in data.labels.items():
+            value = torch.as_tensor(np.asarray(values[i], dtype=np.float64))
+            sample[name] = value.reshape(1, 3) if value.dim() == 1 else value.reshape(1)
+        samples.append(sample)
+    return samples
 
 
-def _scales(train: LabeledData, atomref: dict[int, float]) -> tuple[float, float]:
-    """(per-molecule, per-atom) spread of training energies after atomref, eV."""
-    numbers = [a.numbers for a in train.atoms]
-    resid = train.energy - atomref_only(numbers, atomref)
+def _extensive_scales(labels: np.ndarray, numbers: list, atomref: dict[int, float]) -> tuple[float, float]:
+    """(per-molecule, per-atom) spread of training labels after the atomref fit."""
+    resid = labels - atomref_only(numbers, atomref)
     per_atom = resid / np.array([len(z) for z in numbers])
     return max(float(np.std(resid)), 1e-3), max(float(np.std(per_atom)), 1e-4)
+
+
+def _heads(train: LabeledData, encoder) -> tuple[dict, dict[str, float], dict[str, dict]]:
+    """``(heads, loss scales, atomrefs)`` for every target of ``train``, fitted on it only.
+
+    Extensive: atomref by least squares, atomic terms scaled by the per-atom spread.
+    Intensive: offset = training mean, scale = training spread. Vector: charges scaled so that
+    the dipole's spread matches (Debye / 4.8 e*Angstrom).
+    """
+    numbers = [a.numbers for a in train.atoms]
+    heads, scales, atomrefs = {}, {}, {}
+    for spec in train.specs:
+        labels = train.labels[spec.name]
+        if spec.kind == "extensive":
+            atomrefs[spec.name] = fit_atomref(numbers, labels)
+            scales[spec.name], atom_scale = _extensive_scales(labels, numbers, atomrefs[spec.name])
+            heads[spec.name] = make_head(spec, encoder, atomref=atomrefs[spec.name], scale=atom_scale)
+        elif spec.kind == "intensive":
+            scales[spec.name] = max(float(np.std(labels)), 1e-3)
+            heads[spec.name] = make_head(spec, encoder, offset=float(np.mean(labels)),
+                                         scale=scales[spec.name])
+        else:
+            size = np.linalg.norm(labels, axis=-1) if labels.ndim == 2 else labels
+            scales[spec.name] = max(float(np.std(size)), 1e-3)
+            heads[spec.name] = make_head(spec, encoder, scale=scales[spec.name] / DEBYE_PER_E_ANGSTROM)
+    return heads, scales, atomrefs
+
+
+def _build_model(config: FinetuneConfig, encoder, train: LabeledData):
+    """The PropertyModel to finetune (the config's dtype and mode), its loss scales and atomrefs."""
+    heads, scales, atomrefs = _heads(train, encoder)
+    elements = sorted({int(z) for a in train.atoms for z in a.numbers})
+    model = PropertyModel(encoder, heads, elements)
+    model.to(DTYPES[config.dtype])
+    apply_mode(model, config.mode)
+    return model, scales, atomrefs
 
 
 def _loader(samples: list, batch_size: int, shuffle: bool, seed: int):
@@ -99,11 +141,11 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from molpre.train.task import BestWeights, EnergyTask, MlflowEpochMetrics
+    from molpre.train.task import BestWeights, MlflowEpochMetrics, PropertyTask
 
-    task = EnergyTask(model, lr=config.lr, weight_decay=config.weight_decay,
-                      energy_weight=config.energy_weight, forces_weight=config.forces_weight,
-                      scale=scale, alpha=alpha, reference=reference, patience=config.patience)
+    task = PropertyTask(model, lr=config.lr, weight_decay=config.weight_decay,
+                        energy_weight=config.energy_weight, forces_weight=config.forces_weight,
+                        scales=scale, alpha=alpha, reference=reference, patience=config.patience)
     best, epochs = BestWeights(), MlflowEpochMetrics(prefix)
     trainer = pl.Trainer(
         max_epochs=config.epochs, max_time=timedelta(minutes=minutes) if minutes else None,
@@ -111,7 +153,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
         logger=False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=config.progress, inference_mode=False,
         num_sanity_val_steps=0, default_root_dir=config.out,
-        callbacks=[best, epochs, EarlyStopping("val_mae_mev", patience=config.patience)],
+        callbacks=[best, epochs, EarlyStopping(task.monitor, patience=config.patience)],
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*(num_workers|does not have many workers).*")
@@ -138,7 +180,8 @@ def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
         prefix = f"alpha_{alpha:g}." if len(alphas) > 1 else ""
         val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix)
         if len(alphas) > 1 and np.isfinite(val_mae):
-            mlflow.log_metric("alpha_search.val_mae_mev", val_mae, step=alphas.index(alpha))
+            mlflow.log_metric(f"alpha_search.{monitor_name(_specs(model))}", val_mae,
+                              step=alphas.index(alpha))
         if val_mae < chosen[0] or chosen[1] is None:
             chosen = (val_mae, alpha, copy.deepcopy(model.state_dict()), history)
     model.load_state_dict(chosen[2])
@@ -148,19 +191,44 @@ def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
     return (chosen[1] if config.mode == "prior" else None), chosen[3]
 
 
-def _evaluate(model, parts, atomref, out: Path) -> dict[str, float]:
-    """Val and test metrics, the atomref baseline on test, and the parity plot."""
+def _specs(model) -> list[TargetSpec]:
+    return [get_target(name) for name in model.targets]
+
+
+def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path) -> dict[str, float]:
+    """Val and test metrics per target, the baselines on test (``baseline_test_``: atomref sum
+    for extensive targets, training mean otherwise; ``mean_test_``: the training mean of an
+    extensive target), and the energy's parity plot. Test molecules with an
+    element never seen in training are skipped (``test_n_unsupported``)."""
     (val, val_samples), (test, test_samples) = parts
-    metrics = energy_metrics(predict_energies(model, val_samples), val.energy, "best_val_")
-    base = atomref_only([a.numbers for a in test.atoms], atomref)
-    known = ~np.isnan(base)  # test molecules with an element never seen in training are skipped
-    pred = predict_energies(model, [s for s, k in zip(test_samples, known, strict=True) if k])
-    metrics.update(energy_metrics(pred, test.energy[known], "test_"))
-    metrics.update(energy_metrics(base[known], test.energy[known], "baseline_test_"))
+    metrics: dict[str, float] = {}
+    val_pred = predict_targets(model, val_samples)
+    numbers = [a.numbers for a in test.atoms]
+    known = np.array([set(map(int, z)) <= set(model.elements) for z in numbers], dtype=bool)
+    test_pred = predict_targets(model, [s for s, k in zip(test_samples, known, strict=True) if k])
+    for spec in _specs(model):
+        label = test.labels[spec.name][known]
+        metrics.update(target_metrics(spec, val_pred[spec.name], val.labels[spec.name], "best_val_"))
+        metrics.update(target_metrics(spec, test_pred[spec.name], label, "test_"))
+        if spec.name in atomrefs:
+            base = atomref_only(numbers, atomrefs[spec.name])[known]
+            mean = mean_only(spec, train.labels[spec.name], int(known.sum()))
+            metrics.update(target_metrics(spec, mean, label, "mean_test_"))
+        else:
+            base = mean_only(spec, train.labels[spec.name], int(known.sum()))
+        metrics.update(target_metrics(spec, base, label, "baseline_test_"))
+        if spec.name == "energy" and known.any():
+            parity_plot(label, test_pred[spec.name], base, out / "parity.png")
     metrics["test_n"], metrics["test_n_unsupported"] = int(known.sum()), int((~known).sum())
-    if known.any():
-        parity_plot(test.energy[known], pred, base[known], out / "parity.png")
     return metrics
+
+
+def _step0(model, val: LabeledData, samples) -> dict[str, float]:
+    """Validation MAE of the untrained model per target (``val_mae_mev``, ``val_mae_gap_mev``)."""
+    pred = predict_targets(model, samples)
+    return {spec.metric_name("mae", "val_"):
+            target_metrics(spec, pred[spec.name], val.labels[spec.name])[spec.metric_name("mae")]
+            for spec in _specs(model)}
 
 
 def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> FinetuneResult:
@@ -179,10 +247,8 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
                                                       config.forces)
     split = split_data(config, data)
     train, val, test = (data.subset(split.train), data.subset(split.val), data.subset(split.test))
-    atomref = fit_atomref([a.numbers for a in train.atoms], train.energy)
-    scale, atom_scale = _scales(train, atomref)
     encoder = start_encoder(config)
-    model = build_model(config, encoder, atomref, atom_scale)
+    model, scales, atomrefs = _build_model(config, encoder, train)
     cutoff = float(encoder.config.cutoff)
     samples = [_samples(d, cutoff, config.forces) for d in (train, val, test)]
     out = Path(config.out)
@@ -191,14 +257,17 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     with start_run(config.run_name or f"finetune-{config.mode}", resolved,
                    experiment=config.experiment, dataset_hashes={"labels": data.sha256}) as run:
         mlflow.log_params({f"split.{k}": v for k, v in split.sizes().items()})
-        step0 = energy_metrics(predict_energies(model, samples[1]), val.energy)["mae_mev"]
-        mlflow.log_metric("val_mae_mev", step0, step=0)
-        alpha, history = _train(config, model, samples[0], samples[1], scale)
-        metrics = {"step0_val_mae_mev": step0, **_evaluate(model, [(val, samples[1]), (test, samples[2])], atomref, out)}
+        step0 = _step0(model, val, samples[1])
+        mlflow.log_metrics(step0, step=0)
+        alpha, history = _train(config, model, samples[0], samples[1], scales)
+        parts = [(val, samples[1]), (test, samples[2])]
+        metrics = {**{f"step0_{k}": v for k, v in step0.items()},
+                   **_evaluate(model, parts, train, atomrefs, out)}
         if alpha is not None:
             metrics["prior_alpha"] = alpha
         mlflow.log_metrics(metrics)
         meta = {"target": config.target, "unit": config.unit, "cutoff": cutoff,
+                "targets": model.targets, "columns": target_columns(model),
                 "metrics": metrics, "dataset_sha256": data.sha256, "run_id": run.info.run_id}
         ckpt = save_checkpoint(model, out / "model.ckpt", resolved, meta)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -208,7 +277,9 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
         shutil.rmtree(out / "model", ignore_errors=True)
         model_dir = save_pyfunc_model(ckpt, out / "model")
         uri = log_pyfunc_model(ckpt, config.register_name) if config.log_model else None
-    log.info("finetune %s: test MAE %.1f meV", config.mode, metrics.get("test_mae_mev", np.nan))
+    for spec in _specs(model):
+        log.info("finetune %s: test %s %.4g", config.mode, spec.metric_name("mae"),
+                 metrics.get(spec.metric_name("mae", "test_"), np.nan))
     return FinetuneResult(model.eval(), metrics, history, resolved, split.sizes(), out, ckpt,
                           model_dir, run.info.run_id, uri, alpha,
                           [n for n, p in model.named_parameters() if not p.requires_grad])

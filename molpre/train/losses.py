@@ -1,8 +1,9 @@
-"""Loss terms of a finetune: weighted energy + forces, and the L2-SP prior penalty.
+"""Loss terms of a finetune: weighted per-target terms (+ forces), and the L2-SP penalty.
 
-Energies and forces are compared in units of ``scale`` (eV, the spread of the training
-energies after the atomref fit), so the loss starts near 1 whatever the dataset, and the
-L2-SP strength alpha means the same thing across datasets.
+Each target is compared in units of its ``scale`` (the spread of its training labels, after
+the atomref fit for extensive targets), so every term starts near 1 whatever the dataset and
+the L2-SP strength alpha means the same thing across datasets. Vector labels that are only
+magnitudes (QM9's ``mu``) are compared with the norm of the predicted vector.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from molpre.data import keys
+from molpre.targets import TargetSpec, get_target
 
 
 def energy_loss(pred: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
@@ -27,15 +29,36 @@ def forces_loss(pred: torch.Tensor, target: torch.Tensor, scale: float = 1.0) ->
     return (diff**2).mean()
 
 
+def target_loss(spec: TargetSpec, pred: torch.Tensor, label: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Mean squared error of ``pred`` ``[B]`` or ``[B, 3]`` against ``label`` in units of
+    ``scale``; a vector target with ``[B]`` labels compares the norm of ``pred``."""
+    if spec.kind == "vector" and label.dim() == 1 and pred.dim() == 2:
+        pred = pred.norm(dim=-1)
+    return energy_loss(pred, label, scale)
+
+
 def weighted_loss(
     out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], *,
     energy_weight: float = 1.0, forces_weight: float = 0.0, scale: float = 1.0,
+    targets: Iterable[str] = ("energy",), weights: Mapping[str, float] | None = None,
+    scales: Mapping[str, float] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """``{"loss", "energy", "forces"?}``: energy_weight * L_E + forces_weight * L_F."""
-    terms = {"energy": energy_loss(out[keys.PREDICTED_ENERGY], batch[keys.ENERGY], scale)}
-    total = energy_weight * terms["energy"]
+    """``{"loss", <target>..., "forces"?}``: sum_t w_t * L_t + forces_weight * L_F.
+
+    The energy's weight and scale default to ``energy_weight`` and ``scale`` (the first
+    version's arguments); other targets' to 1.
+    """
+    weights, scales = dict(weights or {}), dict(scales or {})
+    terms, total = {}, None
+    for name in targets:
+        spec = get_target(name)
+        weight = weights.get(name, energy_weight if name == "energy" else 1.0)
+        spread = scales.get(name, scale if name == "energy" else 1.0)
+        terms[name] = target_loss(spec, out[spec.output_key], batch[spec.label_key], spread)
+        total = weight * terms[name] if total is None else total + weight * terms[name]
     if forces_weight > 0:
-        terms["forces"] = forces_loss(out[keys.PREDICTED_FORCES], batch[keys.FORCES], scale)
+        spread = scales.get("energy", scale)
+        terms["forces"] = forces_loss(out[keys.PREDICTED_FORCES], batch[keys.FORCES], spread)
         total = total + forces_weight * terms["forces"]
     terms["loss"] = total
     return terms

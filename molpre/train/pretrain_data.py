@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from molpre.data.datasets import read_frames
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.data.shard_stream import ShardDataset, collate_views
 from molpre.data.shards import iter_shard
@@ -34,23 +35,6 @@ def probe_target(atoms, key: str) -> float:
     if key == "energy" and atoms.calc is not None:
         return float(atoms.get_potential_energy())
     raise KeyError(f"probe target {key!r} not in frame (info keys: {sorted(atoms.info)})")
-
-
-def read_frames(path: str | Path, limit: int):
-    """Up to ``limit`` ase.Atoms frames of an extxyz (optionally .gz) file or an ASE database."""
-    import ase.io
-
-    path = Path(path)
-    if path.suffix == ".db":
-        import ase.db
-
-        frames = []
-        for row in ase.db.connect(path).select(limit=limit):
-            atoms = row.toatoms()
-            atoms.info.update(row.key_value_pairs)
-            frames.append(atoms)
-        return frames
-    return ase.io.read(path, index=f":{limit}", format="extxyz")
 
 
 def probe_batches(path: str | Path, target: str, cutoff: float, limit: int = 500,

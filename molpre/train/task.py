@@ -1,7 +1,8 @@
 """The Lightning side of finetuning: the task module and its two callbacks.
 
-``EnergyTask`` trains an EnergyModel on the weighted energy (+ forces) loss, optionally with
-the L2-SP penalty, and reports ``train_mae_mev`` / ``val_mae_mev`` per epoch. ``BestWeights``
+``PropertyTask`` trains a PropertyModel on the weighted per-target (+ forces) loss, optionally
+with the L2-SP penalty, and reports each target's train/val MAE per epoch with its unit
+(``train_mae_mev`` / ``val_mae_mev`` for the energy, ``val_mae_gap_mev``, ``val_mae_dipole_debye``). ``BestWeights``
 keeps the weights of the best validation epoch in memory; ``MlflowEpochMetrics`` writes the
 per-epoch metrics to the active MLflow run with the epoch as step.
 """
@@ -15,39 +16,60 @@ import lightning.pytorch as pl
 import torch
 
 from molpre.data import keys
-from molpre.models.energy import EnergyModel
+from molpre.models.energy import PropertyModel
+from molpre.targets import get_target, monitor_name
 from molpre.train.losses import l2sp_penalty, weighted_loss
 from molpre.train.modes import trainable_parameters
-from molpre.units import EV_TO_MEV
 
 
-class EnergyTask(pl.LightningModule):
-    """Finetune ``model``; ``reference`` (encoder weights w0) and ``alpha`` switch on L2-SP."""
+class PropertyTask(pl.LightningModule):
+    """Finetune ``model`` on every target it carries (one weighted loss term each).
+
+    ``weights``/``scales``: per-target loss weight and spread (molpre units); the energy's
+    default to ``energy_weight``/``scale``, others' to 1. ``reference`` (encoder weights w0)
+    and ``alpha`` switch on L2-SP. :attr:`monitor` is the metric that picks the best epoch:
+    the one target's validation MAE, or ``val_score`` (sum of val MAE / scale) for several.
+    """
 
     def __init__(
-        self, model: EnergyModel, *, lr: float, weight_decay: float = 0.0,
+        self, model: PropertyModel, *, lr: float, weight_decay: float = 0.0,
         energy_weight: float = 1.0, forces_weight: float = 0.0, scale: float = 1.0,
+        weights: dict[str, float] | None = None, scales: dict[str, float] | None = None,
         alpha: float = 0.0, reference: dict[str, torch.Tensor] | None = None, patience: int = 20,
     ) -> None:
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.patience = lr, weight_decay, patience
         self.energy_weight, self.forces_weight, self.scale = energy_weight, forces_weight, scale
+        self.specs = [get_target(t) for t in model.targets]
+        self.weights = {s.name: (weights or {}).get(s.name, energy_weight if s.name == "energy" else 1.0)
+                        for s in self.specs}
+        self.scales = {s.name: (scales or {}).get(s.name, scale if s.name == "energy" else 1.0)
+                       for s in self.specs}
         self.alpha, self.reference = alpha, reference or {}
-        self._abs = {"train": [], "val": []}
+        self._abs = {stage: {s.name: [] for s in self.specs} for stage in ("train", "val")}
         self.latest: dict[str, float] = {}
+
+    @property
+    def monitor(self) -> str:
+        """Name of the validation metric that selects epochs (lower is better)."""
+        return monitor_name(self.specs)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.model(batch, compute_forces=self.forces_weight > 0)
 
     def _record(self, stage: str, out: dict, batch: dict) -> None:
-        err = (out[keys.PREDICTED_ENERGY].detach() - batch[keys.ENERGY]).abs()
-        self._abs[stage].append(err.double().cpu())
+        for spec in self.specs:
+            pred, label = out[spec.output_key].detach(), batch[spec.label_key]
+            if spec.kind == "vector":
+                pred = pred.norm(dim=-1)
+                label = label.norm(dim=-1) if label.dim() == 2 else label
+            self._abs[stage][spec.name].append((pred - label.to(pred)).abs().double().cpu())
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch)
-        terms = weighted_loss(out, batch, energy_weight=self.energy_weight,
-                              forces_weight=self.forces_weight, scale=self.scale)
+        terms = weighted_loss(out, batch, forces_weight=self.forces_weight, targets=self.weights,
+                              weights=self.weights, scales=self.scales)
         loss = terms["loss"]
         if self.alpha > 0 and self.reference:
             loss = loss + l2sp_penalty(self.model.encoder.named_parameters(), self.reference,
@@ -59,17 +81,26 @@ class EnergyTask(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._record("val", self.model(batch), batch)
 
-    def _epoch_mae(self, stage: str) -> float:
-        errs = self._abs[stage]
-        self._abs[stage] = []
-        return float(torch.cat(errs).mean()) * EV_TO_MEV if errs else math.nan
+    def _epoch_mae(self, stage: str) -> dict[str, float]:
+        """``{target: MAE in molpre units}`` of the epoch (and reset)."""
+        maes = {name: float(torch.cat(errs).mean()) if errs else math.nan
+                for name, errs in self._abs[stage].items()}
+        self._abs[stage] = {s.name: [] for s in self.specs}
+        return maes
 
     def on_validation_epoch_end(self) -> None:
         """Runs after the epoch's last training batch: both MAEs of this epoch are complete."""
         val = self._epoch_mae("val")
         if self.trainer.sanity_checking:
             return
-        self.latest = {"train_mae_mev": self._epoch_mae("train"), "val_mae_mev": val}
+        train = self._epoch_mae("train")
+        latest = {}
+        for spec in self.specs:
+            latest[spec.metric_name("mae", "train_")] = train[spec.name] * spec.metric_factor
+            latest[spec.metric_name("mae", "val_")] = val[spec.name] * spec.metric_factor
+        if len(self.specs) > 1:
+            latest["val_score"] = sum(val[s.name] / self.scales[s.name] for s in self.specs)
+        self.latest = latest
         self.log_dict(self.latest, prog_bar=True)
 
     def configure_optimizers(self):
@@ -79,19 +110,23 @@ class EnergyTask(pl.LightningModule):
             optimizer, factor=0.5, patience=max(1, self.patience // 3)
         )
         return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_mae_mev"}}
+                "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+
+
+#: The first version's name (an energy-only PropertyTask).
+EnergyTask = PropertyTask
 
 
 class BestWeights(pl.Callback):
-    """Keep a copy of the weights at the best ``val_mae_mev`` (restore with :meth:`restore`)."""
+    """Keep a copy of the weights at the best ``task.monitor`` (restore with :meth:`restore`)."""
 
     def __init__(self) -> None:
         self.best = math.inf
         self.best_epoch = -1
         self.state: dict[str, torch.Tensor] | None = None
 
-    def on_validation_end(self, trainer: pl.Trainer, task: EnergyTask) -> None:
-        value = task.latest.get("val_mae_mev", math.inf)
+    def on_validation_end(self, trainer: pl.Trainer, task: PropertyTask) -> None:
+        value = task.latest.get(task.monitor, math.inf)
         if not trainer.sanity_checking and value < self.best:
             self.best, self.best_epoch = value, trainer.current_epoch + 1
             self.state = copy.deepcopy(task.model.state_dict())
@@ -102,13 +137,14 @@ class BestWeights(pl.Callback):
 
 
 class MlflowEpochMetrics(pl.Callback):
-    """Log ``train_mae_mev``, ``val_mae_mev`` and ``lr`` to the active MLflow run each epoch."""
+    """Log the task's per-epoch metrics (``train_mae_mev``, ``val_mae_gap_mev``, ...) and ``lr``
+    to the active MLflow run each epoch."""
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
         self.history: list[dict[str, float]] = []
 
-    def on_validation_end(self, trainer: pl.Trainer, task: EnergyTask) -> None:
+    def on_validation_end(self, trainer: pl.Trainer, task: PropertyTask) -> None:
         import mlflow
 
         if trainer.sanity_checking or not task.latest:

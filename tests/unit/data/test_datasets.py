@@ -59,21 +59,26 @@ def test_extxyz_info_target_is_converted_to_ev(tmp_path):
 
 def test_rows_without_target_are_skipped_and_counted():
     a, b = _labeled("H2O", -1.0, "a"), _labeled("CH4", -2.0, "b")
-    a.info["dipole"] = 1.5
-    data = labeled_from_atoms([a, b], target="dipole", unit="eV")
+    a.info["homo"] = -5.0
+    data = labeled_from_atoms([a, b], target="homo")
     assert len(data) == 1 and data.n_skipped == 1
+    np.testing.assert_allclose(data.labels["homo"], [-5.0])  # molpre convention: eV
     assert len(data.sha256) == 64
 
 
 def test_bad_files_and_targets_give_clear_errors(tmp_path, label_db):
     with pytest.raises(DatasetError, match="not found"):
         load_labeled(tmp_path / "missing.db")
-    with pytest.raises(DatasetError, match="no conformer"):
+    with pytest.raises(DatasetError, match="unknown target 'no_such_key'"):
         load_labeled(label_db, target="no_such_key")
     with pytest.raises(ValueError, match="unknown energy unit"):
         load_labeled(label_db, unit="furlongs")
-    with pytest.raises(DatasetError, match="not numeric"):
-        load_labeled(label_db, target="method")
+    with pytest.raises(DatasetError, match="no conformer .* 'homo'"):
+        load_labeled(label_db, target="homo")
+    bad = _labeled("H2O", -1.0, "a")
+    bad.info["homo"] = "low"
+    with pytest.raises(DatasetError, match="'homo' is not numeric"):
+        labeled_from_atoms([bad], target="homo")
 
 
 def test_qm9_sample_u0_atom_in_kcal(shared_data):

@@ -1,6 +1,6 @@
 import pytest
 
-from molpre.qc.keys import content_key
+from molpre.qc.content_keys import content_key
 from molpre.qc.levels import LevelOfTheory, validate_level
 
 

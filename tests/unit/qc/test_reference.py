@@ -4,8 +4,8 @@ from ase.build import molecule
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from molpre.data.store import open_store, write_row
+from molpre.models.atomref import fit_reference_energies, reference_residuals
 from molpre.qc.pyscf import QCResult
-from molpre.qc.reference import fit_reference_energies, reference_residuals
 
 TRUE = {1: -13.6, 6: -1030.0, 7: -1480.0, 8: -2040.0}
 

@@ -65,7 +65,7 @@ def test_modes_freeze_what_they_claim(mode, tiny_data, pretrained, tmp_path, sto
     result = _run(tiny_data, pretrained, tmp_path, mode)
     model = result.model
     encoder_grads = {n: p.requires_grad for n, p in model.encoder.named_parameters()}
-    head_grads = [p.requires_grad for p in model.readout.parameters()]
+    head_grads = [p.requires_grad for p in model.heads.parameters()]
     assert all(head_grads)
     block0, block1 = _changed(model, w0, "blocks.0."), _changed(model, w0, "blocks.1.")
     if mode == "probe":

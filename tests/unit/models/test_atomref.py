@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from molpre.data.atomref import atomref_energy, fit_atomref
+from molpre.models.atomref import atomref_energy, fit_atomref
 
 
 def test_fit_recovers_exact_reference_energies():
