@@ -19,6 +19,7 @@ one by one), gives a row with status "error" and the reason, never a number.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,7 +80,8 @@ class Predictor:
 
     ``device``: where the model runs (None keeps it where it is; ``"auto"``: a GPU if any).
     ``dtype``: ``"float64"`` casts the model to double precision (exact forces for geometry
-    optimization or finite differences); None keeps the checkpoint's dtype.
+    optimization or finite differences; the given model is copied, not changed); None keeps
+    the checkpoint's dtype.
     """
 
     def __init__(self, model, cutoff: float, meta: dict[str, Any] | None = None, *,
@@ -89,7 +91,7 @@ class Predictor:
                  workers: int = 1, progress: bool = True, max_atoms: int = MAX_ATOMS,
                  chunk: int = 256) -> None:
         if dtype is not None:
-            model = model.to({"float32": torch.float32, "float64": torch.float64}[dtype])
+            model = _with_dtype(model, dtype)
         if device is not None:
             model = model.to(resolve_device(device))
         self.model = model.eval()
@@ -306,6 +308,14 @@ def _sample(atoms, cutoff: float) -> dict:
     sample = atoms_to_sample(atoms, cutoff)
     sample[keys.POSITIONS] = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64))
     return sample
+
+
+def _with_dtype(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
+    """``model`` in ``dtype`` ("float32" or "float64"); a copy when it has to be cast."""
+    wanted = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    if next(model.encoder.parameters()).dtype == wanted:
+        return model
+    return copy.deepcopy(model).to(wanted)
 
 
 def _chunked(jobs: Iterator[Job], size: int) -> Iterator[list[Job]]:
