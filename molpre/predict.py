@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from molpre.models.source import ModelLoadError, read_model_source
 from molpre.predict_inputs import (
     MAX_ATOMS,
     Job,
+    default_id,
     first_line,
     items_and_ids,
     job_for,
@@ -171,9 +172,9 @@ class Predictor:
         """:meth:`predict` in chunks of ``chunk`` rows (bounded memory, written as they come)."""
         from tqdm.auto import tqdm
 
-        items, ids = items_and_ids(inputs, ids, smiles_col, id_col)
+        items, ids, total = items_and_ids(inputs, ids, smiles_col, id_col)
         frame = inputs if isinstance(inputs, pd.DataFrame) else None
-        with tqdm(total=len(items), desc="predict", unit="mol", disable=not self.progress) as bar:
+        with tqdm(total=total, desc="predict", unit="mol", disable=not self.progress) as bar:
             done = 0
             for jobs in _chunked(self._jobs(items, ids), int(self.chunk)):
                 result = self._predict_jobs(jobs, embeddings)
@@ -185,14 +186,16 @@ class Predictor:
                 bar.update(len(jobs))
                 yield result
 
-    def predict_records(self, records: list) -> pd.DataFrame:
+    def predict_records(self, records: Iterable) -> pd.DataFrame:
         """One row per molpre.chem MoleculeRecord (ids are the records' mol_id)."""
-        return self.predict(list(records), [r.mol_id for r in records])
+        return self.predict(list(records))
 
-    def predict_frame(self, frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
-        """The pyfunc entry: a table with a SMILES column (any case; optional ``id``, ``xyz``)."""
+    def predict_frame(self, frame: pd.DataFrame, smiles_col: str | None = None,
+                      **options: Any) -> pd.DataFrame:
+        """The pyfunc entry: a table with a SMILES column (any case, or ``smiles_col``;
+        optional ``id``, ``xyz``); options as in :meth:`configure`."""
         self.configure(progress=False, **options)
-        return self.predict(frame).reset_index(drop=True)
+        return self.predict(frame, smiles_col=smiles_col or None).reset_index(drop=True)
 
     def embed(self, inputs: Any, ids: list | None = None, **kwargs: Any) -> pd.DataFrame:
         """:meth:`predict`'s rows plus ``embedding``: the molecule's pooled invariant encoder
@@ -207,12 +210,12 @@ class Predictor:
         return MolpreCalculator(self.model, self.cutoff)
 
     # -- internals ---------------------------------------------------------------------
-    def _jobs(self, items: list, ids: list[str]) -> Iterator[Job]:
+    def _jobs(self, items: Iterable, ids: Iterable) -> Iterator[Job]:
         """Jobs in input order; records get their conformers on ``workers`` processes."""
         from molpre.chem import conformer_stream
 
-        jobs = (job_for(item, ident, self.elements, int(self.max_atoms))
-                for item, ident in zip(items, ids, strict=True))
+        jobs = (job_for(item, default_id(item, ident, row), self.elements, int(self.max_atoms))
+                for row, (item, ident) in enumerate(zip(items, ids, strict=False), start=1))  # ids: checked or endless
         pending: deque[Job] = deque()
 
         def records():

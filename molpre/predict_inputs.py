@@ -11,6 +11,8 @@ length, a DataFrame without a SMILES column) raises one ValueError.
 from __future__ import annotations
 
 import io
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +44,10 @@ def first_line(err: BaseException) -> str:
 
 
 def items_and_ids(inputs: Any, ids: list | None, smiles_col: str | None = None,
-                  id_col: str | None = None) -> tuple[list, list[str]]:
-    """``(items, ids)`` of equal length; ids default to the id column or ``mol-<row>``."""
+                  id_col: str | None = None) -> tuple[Iterable, Iterable, int | None]:
+    """``(items, ids, total)``: ids default to the id column, a record's ``mol_id`` or
+    ``mol-<row>``. A generator stays lazy (``total`` None, bounded memory); lists,
+    Series and DataFrames are checked against ``ids`` (same length) up front."""
     if inputs is None:
         raise ValueError("predict() got None: pass SMILES, RDKit Mols, ASE Atoms, a list of "
                          "them or a DataFrame with a SMILES column")
@@ -51,18 +55,29 @@ def items_and_ids(inputs: Any, ids: list | None, smiles_col: str | None = None,
         items, frame_ids = frame_items(inputs, smiles_col, id_col)
         ids = ids if ids is not None else frame_ids
     else:
-        items = _as_list(inputs)
+        items = _as_items(inputs)
+    if not isinstance(items, list):
+        if ids is not None:
+            raise ValueError("ids cannot be given with a generator of inputs: pass a list")
+        return items, itertools.repeat(None), None
     if ids is None:
         ids = [None] * len(items)
     ids = list(ids)
     if len(ids) != len(items):
         raise ValueError(f"ids has {len(ids)} entries for {len(items)} inputs: give one id per "
                          "input (or none)")
-    return items, [str(i) if i not in (None, "") else f"mol-{k}" for k, i in
-                   enumerate(ids, start=1)]
+    return items, ids, len(items)
 
 
-def _as_list(inputs: Any) -> list:
+def default_id(item: Any, ident: Any, row: int) -> str:
+    """The given id, else a MoleculeRecord's ``mol_id``, else ``mol-<row>`` (1-based)."""
+    if ident is not None and str(ident) != "":
+        return str(ident)
+    mol_id = getattr(item, "mol_id", None)
+    return str(mol_id) if mol_id else f"mol-{row}"
+
+
+def _as_items(inputs: Any) -> Iterable:
     from rdkit import Chem
 
     from molpre.chem import MoleculeRecord
@@ -71,6 +86,8 @@ def _as_list(inputs: Any) -> list:
         return [inputs]
     if isinstance(inputs, pd.Series):
         return inputs.tolist()
+    if isinstance(inputs, Iterator):
+        return inputs
     try:
         return list(inputs)
     except TypeError:

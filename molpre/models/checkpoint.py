@@ -63,6 +63,7 @@ def atomic_torch_save(payload: dict[str, Any], path: str | Path) -> Path:
             torch.save(payload, out)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -139,3 +140,9 @@ def load_encoder(path: str | Path) -> torch.nn.Module:
     encoder.load_state_dict(state)
     encoder.checkpoint_meta = payload.get("meta", {})
     return encoder
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

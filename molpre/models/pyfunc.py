@@ -1,11 +1,15 @@
 """The finetuned model as an MLflow pyfunc ("models from code", no pickled objects).
 
 The model directory holds the checkpoint (weights + rebuild config) as an artifact and the
-tiny code file ``_pyfunc_code.py`` that names :class:`MolprePyfunc`; loading runs that
-file, so nothing depends on pickle or on ``torch.export`` (which cannot trace forces by
-autograd). Input: a table with a ``smiles`` column (optional ``id``, and ``xyz``: an
-(ext)xyz text of one conformer, used instead of generated conformers). Output: the
-Predictor's table (id, smiles, energy_ev, status, error, n_conformers).
+tiny code file ``_pyfunc_code.py`` that names :class:`MolprePyfunc`. ``mlflow.pyfunc.load_model``
+and ``mlflow models serve`` RUN that file: load a pyfunc only from a source you trust.
+``molpre.Predictor.load`` never does: it reads the weights-only checkpoint artifact.
+
+Input: a table with a SMILES column (``smiles``, ``SMILES``, ... any case, or named by the
+``smiles_col`` param; optional ``id``, and ``xyz``: an (ext)xyz text of one conformer, used
+instead of generated conformers); other columns are passed through. Output: the input's
+columns, then the Predictor's (molpre.predict.COLUMNS). The signature declares no input
+schema on purpose: MLflow would otherwise drop unnamed columns and reject ``SMILES``.
 """
 
 from __future__ import annotations
@@ -26,19 +30,17 @@ CHECKPOINT_ARTIFACT = "checkpoint"
 ARTIFACT_PATH = "model"
 
 SIGNATURE = ModelSignature(
-    inputs=Schema([
-        ColSpec("string", "smiles"),
-        ColSpec("string", "id", required=False),
-        ColSpec("string", "xyz", required=False),
-    ]),
+    inputs=None,
     outputs=Schema([
         ColSpec("string", "id"), ColSpec("string", "smiles"), ColSpec("double", "energy_ev"),
-        ColSpec("string", "status"), ColSpec("string", "error"), ColSpec("long", "n_conformers"),
+        ColSpec("double", "energy_minus_atomref_ev"), ColSpec("string", "status"),
+        ColSpec("string", "error"), ColSpec("long", "n_conformers"),
     ]),
     params=ParamSchema([
         ParamSpec("n_conformers", "long", 3),
         ParamSpec("aggregation", "string", "lowest"),
         ParamSpec("temperature", "double", 298.15),
+        ParamSpec("smiles_col", "string", ""),
     ]),
 )
 
@@ -51,7 +53,8 @@ class MolprePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         from molpre.predict import Predictor
 
-        self.predictor = Predictor.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
+        self.predictor = Predictor.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT],
+                                                   device="auto", progress=False)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
