@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "pretrain": "pretrain",
     "finetune": "finetune",
     "predict": "predict",
+    "evaluate": "evaluate",
+    "embed": "embed",
 }
 
 
