@@ -5,6 +5,10 @@ tiny code file ``_pyfunc_code.py`` that names :class:`MolprePyfunc`. ``mlflow.py
 and ``mlflow models serve`` RUN that file: load a pyfunc only from a source you trust.
 ``molpre.Predictor.load`` never does: it reads the weights-only checkpoint artifact.
 
+The artifact also holds a wheel of the molpre that wrote it, and ``requirements.txt`` points
+at it (``artifacts/molpre-<version>-py3-none-any.whl``), so ``mlflow models serve`` can build
+the model's environment although molpre is on no package index.
+
 Input: a table with a SMILES column (``smiles``, ``SMILES``, ... any case, or named by the
 ``smiles_col`` param; optional ``id``, and ``xyz``: an (ext)xyz text of one conformer, used
 instead of generated conformers); other columns are passed through. Output: the input's
@@ -14,6 +18,7 @@ schema on purpose: MLflow would otherwise drop unnamed columns and reject ``SMIL
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +30,11 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
+from molpre.models.wheel import build_wheel
+
 CODE_PATH = Path(__file__).with_name("_pyfunc_code.py")
 CHECKPOINT_ARTIFACT = "checkpoint"
+WHEEL_ARTIFACT = "molpre_wheel"
 ARTIFACT_PATH = "model"
 
 SIGNATURE = ModelSignature(
@@ -63,12 +71,9 @@ class MolprePyfunc(mlflow.pyfunc.PythonModel):
 
 def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
     """Write a pyfunc model directory at ``path`` (which must not exist) for a checkpoint."""
-    with _no_example_warning():
-        mlflow.pyfunc.save_model(
-            path=str(path), python_model=str(CODE_PATH),
-            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
-            pip_requirements=_requirements(),
-        )
+    with _no_example_warning(), tempfile.TemporaryDirectory() as tmp:
+        mlflow.pyfunc.save_model(path=str(path), python_model=str(CODE_PATH),
+                                 signature=SIGNATURE, **_payload(checkpoint, tmp))
     return Path(path)
 
 
@@ -80,11 +85,18 @@ def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None) -
 
 
 def _log(checkpoint: str | Path, register_name: str | None) -> None:
-    mlflow.pyfunc.log_model(
-        name=ARTIFACT_PATH, python_model=str(CODE_PATH),
-        artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=SIGNATURE,
-        registered_model_name=register_name, pip_requirements=_requirements(),
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.pyfunc.log_model(name=ARTIFACT_PATH, python_model=str(CODE_PATH),
+                                signature=SIGNATURE, registered_model_name=register_name,
+                                **_payload(checkpoint, tmp))
+
+
+def _payload(checkpoint: str | Path, tmp: str) -> dict[str, Any]:
+    """Artifacts (the checkpoint and a molpre wheel) and requirements that install the wheel
+    from inside the model folder (MLflow installs requirements with the folder as cwd)."""
+    wheel = build_wheel(tmp)
+    return {"artifacts": {CHECKPOINT_ARTIFACT: str(checkpoint), WHEEL_ARTIFACT: str(wheel)},
+            "pip_requirements": [f"artifacts/{wheel.name}"]}
 
 
 @contextmanager
@@ -93,9 +105,3 @@ def _no_example_warning() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*input example")
         yield
-
-
-def _requirements() -> list[str]:
-    from molpre import __version__
-
-    return [f"molpre=={__version__}"]
