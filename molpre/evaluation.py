@@ -43,9 +43,9 @@ def predict_labeled(predictor, data: LabeledData, with_forces: bool,
                     batch_size: int = 64) -> tuple[np.ndarray, list[np.ndarray] | None]:
     """Energies ``[n]`` eV and, if asked, forces ``n x [n_atoms, 3]`` eV/Angstrom at the given
     geometries, in batches on the predictor's device."""
-    from molpre.predict import _sample
+    from molpre.predict import model_sample
 
-    samples = [_sample(a, predictor.cutoff) for a in data.atoms]
+    samples = [model_sample(a, predictor.cutoff) for a in data.atoms]
     energies, forces = [], []
     device = predictor.device
     for start in range(0, len(samples), batch_size):

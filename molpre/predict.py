@@ -32,7 +32,7 @@ from ase.units import kB
 
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
-from molpre.models.checkpoint import CheckpointError, load_checkpoint, model_from_payload
+from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
 from molpre.models.source import ModelLoadError, read_model_source
 from molpre.predict_inputs import (
     MAX_ATOMS,
@@ -70,10 +70,17 @@ def aggregate(energies: np.ndarray, how: str = "lowest", temperature: float = 29
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``: cuda when torch sees a GPU, else cpu; otherwise ``torch.device(device)``."""
+    """``"auto"``: cuda when torch sees a GPU, else cpu; otherwise ``torch.device(device)``
+    (ValueError for a bad name or a cuda device torch cannot see)."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no GPU: use auto or cpu")
+    return resolved
 
 
 class Predictor:
@@ -134,12 +141,12 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any) -> Predictor:
+        """From a ``model.ckpt`` (read with ``weights_only=True``, format tag checked)."""
         try:
-            model, payload = load_checkpoint(path)
+            payload = read_checkpoint(path)
         except CheckpointError as err:
             raise ModelLoadError(str(err)) from err
-        cutoff = payload.get("meta", {}).get("cutoff", model.encoder.config.cutoff)
-        return cls(model, cutoff, payload.get("meta"), **options)
+        return cls.from_payload(payload, **options)
 
     @classmethod
     def load(cls, source: str | Path, *, device: str | torch.device = "auto",
@@ -243,7 +250,7 @@ class Predictor:
 
     def _predict_jobs(self, jobs: list[Job], embeddings: bool) -> pd.DataFrame:
         flat = [(k, a) for k, job in enumerate(jobs) if job.error is None for a in job.conformers]
-        outputs = self._evaluate([_sample(a, self.cutoff) for _, a in flat],
+        outputs = self._evaluate([model_sample(a, self.cutoff) for _, a in flat],
                                  int(self.batch_size), embeddings)
         per_job: dict[int, list] = {}
         for (k, _), out in zip(flat, outputs, strict=True):
@@ -306,7 +313,7 @@ class Predictor:
         return float(sum(table[int(z)] for z in numbers))
 
 
-def _sample(atoms, cutoff: float) -> dict:
+def model_sample(atoms, cutoff: float) -> dict:
     """A model sample with float64 positions (the model casts to its own dtype)."""
     sample = atoms_to_sample(atoms, cutoff)
     sample[keys.POSITIONS] = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64))

@@ -51,7 +51,7 @@ def command(input_path, source, conformers, aggregation, temperature, batch_size
                                    aggregation=aggregation, temperature=temperature,
                                    batch_size=batch_size, seed=seed, workers=workers,
                                    chunk=chunk)
-    except (ModelLoadError, RuntimeError) as exc:
+    except (ModelLoadError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
         inputs, ids = _inputs(Path(input_path), smiles_col, id_col)

@@ -53,13 +53,34 @@ def _download(uri: str, dst: str) -> Path:
 
     from molpre.tracking import tracking_uri
 
+    store = tracking_uri()  # molpre's store serves as tracking and registry store
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst,
-                                                    tracking_uri=tracking_uri())
+        location = _registry_location(uri, store) if uri.startswith("models:/") else uri
+        local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=dst,
+                                                    tracking_uri=store, registry_uri=store)
     except Exception as err:  # MlflowException, OSError, ...: say which model and why
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ModelLoadError(f"cannot load model {uri}: {first}") from err
     return Path(local)
+
+
+def _registry_location(uri: str, store: str) -> str:
+    """Where the files of ``models:/name/<version>`` or ``models:/name@alias`` lie, asked of
+    molpre's store (not of whatever registry MLflow's globals point at); other forms as given."""
+    from mlflow import MlflowClient
+
+    head, _, rest = uri[len("models:/"):].partition("/")
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    if "@" in head:
+        name, alias = head.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    elif rest.split("/")[0].isdigit():
+        name, version = head, rest.split("/")[0]
+        rest = rest.partition("/")[2]
+    else:
+        return uri  # a stage or a logged-model id: MLflow resolves it
+    location = client.get_model_version_download_uri(name, version)
+    return f"{location.rstrip('/')}/{rest}" if rest else location
 
 
 def _checkpoint_in(folder: Path, label: str) -> Path:

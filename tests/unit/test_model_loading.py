@@ -54,11 +54,14 @@ def test_a_tampered_folder_loads_without_running_its_code(model, tmp_path, mlflo
     water = molecule("H2O")
     expected = Predictor(model, 4.5, progress=False).predict([water])["energy_ev"][0]
     sources = [folder, tmp_path / "ft"]
-    with mlflow.start_run() as run:
-        mlflow.log_artifacts(str(folder), "model")
+    client = mlflow.MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
+    run = client.create_run("0")
+    client.log_artifacts(run.info.run_id, str(folder), "model")
+    client.set_terminated(run.info.run_id)
     uri = f"runs:/{run.info.run_id}/model"
-    version = mlflow.register_model(uri, "tampered")
-    mlflow.MlflowClient().set_registered_model_alias("tampered", "champion", version.version)
+    client.create_registered_model("tampered")
+    version = client.create_model_version("tampered", uri, run_id=run.info.run_id)
+    client.set_registered_model_alias("tampered", "champion", version.version)
     sources += [uri, "models:/tampered/1", "models:/tampered@champion"]
     for source in sources:
         loaded = Predictor.load(source, progress=False)

@@ -91,6 +91,10 @@ def test_device_auto_is_cuda_only_when_torch_sees_one(monkeypatch, predictor, tm
     assert resolve_device("auto") == torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="torch sees no GPU"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("gpu0")
     save_checkpoint(predictor.model, tmp_path / "model.ckpt", meta={"cutoff": 4.5})
     loaded = Predictor.load(tmp_path, device="auto", progress=False)
     assert loaded.device == torch.device("cpu")
