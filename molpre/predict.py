@@ -1,48 +1,63 @@
 """Predictor: energies of molecules from a finetuned model, one result row per input.
 
     from molpre import Predictor
-    pred = Predictor.load("runs:/<run_id>/model")    # or models:/name/1, a dir, a .ckpt
-    df = pred.predict(["CCO", "c1ccccc1"])            # id, smiles, energy_ev, status, error, n_conformers
-    atoms.calc = pred.calculator()                    # ASE calculator (energy, forces)
+    pred = Predictor.load("runs:/<run_id>/model")     # or models:/name/1, models:/name@alias,
+                                                      # a finetune folder, a model.ckpt
+    df = pred.predict(["CCO", "c1ccccc1"])             # see COLUMNS
+    df = pred.predict(frame, smiles_col="SMILES")      # a DataFrame: its columns are kept
+    atoms.calc = pred.calculator()                     # ASE calculator (energy, forces)
 
-SMILES and RDKit molecules get conformers from molpre.chem (ETKDGv3 + MMFF), whose model
-energies are combined as the ``lowest`` or the Boltzmann-weighted mean (``boltzmann``, at
-``temperature`` K); ASE Atoms are used as given. A bad input (invalid SMILES, an element the
-model has no reference energy for, a failed conformer) gives a row with status "error" and
-the reason, never an exception for the batch and never a number.
+Loading never runs code from the model folder: molpre's weights-only checkpoint is found
+inside the artifact and rebuilt (molpre.models.source). SMILES and RDKit molecules get
+conformers from molpre.chem (ETKDGv3 + MMFF, on ``workers`` processes), whose model energies
+are combined as the ``lowest`` or the Boltzmann-weighted mean (``boltzmann``, at
+``temperature`` K); ASE Atoms are used as given after the intake's checks (finite, no
+overlapping atoms, at most ``max_atoms`` atoms, elements with a reference energy). A bad input,
+or one whose model evaluation fails (even out of memory: the batch is retried smaller, then
+one by one), gives a row with status "error" and the reason, never a number.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass, field
+import copy
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from ase import Atoms
-from ase.data import chemical_symbols
+import torch
 from ase.units import kB
 
-from molpre.data.graph import atoms_to_sample
-from molpre.models.checkpoint import CheckpointError, load_checkpoint
-from molpre.models.inference import aggregate_columns, predict_columns, target_columns
+from molpre.data import keys
+from molpre.data.graph import atoms_to_sample, collate
+from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
+from molpre.models.inference import aggregate_columns, columns_from_targets, target_columns
+from molpre.models.source import ModelLoadError, read_model_source
+from molpre.predict_inputs import (
+    MAX_ATOMS,
+    Job,
+    default_id,
+    first_line,
+    items_and_ids,
+    job_for,
+    merge_frame,
+    unsupported_elements,
+)
+from molpre.targets import get_target
 
-COLUMNS = ["id", "smiles", "energy_ev", "status", "error", "n_conformers"]
+#: Result columns, in order. ``energy_minus_atomref_ev`` is the total minus the sum of the
+#: model's per-element reference energies (fitted on its training set): an atomization-style
+#: energy, comparable across molecules of different composition.
+COLUMNS = ["id", "smiles", "energy_ev", "energy_minus_atomref_ev", "status", "error",
+           "n_conformers"]
 AGGREGATIONS = ("lowest", "boltzmann")
+OPTIONS = ("n_conformers", "aggregation", "temperature", "batch_size", "seed", "workers",
+           "progress", "max_atoms", "chunk")
 
-
-class ModelLoadError(ValueError):
-    """A model source that does not exist or cannot be loaded (one clear message)."""
-
-
-@dataclass
-class _Job:
-    id: str
-    smiles: str = ""
-    conformers: list[Atoms] = field(default_factory=list)
-    error: str | None = None
+__all__ = ["AGGREGATIONS", "COLUMNS", "ModelLoadError", "Predictor", "aggregate",
+           "resolve_device"]
 
 
 def aggregate(energies: np.ndarray, how: str = "lowest", temperature: float = 298.15) -> float:
@@ -56,27 +71,59 @@ def aggregate(energies: np.ndarray, how: str = "lowest", temperature: float = 29
     raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``: cuda when torch sees a GPU, else cpu; otherwise ``torch.device(device)``
+    (ValueError for a bad name or a cuda device torch cannot see)."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no GPU: use auto or cpu")
+    return resolved
+
+
 class Predictor:
-    """Wraps an EnergyModel and its cutoff; see the module docstring."""
+    """Wraps an EnergyModel and its cutoff (Angstrom); see the module docstring.
+
+    ``device``: where the model runs (None keeps it where it is; ``"auto"``: a GPU if any).
+    ``dtype``: ``"float64"`` casts the model to double precision (exact forces for geometry
+    optimization or finite differences; the given model is copied, not changed); None keeps
+    the checkpoint's dtype.
+    """
 
     def __init__(self, model, cutoff: float, meta: dict[str, Any] | None = None, *,
+                 device: str | torch.device | None = None, dtype: str | None = None,
                  n_conformers: int = 3, aggregation: str = "lowest",
-                 temperature: float = 298.15, batch_size: int = 64, seed: int = 0) -> None:
+                 temperature: float = 298.15, batch_size: int = 64, seed: int = 0,
+                 workers: int = 1, progress: bool = True, max_atoms: int = MAX_ATOMS,
+                 chunk: int = 256) -> None:
+        if dtype is not None:
+            model = _with_dtype(model, dtype)
+        if device is not None:
+            model = model.to(resolve_device(device))
         self.model = model.eval()
         self.cutoff = float(cutoff)
         self.meta = dict(meta or {})
         self.configure(n_conformers=n_conformers, aggregation=aggregation,
-                       temperature=temperature, batch_size=batch_size, seed=seed)
+                       temperature=temperature, batch_size=batch_size, seed=seed,
+                       workers=workers, progress=progress, max_atoms=max_atoms, chunk=chunk)
 
     def configure(self, **options: Any) -> Predictor:
-        """Set n_conformers, aggregation, temperature (K), batch_size or seed; returns self."""
+        """Set any of OPTIONS (workers: conformer processes; progress: a tqdm bar); returns self."""
         for name, value in options.items():
-            if name not in ("n_conformers", "aggregation", "temperature", "batch_size", "seed"):
-                raise TypeError(f"unknown predictor option {name!r}")
+            if name not in OPTIONS:
+                raise TypeError(f"unknown predictor option {name!r}; options are {OPTIONS}")
             setattr(self, name, value)
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}")
         return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     @property
     def elements(self) -> set[int]:
@@ -87,155 +134,236 @@ class Predictor:
     def columns(self) -> list[str]:
         """The output columns: id, smiles, one per target (``energy_ev``, ``gap_ev``, ...),
         status, error, n_conformers."""
-        return ["id", "smiles", *target_columns(self.model), "status", "error", "n_conformers"]
+        return ["id", "smiles", *self.value_columns, "status", "error", "n_conformers"]
 
+    @property
+    def value_columns(self) -> list[str]:
+        """One column per target (``energy_ev``, ``gap_ev``, ...), plus
+        ``energy_minus_atomref_ev`` when the model has an energy head."""
+        names = target_columns(self.model)
+        return [*names, "energy_minus_atomref_ev"] if "energy_ev" in names else names
+
+    # -- loading -----------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **options: Any) -> Predictor:
+    def from_payload(cls, payload: dict[str, Any], **options: Any) -> Predictor:
+        """From a checkpoint dict (molpre.models.checkpoint): the model is rebuilt, not run."""
         try:
-            model, payload = load_checkpoint(path)
+            model = model_from_payload(payload)
         except CheckpointError as err:
             raise ModelLoadError(str(err)) from err
         cutoff = payload.get("meta", {}).get("cutoff", model.encoder.config.cutoff)
         return cls(model, cutoff, payload.get("meta"), **options)
 
     @classmethod
-    def load(cls, source: str | Path, **options: Any) -> Predictor:
-        """From a checkpoint, a pyfunc or finetune output dir, runs:/... or models:/..."""
-        text = str(source)
-        if "://" in text or text.startswith(("runs:/", "models:/")):
-            return _from_mlflow(text).configure(**options)
-        path = Path(text)
-        if path.is_file():
-            return cls.from_checkpoint(path, **options)
-        for candidate in (path, path / "model"):
-            if (candidate / "MLmodel").is_file():
-                return _from_mlflow(str(candidate)).configure(**options)
-        if (path / "model.ckpt").is_file():
-            return cls.from_checkpoint(path / "model.ckpt", **options)
-        if path.is_dir():
-            raise ModelLoadError(f"{path} holds no molpre model (no MLmodel, no model.ckpt)")
-        raise ModelLoadError(f"model not found: {source}")
+    def from_checkpoint(cls, path: str | Path, **options: Any) -> Predictor:
+        """From a ``model.ckpt`` (read with ``weights_only=True``, format tag checked)."""
+        try:
+            payload = read_checkpoint(path)
+        except CheckpointError as err:
+            raise ModelLoadError(str(err)) from err
+        return cls.from_payload(payload, **options)
 
-    def predict(self, inputs, ids: list[str] | None = None) -> pd.DataFrame:
-        """One row per input (SMILES str, RDKit Mol or ASE Atoms), in input order."""
-        items = [inputs] if isinstance(inputs, str | Atoms) else list(inputs)
-        ids = ids or [None] * len(items)
-        jobs = [self._job(item, ident, row) for row, (item, ident)
-                in enumerate(zip(items, ids, strict=True), start=1)]
-        return self._run(jobs)
+    @classmethod
+    def load(cls, source: str | Path, *, device: str | torch.device = "auto",
+             **options: Any) -> Predictor:
+        """From a .ckpt, a finetune or pyfunc folder, runs:/..., models:/name/1 or
+        models:/name@alias. Only molpre's weights-only checkpoint is read: no code from the
+        folder runs (mlflow.pyfunc.load_model would run it; this does not)."""
+        return cls.from_payload(read_model_source(source), device=device, **options)
 
-    def predict_records(self, records: list) -> pd.DataFrame:
+    # -- prediction --------------------------------------------------------------------
+    def predict(self, inputs: Any, ids: list | None = None, *, smiles_col: str | None = None,
+                id_col: str | None = None) -> pd.DataFrame:
+        """One row per input, in input order (see COLUMNS).
+
+        inputs: a SMILES, RDKit Mol, ASE Atoms or MoleculeRecord, a list of them, or a
+        DataFrame (SMILES column found case-insensitively or named by ``smiles_col``; ids from
+        ``id_col`` or a guessed id column; an ``xyz`` column of extxyz text is used as the
+        geometry). A DataFrame's columns come first in the output (renamed ``input_<name>``
+        where a result column has the same name), its index is kept.
+        """
+        frames = list(self.predict_iter(inputs, ids, smiles_col=smiles_col, id_col=id_col))
+        if frames:
+            return pd.concat(frames)
+        empty = pd.DataFrame(columns=self.columns)
+        return merge_frame(inputs, empty) if isinstance(inputs, pd.DataFrame) else empty
+
+    def predict_iter(self, inputs: Any, ids: list | None = None, *,
+                     smiles_col: str | None = None, id_col: str | None = None,
+                     embeddings: bool = False) -> Iterator[pd.DataFrame]:
+        """:meth:`predict` in chunks of ``chunk`` rows (bounded memory, written as they come)."""
+        from tqdm.auto import tqdm
+
+        items, ids, total = items_and_ids(inputs, ids, smiles_col, id_col)
+        frame = inputs if isinstance(inputs, pd.DataFrame) else None
+        with tqdm(total=total, desc="predict", unit="mol", disable=not self.progress) as bar:
+            done = 0
+            for jobs in _chunked(self._jobs(items, ids), int(self.chunk)):
+                result = self._predict_jobs(jobs, embeddings)
+                if frame is not None:
+                    result = merge_frame(frame.iloc[done:done + len(jobs)], result)
+                else:
+                    result.index = range(done, done + len(jobs))
+                done += len(jobs)
+                bar.update(len(jobs))
+                yield result
+
+    def predict_records(self, records: Iterable) -> pd.DataFrame:
         """One row per molpre.chem MoleculeRecord (ids are the records' mol_id)."""
-        return self._run([self._job(r, r.mol_id, r.row) for r in records])
+        return self.predict(list(records))
 
-    def predict_frame(self, frame: pd.DataFrame, **options: Any) -> pd.DataFrame:
-        """The pyfunc entry: a table with ``smiles`` (and optional ``id``, ``xyz``) columns."""
-        self.configure(**options)
-        items, ids = [], []
-        for row, rec in enumerate(frame.to_dict("records"), start=1):
-            xyz = rec.get("xyz")
-            items.append(_atoms_from_text(xyz, rec.get("smiles")) if isinstance(xyz, str) and xyz
-                         else str(rec.get("smiles") or ""))
-            ids.append(str(rec["id"]) if rec.get("id") not in (None, "") else f"mol-{row}")
-        return self.predict(items, ids)
+    def predict_frame(self, frame: pd.DataFrame, smiles_col: str | None = None,
+                      **options: Any) -> pd.DataFrame:
+        """The pyfunc entry: a table with a SMILES column (any case, or ``smiles_col``;
+        optional ``id``, ``xyz``); options as in :meth:`configure`."""
+        self.configure(progress=False, **options)
+        return self.predict(frame, smiles_col=smiles_col or None).reset_index(drop=True)
+
+    def embed(self, inputs: Any, ids: list | None = None, **kwargs: Any) -> pd.DataFrame:
+        """:meth:`predict`'s rows plus ``embedding``: the molecule's pooled invariant encoder
+        features ``[F]`` (float64), averaged over its conformers (None on error rows)."""
+        frames = list(self.predict_iter(inputs, ids, embeddings=True, **kwargs))
+        return pd.concat(frames) if frames else pd.DataFrame(columns=[*self.columns, "embedding"])
 
     def calculator(self):
-        """An ASE calculator (energy eV, forces eV/Angstrom) backed by this model."""
+        """An ASE calculator (energy eV, forces eV/Angstrom) on the model's device and dtype."""
         from molpre.calculator import MolpreCalculator
 
         return MolpreCalculator(self.model, self.cutoff)
 
     # -- internals ---------------------------------------------------------------------
-    def _job(self, item: Any, ident: str | None, row: int) -> _Job:
-        ident = ident or f"mol-{row}"
-        try:
-            job = _job_from_input(item, ident, self.n_conformers, self.seed)
-        except Exception as err:  # any failure of one input stays that input's error row
-            return _Job(ident, str(item) if isinstance(item, str) else "", error=_reason(err))
-        if job.error is None:
-            missing = sorted({int(z) for a in job.conformers for z in a.numbers} - self.elements)
-            if missing:
-                names = ", ".join(chemical_symbols[z] for z in missing)
-                job.error = f"unsupported element {names}: the model was not trained on it"
+    def _jobs(self, items: Iterable, ids: Iterable) -> Iterator[Job]:
+        """Jobs in input order; records get their conformers on ``workers`` processes."""
+        from molpre.chem import conformer_stream
+
+        jobs = (job_for(item, default_id(item, ident, row), self.elements, int(self.max_atoms))
+                for row, (item, ident) in enumerate(zip(items, ids, strict=False), start=1))  # ids: checked or endless
+        pending: deque[Job] = deque()
+
+        def records():
+            for job in jobs:
+                pending.append(job)
+                if job.record is not None:
+                    yield job.record
+
+        for outcome in conformer_stream(records(), n=int(self.n_conformers),
+                                        seed=int(self.seed), workers=int(self.workers)):
+            while pending[0].record is not outcome.record:
+                yield pending.popleft()
+            yield self._with_conformers(pending.popleft(), outcome)
+        yield from pending
+
+    def _with_conformers(self, job: Job, outcome) -> Job:
+        job.record = None
+        if not outcome.ok:
+            job.error = f"conformer generation failed: {outcome.error}"
+            return job
+        job.conformers = outcome.conformers
+        job.error = unsupported_elements(
+            {int(z) for a in job.conformers for z in a.numbers}, self.elements)
         return job
 
-    def _run(self, jobs: list[_Job]) -> pd.DataFrame:
-        flat = [(j, a) for j in jobs if j.error is None for a in j.conformers]
-        samples = [atoms_to_sample(a, self.cutoff) for _, a in flat]
+    def _predict_jobs(self, jobs: list[Job], embeddings: bool) -> pd.DataFrame:
+        flat = [(k, a) for k, job in enumerate(jobs) if job.error is None for a in job.conformers]
+        outputs = self._evaluate([model_sample(a, self.cutoff) for _, a in flat],
+                                 int(self.batch_size), embeddings)
+        per_job: dict[int, list] = {}
+        for (k, _), out in zip(flat, outputs, strict=True):
+            per_job.setdefault(k, []).append(out)
+        rows = [self._row(job, per_job.get(k, []), embeddings) for k, job in enumerate(jobs)]
+        columns = [*self.columns, "embedding"] if embeddings else self.columns
+        return pd.DataFrame(rows, columns=columns)
+
+    def _evaluate(self, samples: list[dict], size: int, embeddings: bool) -> list[dict | str]:
+        """Model outputs per sample, or the reason it failed; a batch that fails (out of
+        memory, ...) is retried in halves down to one sample, so one input fails alone."""
+        out: list[dict | str] = []
+        for start in range(0, len(samples), size):
+            part = samples[start:start + size]
+            try:
+                out.extend(self._forward(part, embeddings))
+            except (RuntimeError, MemoryError) as err:
+                _free_memory()
+                if len(part) == 1:
+                    out.append(f"model evaluation failed: {first_line(err)}")
+                else:
+                    out.extend(self._evaluate(part, max(1, len(part) // 2), embeddings))
+        return out
+
+    def _forward(self, samples: list[dict], embeddings: bool) -> list[dict]:
+        """Per-sample outputs of one batch: ``{column: float}`` per target (``energy_ev``,
+        ``gap_ev``, ``dipole_debye`` as a magnitude), and ``embedding`` [F]."""
+        batch = collate(samples)
+        device = self.device
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        with torch.no_grad():
+            out = self.model(batch)
+        values = columns_from_targets({name: out[get_target(name).output_key].double().cpu().numpy()
+                                       for name in self.model.targets})
+        rows = [{col: float(array[i]) for col, array in values.items()} for i in range(len(samples))]
+        if embeddings:
+            vectors = out[keys.GRAPH_EMBEDDING].double().cpu().numpy()
+            for row, vector in zip(rows, vectors, strict=True):
+                row["embedding"] = vector
+        return rows
+
+    def _row(self, job: Job, outputs: list, embeddings: bool) -> list:
+        """The result row of one job (the one place result columns are filled).
+
+        Conformers are combined per target by :func:`aggregate_columns`: weights from the
+        energy head when there is one, else the lowest force-field energy conformer."""
+        failed = next((o for o in outputs if isinstance(o, str)), None)
+        error = job.error or failed
         names = target_columns(self.model)
-        values = predict_columns(self.model, samples, self.batch_size) if samples else {}
-        per_job: dict[int, list[int]] = {}
-        for row, (job, _) in enumerate(flat):
-            per_job.setdefault(id(job), []).append(row)
-        rows = []
-        for job in jobs:
-            index = per_job.get(id(job), [])
-            mine = {name: values[name][index] for name in names} if index else {}
-            if job.error is None and not all(np.isfinite(v).all() for v in mine.values()):
-                job.error = "the model gave a non-finite value"
-            ok = job.error is None
-            ff = np.array([flat[i][1].info.get("ff_energy", np.nan) for i in index], dtype=float)
-            result = aggregate_columns(mine, self.aggregation, self.temperature, ff) if ok else {}
-            rows.append([job.id, job.smiles, *[result.get(n, np.nan) for n in names],
-                         "ok" if ok else "error", job.error or "", len(index) if ok else 0])
-        return pd.DataFrame(rows, columns=self.columns)
+        values = {n: np.array([o[n] for o in outputs]) for n in names} if error is None else {}
+        if error is None and not all(np.isfinite(v).all() for v in values.values()):
+            error = "the model gave a non-finite value"
+        if error is not None:
+            row = [job.id, job.smiles, *[np.nan] * len(self.value_columns), "error", error, 0]
+            return [*row, None] if embeddings else row
+        ff = np.array([a.info.get("ff_energy", np.nan) for a in job.conformers], dtype=float)
+        result = aggregate_columns(values, self.aggregation, self.temperature, ff)
+        if "energy_ev" in result:
+            reference = self._reference_energy(job.conformers[0].numbers)
+            result["energy_minus_atomref_ev"] = result["energy_ev"] - reference
+        row = [job.id, job.smiles, *[result[c] for c in self.value_columns], "ok", "",
+               len(outputs)]
+        if embeddings:
+            row.append(np.mean([o["embedding"] for o in outputs], axis=0))
+        return row
+
+    def _reference_energy(self, numbers) -> float:
+        """Sum of the model's per-element reference energies (eV) for ``numbers``."""
+        table = self.model.atomref.as_dict()
+        return float(sum(table[int(z)] for z in numbers))
 
 
-def _reason(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+def model_sample(atoms, cutoff: float) -> dict:
+    """A model sample with float64 positions (the model casts to its own dtype)."""
+    sample = atoms_to_sample(atoms, cutoff)
+    sample[keys.POSITIONS] = torch.as_tensor(np.asarray(atoms.positions, dtype=np.float64))
+    return sample
 
 
-def _atoms_from_text(text: str, smiles: Any = None) -> Atoms:
-    import ase.io
-
-    atoms = ase.io.read(io.StringIO(text), format="extxyz")
-    if smiles:
-        atoms.info["smiles"] = str(smiles)
-    return atoms
-
-
-def _job_from_input(item: Any, ident: str, n_conformers: int, seed: int) -> _Job:
-    from rdkit import Chem
-
-    from molpre.chem import MoleculeRecord, record_from_mol, record_from_smiles
-
-    if isinstance(item, Atoms):
-        return _Job(ident, str(item.info.get("smiles", "")), [item])
-    if isinstance(item, MoleculeRecord):
-        return _job_from_record(item, ident, n_conformers, seed)
-    if isinstance(item, str):
-        record = record_from_smiles(item, ident)
-    elif isinstance(item, Chem.Mol):
-        record = record_from_mol(item, ident)
-    else:
-        return _Job(ident, error=f"unsupported input type {type(item).__name__}")
-    return _job_from_record(record, ident, n_conformers, seed)
+def _with_dtype(model: torch.nn.Module, dtype: str) -> torch.nn.Module:
+    """``model`` in ``dtype`` ("float32" or "float64"); a copy when it has to be cast."""
+    wanted = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    if next(model.encoder.parameters()).dtype == wanted:
+        return model
+    return copy.deepcopy(model).to(wanted)
 
 
-def _job_from_record(record, ident: str, n_conformers: int, seed: int) -> _Job:
-    from molpre.chem import ConformerError, embed_conformers
+def _chunked(jobs: Iterator[Job], size: int) -> Iterator[list[Job]]:
+    batch: list[Job] = []
+    for job in jobs:
+        batch.append(job)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
-    if not record.ok:
-        return _Job(ident, record.smiles or record.input, error=record.error)
-    try:
-        conformers = embed_conformers(record, n=n_conformers, seed=seed)
-    except ConformerError as err:
-        return _Job(ident, record.smiles, error=f"conformer generation failed: {err}")
-    return _Job(ident, record.smiles, conformers)
 
-
-def _from_mlflow(uri: str) -> Predictor:
-    import mlflow
-
-    from molpre.tracking import tracking_uri
-
-    mlflow.set_tracking_uri(tracking_uri())
-    try:
-        model = mlflow.pyfunc.load_model(uri)
-    except Exception as err:  # MlflowException, OSError, ...: say which model and why
-        raise ModelLoadError(f"cannot load model {uri}: {_reason(err)}") from err
-    predictor = getattr(model.unwrap_python_model(), "predictor", None)
-    if predictor is None:
-        raise ModelLoadError(f"{uri} is not a molpre model")
-    return predictor
+def _free_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

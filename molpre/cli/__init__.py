@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, str] = {
     "finetune": "finetune",
     "predict": "predict",
     "pipelines": "pipelines",
+    "evaluate": "evaluate",
+    "embed": "embed",
 }
 
 

@@ -1,13 +1,21 @@
-"""Finetuned-model checkpoints: weights plus everything needed to rebuild and describe them.
+"""Model checkpoints (finetuned models and pretrained encoders): weights plus everything needed
+to rebuild and describe them, written atomically and read with ``weights_only=True``.
 
-A checkpoint is ``torch.save`` of a plain dict (loadable with ``weights_only=True``)::
+A finetune checkpoint is ``torch.save`` of a plain dict::
 
     {"format": "molpre.finetune/1", "model_config": EnergyModel.config, "state_dict": ...,
      "dtype": "float32", "config": resolved FinetuneConfig, "meta": {target, unit, metrics}}
+
+An encoder checkpoint (``molpre pretrain``'s ``encoder.pt``) is
+``{"format": "molpre.encoder/1", "config", "state_dict", "meta"}``. Every write goes to a
+temporary file beside the target and is renamed over it (:func:`atomic_torch_save`), so a
+crash never leaves a truncated checkpoint in place of a good one.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +42,6 @@ def save_checkpoint(
     meta: dict[str, Any] | None = None,
 ) -> Path:
     """Write the model with its rebuild recipe, the finetune config and free-form meta."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "model_config": model.config,
@@ -44,7 +50,24 @@ def save_checkpoint(
         "config": dict(config or {}),
         "meta": dict(meta or {}),
     }
-    torch.save(payload, path)
+    return atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(payload: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then ``os.replace`` onto it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            torch.save(payload, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -82,3 +105,44 @@ def load_checkpoint(path: str | Path) -> tuple[EnergyModel, dict[str, Any]]:
     """``(model, payload)`` for a finetune checkpoint; CheckpointError with one clear reason."""
     payload = read_checkpoint(path)
     return model_from_payload(payload), payload
+
+
+def save_encoder(encoder: torch.nn.Module, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write an Encoder as ``{"format", "config", "state_dict", "meta"}`` (atomically)."""
+    from molpre.models.encoder import FORMAT as ENCODER_FORMAT
+
+    payload = {
+        "format": ENCODER_FORMAT,
+        "config": encoder.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    return atomic_torch_save(payload, path)
+
+
+def load_encoder(path: str | Path) -> torch.nn.Module:
+    """Rebuild an Encoder saved by :func:`save_encoder`; ValueError names a wrong/old format."""
+    from molpre.models.encoder import FORMAT as ENCODER_FORMAT
+    from molpre.models.encoder import Encoder, EncoderConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder checkpoint not found: {path}")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt != ENCODER_FORMAT:
+        raise ValueError(f"{path} is not a molpre encoder checkpoint (format {fmt!r}, "
+                         f"expected {ENCODER_FORMAT!r})")
+    encoder = Encoder(EncoderConfig.from_dict(payload["config"]))
+    state = payload["state_dict"]
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+    encoder.to(dtype)
+    encoder.load_state_dict(state)
+    encoder.checkpoint_meta = payload.get("meta", {})
+    return encoder
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

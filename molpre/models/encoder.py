@@ -164,29 +164,14 @@ class Encoder(nn.Module):
 
 
 def save_encoder(encoder: Encoder, path: str | Path, meta: dict[str, Any] | None = None) -> None:
-    """Write ``{"format", "config", "state_dict", "meta"}`` with torch.save (weights_only-safe)."""
-    payload = {
-        "format": FORMAT,
-        "config": encoder.config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
-        "meta": dict(meta or {}),
-    }
-    torch.save(payload, Path(path))
+    """Write an encoder checkpoint (atomically): see molpre.models.checkpoint.save_encoder."""
+    from molpre.models import checkpoint
+
+    checkpoint.save_encoder(encoder, path, meta)
 
 
 def load_encoder(path: str | Path) -> Encoder:
-    """Rebuild an Encoder saved by :func:`save_encoder`; ValueError names a wrong/old format."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"encoder checkpoint not found: {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    fmt = payload.get("format") if isinstance(payload, dict) else None
-    if fmt != FORMAT:
-        raise ValueError(f"{path} is not a molpre encoder checkpoint (format {fmt!r}, expected {FORMAT!r})")
-    encoder = Encoder(EncoderConfig.from_dict(payload["config"]))
-    state = payload["state_dict"]
-    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
-    encoder.to(dtype)
-    encoder.load_state_dict(state)
-    encoder.checkpoint_meta = payload.get("meta", {})
-    return encoder
+    """Rebuild an encoder checkpoint: see molpre.models.checkpoint.load_encoder."""
+    from molpre.models import checkpoint
+
+    return checkpoint.load_encoder(path)

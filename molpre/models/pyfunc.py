@@ -1,15 +1,24 @@
 """The finetuned model as an MLflow pyfunc ("models from code", no pickled objects).
 
 The model directory holds the checkpoint (weights + rebuild config) as an artifact and the
-tiny code file ``_pyfunc_code.py`` that names :class:`MolprePyfunc`; loading runs that
-file, so nothing depends on pickle or on ``torch.export`` (which cannot trace forces by
-autograd). Input: a table with a ``smiles`` column (optional ``id``, and ``xyz``: an
-(ext)xyz text of one conformer, used instead of generated conformers). Output: the
-Predictor's table (id, smiles, energy_ev, status, error, n_conformers).
+tiny code file ``_pyfunc_code.py`` that names :class:`MolprePyfunc`. ``mlflow.pyfunc.load_model``
+and ``mlflow models serve`` RUN that file: load a pyfunc only from a source you trust.
+``molpre.Predictor.load`` never does: it reads the weights-only checkpoint artifact.
+
+The artifact also holds a wheel of the molpre that wrote it, and ``requirements.txt`` points
+at it (``artifacts/molpre-<version>-py3-none-any.whl``), so ``mlflow models serve`` can build
+the model's environment although molpre is on no package index.
+
+Input: a table with a SMILES column (``smiles``, ``SMILES``, ... any case, or named by the
+``smiles_col`` param; optional ``id``, and ``xyz``: an (ext)xyz text of one conformer, used
+instead of generated conformers); other columns are passed through. Output: the input's
+columns, then the Predictor's (molpre.predict.COLUMNS). The signature declares no input
+schema on purpose: MLflow would otherwise drop unnamed columns and reject ``SMILES``.
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,30 +30,35 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
+from molpre.models.wheel import build_wheel
+
 CODE_PATH = Path(__file__).with_name("_pyfunc_code.py")
 CHECKPOINT_ARTIFACT = "checkpoint"
+WHEEL_ARTIFACT = "molpre_wheel"
 ARTIFACT_PATH = "model"
 
 SIGNATURE = ModelSignature(
-    inputs=Schema([
-        ColSpec("string", "smiles"),
-        ColSpec("string", "id", required=False),
-        ColSpec("string", "xyz", required=False),
-    ]),
+    inputs=None,
     outputs=Schema([
         ColSpec("string", "id"), ColSpec("string", "smiles"), ColSpec("double", "energy_ev"),
-        ColSpec("string", "status"), ColSpec("string", "error"), ColSpec("long", "n_conformers"),
+        ColSpec("double", "energy_minus_atomref_ev"), ColSpec("string", "status"),
+        ColSpec("string", "error"), ColSpec("long", "n_conformers"),
     ]),
     params=ParamSchema([
         ParamSpec("n_conformers", "long", 3),
         ParamSpec("aggregation", "string", "lowest"),
         ParamSpec("temperature", "double", 298.15),
+        ParamSpec("smiles_col", "string", ""),
     ]),
 )
 
 
 def signature_for(columns: list[str]) -> ModelSignature:
-    """SIGNATURE with one double output per target column (``energy_ev``, ``gap_ev``, ...)."""
+    """SIGNATURE with one double output per target column (``energy_ev``, ``gap_ev``, ...;
+    ``energy_minus_atomref_ev`` follows ``energy_ev``), as :attr:`Predictor.columns`."""
+    columns = list(columns)
+    if "energy_ev" in columns and "energy_minus_atomref_ev" not in columns:
+        columns.insert(columns.index("energy_ev") + 1, "energy_minus_atomref_ev")
     outputs = Schema([ColSpec("string", "id"), ColSpec("string", "smiles"),
                       *[ColSpec("double", c) for c in columns], ColSpec("string", "status"),
                       ColSpec("string", "error"), ColSpec("long", "n_conformers")])
@@ -66,7 +80,8 @@ class MolprePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         from molpre.predict import Predictor
 
-        self.predictor = Predictor.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
+        self.predictor = Predictor.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT],
+                                                   device="auto", progress=False)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
@@ -75,12 +90,9 @@ class MolprePyfunc(mlflow.pyfunc.PythonModel):
 
 def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
     """Write a pyfunc model directory at ``path`` (which must not exist) for a checkpoint."""
-    with _no_example_warning():
-        mlflow.pyfunc.save_model(
-            path=str(path), python_model=str(CODE_PATH),
-            artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=_signature(checkpoint),
-            pip_requirements=_requirements(),
-        )
+    with _no_example_warning(), tempfile.TemporaryDirectory() as tmp:
+        mlflow.pyfunc.save_model(path=str(path), python_model=str(CODE_PATH),
+                                 signature=_signature(checkpoint), **_payload(checkpoint, tmp))
     return Path(path)
 
 
@@ -92,11 +104,18 @@ def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None) -
 
 
 def _log(checkpoint: str | Path, register_name: str | None) -> None:
-    mlflow.pyfunc.log_model(
-        name=ARTIFACT_PATH, python_model=str(CODE_PATH),
-        artifacts={CHECKPOINT_ARTIFACT: str(checkpoint)}, signature=_signature(checkpoint),
-        registered_model_name=register_name, pip_requirements=_requirements(),
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.pyfunc.log_model(name=ARTIFACT_PATH, python_model=str(CODE_PATH),
+                                signature=_signature(checkpoint), registered_model_name=register_name,
+                                **_payload(checkpoint, tmp))
+
+
+def _payload(checkpoint: str | Path, tmp: str) -> dict[str, Any]:
+    """Artifacts (the checkpoint and a molpre wheel) and requirements that install the wheel
+    from inside the model folder (MLflow installs requirements with the folder as cwd)."""
+    wheel = build_wheel(tmp)
+    return {"artifacts": {CHECKPOINT_ARTIFACT: str(checkpoint), WHEEL_ARTIFACT: str(wheel)},
+            "pip_requirements": [f"artifacts/{wheel.name}"]}
 
 
 @contextmanager
@@ -105,9 +124,3 @@ def _no_example_warning() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*input example")
         yield
-
-
-def _requirements() -> list[str]:
-    from molpre import __version__
-
-    return [f"molpre=={__version__}"]

@@ -18,13 +18,14 @@ ATOMREF = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
 def predictor():
     torch.manual_seed(0)
     model = EnergyModel(build_encoder("small"), ATOMREF, energy_scale=0.1)
-    return Predictor(model, model.encoder.config.cutoff, n_conformers=2)
+    return Predictor(model, model.encoder.config.cutoff, n_conformers=2, progress=False)
 
 
 def test_bad_inputs_become_error_rows_never_numbers(predictor):
     inputs = ["CCO", "C1CC", "CS", "[Si](C)(C)(C)C", "", molecule("H2O"), 42, Chem.MolFromSmiles("CN")]
     df = predictor.predict(inputs)
-    assert list(df.columns) == ["id", "smiles", "energy_ev", "status", "error", "n_conformers"]
+    assert list(df.columns) == ["id", "smiles", "energy_ev", "energy_minus_atomref_ev", "status",
+                                "error", "n_conformers"]
     assert len(df) == len(inputs)
     assert df["status"].tolist() == ["ok", "error", "error", "error", "error", "ok", "error", "ok"]
     bad = df[df["status"] == "error"]
@@ -38,12 +39,12 @@ def test_bad_inputs_become_error_rows_never_numbers(predictor):
 
 
 def test_a_failed_conformer_is_an_error_row(predictor, monkeypatch):
-    import molpre.chem
+    import molpre.chem.stream
 
     def fail(record, n=1, seed=0, config=None):
         raise molpre.chem.ConformerError("embedding failed: test")
 
-    monkeypatch.setattr(molpre.chem, "embed_conformers", fail)
+    monkeypatch.setattr(molpre.chem.stream, "embed_conformers", fail)
     df = predictor.predict(["CCO", "CC"], ids=["a", "b"])
     assert df["status"].tolist() == ["error", "error"]
     assert df["id"].tolist() == ["a", "b"]

@@ -1,0 +1,36 @@
+"""The MLflow pyfunc takes MOSES-style tables (``SMILES``, extra columns) and keeps them."""
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+
+from molpre.models.checkpoint import save_checkpoint
+from molpre.models.energy import EnergyModel
+from molpre.models.presets import build_encoder
+from molpre.models.pyfunc import save_pyfunc_model
+from molpre.predict import Predictor
+
+ATOMREF = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
+
+
+@pytest.fixture(scope="module")
+def pyfunc_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    model = EnergyModel(build_encoder("small"), ATOMREF, energy_scale=0.1)
+    root = tmp_path_factory.mktemp("pyfunc")
+    ckpt = save_checkpoint(model, root / "model.ckpt", meta={"cutoff": 4.5})
+    return save_pyfunc_model(ckpt, root / "model")
+
+
+def test_pyfunc_takes_uppercase_smiles_and_keeps_columns(pyfunc_dir):
+    pyfunc = mlflow.pyfunc.load_model(str(pyfunc_dir))
+    table = pd.DataFrame({"SMILES": ["CCO", "C1CC", "c1ccccc1"], "SPLIT": ["a", "b", "c"]})
+    out = pyfunc.predict(table, params={"n_conformers": 1})
+    assert out["SPLIT"].tolist() == ["a", "b", "c"]
+    assert out["status"].tolist() == ["ok", "error", "ok"]
+    direct = Predictor.load(pyfunc_dir, n_conformers=1, progress=False).predict(["CCO", "c1ccccc1"])
+    assert out["energy_ev"][[0, 2]].tolist() == pytest.approx(direct["energy_ev"].tolist(), abs=1e-6)
+    named = pyfunc.predict(pd.DataFrame({"structure": ["CC"]}),
+                           params={"smiles_col": "structure", "n_conformers": 1})
+    assert named["status"].tolist() == ["ok"] and named["smiles"].tolist() == ["CC"]
