@@ -53,7 +53,7 @@ def predict_labeled(predictor, data: LabeledData, with_forces: bool,
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate(part).items()}
         with torch.no_grad():
             out = predictor.model(batch, compute_forces=with_forces)
-        energies.append(out[keys.PREDICTED_ENERGY].double().cpu().numpy())
+        energies.append(out[keys.PREDICTED_ENERGY].detach().double().cpu().numpy())
         if with_forces:
             flat = out[keys.PREDICTED_FORCES].detach().double().cpu().numpy()
             sizes = [len(s[keys.ATOMIC_NUMBERS]) for s in part]

@@ -139,9 +139,11 @@ class Predictor:
     @property
     def value_columns(self) -> list[str]:
         """One column per target (``energy_ev``, ``gap_ev``, ...), plus
-        ``energy_minus_atomref_ev`` when the model has an energy head."""
+        ``energy_minus_atomref_ev`` after ``energy_ev`` when the model has an energy head."""
         names = target_columns(self.model)
-        return [*names, "energy_minus_atomref_ev"] if "energy_ev" in names else names
+        if "energy_ev" in names:
+            names.insert(names.index("energy_ev") + 1, "energy_minus_atomref_ev")
+        return names
 
     # -- loading -----------------------------------------------------------------------
     @classmethod

@@ -166,7 +166,7 @@ def unsupported_elements(numbers, elements: set[int]) -> str | None:
         return None
     names = ", ".join(chemical_symbols[z] if 0 < z < len(chemical_symbols) else str(z)
                       for z in missing)
-    return f"unsupported element {names}: the model has no reference energy for it"
+    return f"unsupported element {names}: the model was not trained on it"
 
 
 def job_for(item: Any, ident: str, elements: set[int], max_atoms: int) -> Job:

@@ -83,8 +83,8 @@ def _log(report, source: str, data, experiment: str) -> None:
 
     from molpre.tracking import start_run
 
-    config = {"model": str(source), "data": data.source, "target": data.target,
-              "unit": data.unit}
+    config = {"model": str(source), "data": data.source, "target": ",".join(data.targets),
+              "unit": ",".join(s.unit for s in data.specs)}
     with start_run("evaluate", config, experiment=experiment,
                    dataset_hashes={"labels": data.sha256}):
         mlflow.log_metrics(report.metrics)

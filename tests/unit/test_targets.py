@@ -146,7 +146,8 @@ def test_predictor_gives_one_column_per_target(model):
 
     predictor = Predictor(model, TINY.cutoff)
     frame = predictor.predict([molecule("H2O"), Atoms("Cl2", positions=[[0, 0, 0], [0, 0, 2]])])
-    assert list(frame.columns) == ["id", "smiles", "energy_ev", "gap_ev", "dipole_debye", "status",
+    assert list(frame.columns) == ["id", "smiles", "energy_ev", "energy_minus_atomref_ev", "gap_ev",
+                                   "dipole_debye", "status",
                                    "error", "n_conformers"]
     assert frame.status.tolist() == ["ok", "error"] and np.isnan(frame.gap_ev[1])
     assert "not trained on it" in frame.error[1]
@@ -226,8 +227,11 @@ def test_pyfunc_signature_follows_the_heads(model, tmp_path):
     ckpt = save_checkpoint(model, tmp_path / "m.ckpt", meta={"columns": target_columns(model)})
     saved = save_pyfunc_model(ckpt, tmp_path / "model")
     outputs = Model.load(str(saved)).signature.outputs.input_names()
-    assert outputs == ["id", "smiles", "energy_ev", "gap_ev", "dipole_debye", "status", "error",
-                       "n_conformers"]
+    assert outputs == ["id", "smiles", "energy_ev", "energy_minus_atomref_ev", "gap_ev",
+                       "dipole_debye", "status", "error", "n_conformers"]
+    from molpre.predict import Predictor
+
+    assert outputs == Predictor(model, TINY.cutoff).columns
 
 
 def test_homo_gets_an_intensive_head_not_reference_energies():
