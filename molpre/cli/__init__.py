@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "pretrain": "pretrain",
     "finetune": "finetune",
     "predict": "predict",
+    "submit": "submit",
 }
 
 
