@@ -12,23 +12,22 @@ Public API::
     run_chunks(backend, task, params, chunks, on_result, on_lost)  the retry/split core
 """
 
-from molpre.workflow.backends import (
-    SchedulerError,
-    connect,
-    default_workers,
-    jobqueue_cluster,
-    jobqueue_kwargs,
-    local_cluster,
-)
-from molpre.workflow.jobs import JobSummary, run_job
-from molpre.workflow.ledger import Ledger, ledger_path
-from molpre.workflow.plan import Chunk, make_plan
-from molpre.workflow.run import DaskBackend, ProcessBackend, run_chunks
-from molpre.workflow.spec import ClusterProfile, JobSpec, SpecError, load_job, load_profile
+import importlib
 
-__all__ = [
-    "Chunk", "ClusterProfile", "DaskBackend", "JobSpec", "JobSummary", "Ledger",
-    "ProcessBackend", "SchedulerError", "SpecError", "connect", "default_workers",
-    "jobqueue_cluster", "jobqueue_kwargs", "ledger_path", "load_job", "load_profile",
-    "local_cluster", "make_plan", "run_chunks", "run_job",
-]
+#: public name -> submodule (imported on first use, so a worker process that only needs
+#: ``molpre.workflow.run`` does not import RDKit, PySCF or pandas).
+_EXPORTS = {
+    "SchedulerError": "backends", "connect": "backends", "default_workers": "backends",
+    "jobqueue_cluster": "backends", "jobqueue_kwargs": "backends", "local_cluster": "backends",
+    "JobSummary": "jobs", "run_job": "jobs", "Ledger": "ledger", "ledger_path": "ledger",
+    "Chunk": "plan", "make_plan": "plan", "DaskBackend": "run", "ProcessBackend": "run",
+    "run_chunks": "run", "ClusterProfile": "spec", "JobSpec": "spec", "SpecError": "spec",
+    "load_job": "spec", "load_profile": "spec",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'molpre.workflow' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"molpre.workflow.{_EXPORTS[name]}"), name)

@@ -5,7 +5,8 @@ to ``on_result`` (the single writer, in this process) and handles worker deaths:
 
 * a chunk whose worker died (``BrokenProcessPool`` from a process pool, ``KilledWorker`` from
   Dask, or a lost connection) is re-run up to ``max_attempts`` times;
-* after that it is split into single molecules, each of which gets one more run;
+* after that it is split into single molecules, run last and one at a time, each up to
+  ``max_attempts`` times (alone, a death is that molecule's fault);
 * a single molecule that still kills its worker becomes an error row (``on_lost``) and the
   rest of the job goes on.
 
@@ -24,8 +25,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from molpre.workflow.plan import Chunk
+if TYPE_CHECKING:
+    from molpre.workflow.plan import Chunk
 
 #: Exception type names that mean "the worker running this died", whatever the backend.
 DEATH_TYPES = ("BrokenProcessPool", "KilledWorker", "CommClosedError", "FutureCancelledError")
@@ -164,7 +167,7 @@ def _settle(backend, future: Future, chunk: Chunk, on_result, on_lost, retry: de
     if chunk.attempts < max_attempts:
         stats.reruns += 1
         retry.append(chunk)
-    elif len(chunk.records) > 1:
+    elif not chunk.isolated:  # a lone molecule is isolated too: its neighbours may be guilty
         stats.splits += 1
         isolated.extend(chunk.split())
     else:
