@@ -1,11 +1,10 @@
 """The run core on a real process pool: results, task errors, deaths, re-runs and splits."""
 
 import pytest
+from toy_tasks import Rec, square_or_die
 
 from molpre.workflow.plan import Chunk
 from molpre.workflow.run import ProcessBackend, is_worker_death, run_chunks
-
-from toy_tasks import Rec, square_or_die
 
 
 def _run(chunks, die=(), raise_=(), max_attempts=2):
