@@ -28,6 +28,15 @@ def _backend(spec, scheduler: str | None, workers: int | None):
     return connect(scheduler), None, scheduler
 
 
+def _quiet_dask() -> None:
+    """Dask logs every worker death it recovers from; the summary counts them instead
+    (``molpre -v submit`` shows them)."""
+    import logging
+
+    if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
 def _default_out(spec, input_path: Path) -> Path:
     suffix = {"label": ".labels.db", "predict": ".predictions.csv", "corpus": ".shards"}
     return input_path.with_name(input_path.stem + suffix[spec.kind])
@@ -63,6 +72,7 @@ def command(job_path: Path, input_path: Path, scheduler: str | None, workers: in
     from molpre.workflow import SchedulerError, SpecError, load_job, run_job
     from molpre.workflow.run import DaskBackend
 
+    _quiet_dask()
     try:
         spec = load_job(job_path)
     except SpecError as err:
