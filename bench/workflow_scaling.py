@@ -94,7 +94,7 @@ def same_geometries(items, path: Path) -> Path:
     from molpre.chem import embed_conformers, records_from_smiles
 
     frames = []
-    for record in records_from_smiles([(s, i) for i, s in items]):
+    for record in records_from_smiles(items):
         frames.extend(embed_conformers(record, n=1, seed=0))
     ase.io.write(path, frames, format="extxyz")
     return path
@@ -129,7 +129,7 @@ def corpus_rows(tmp: Path, m: int) -> tuple[list, float]:
 
     items = moses_smiles(m)
     smi = write_smi(tmp / "moses.smi", items)
-    records = list(records_from_smiles([(s, i) for i, s in items]))
+    records = list(records_from_smiles(items))
     start = time.perf_counter()
     for record in records:
         if record.ok:
@@ -167,18 +167,20 @@ def main() -> None:
     parser.add_argument("--pyscf", type=int, default=16, help="PySCF jobs (QM9 molecules)")
     parser.add_argument("--corpus", type=int, default=48, help="MOSES molecules for the corpus")
     args = parser.parse_args()
-    load = os.getloadavg()[0]
+    print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.1f} "
+          f"(on a shared machine other jobs compete for the cores)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rows, label_worker_s = pyscf_rows(tmp, args.pyscf)
+        _print(rows)
         more, per_worker = corpus_rows(tmp, args.corpus)
-        rows += more + estimate_rows(per_worker, label_worker_s)
-    print(f"cores: {os.cpu_count()}, load average at start: {load:.1f} "
-          f"(a shared machine: other jobs compete for the cores)")
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
-    for r in rows:
-        print(f"{r[0]:<{width[0]}}  {r[1]:<{width[1]}}  {r[2]:>{width[2]}}  {r[3]}")
+        _print(more + estimate_rows(per_worker, label_worker_s))
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
+
+
+def _print(rows: list) -> None:
+    for r in rows:
+        print(f"{r[0]:<48}  {r[1]:<16}  {r[2]:>12}  {r[3]}", flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -40,20 +42,28 @@ def is_worker_death(exc: BaseException) -> bool:
 
 
 class ProcessBackend:
-    """A local ``ProcessPoolExecutor`` (forkserver, one thread per worker), renewed when broken."""
+    """A local ``ProcessPoolExecutor`` (forkserver), renewed when broken.
+
+    Each worker runs ``threads`` OpenMP/BLAS threads and exits on its own when this process
+    is killed (an orphaned pool worker would otherwise wait on its queue forever).
+    ``preload``: modules the forkserver imports once, so that each worker starts fast.
+    """
 
     name = "processes"
 
-    def __init__(self, workers: int, threads: int = 1) -> None:
-        self.workers, self.threads = workers, threads
+    def __init__(self, workers: int, threads: int = 1, preload: tuple[str, ...] = ()) -> None:
+        self.workers, self.threads, self.preload = workers, threads, list(preload)
         self._executor: ProcessPoolExecutor | None = None
 
     @property
     def executor(self) -> Executor:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context,
-                                                 initializer=set_threads, initargs=(self.threads,))
+            if self.preload:
+                context.set_forkserver_preload(self.preload)
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=init_worker,
+                initargs=(self.threads, os.getpid()))
         return self._executor
 
     def renew(self) -> None:
@@ -90,6 +100,23 @@ def set_threads(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
+def init_worker(threads: int, parent_pid: int) -> None:
+    """Pool worker start: thread counts, and a watchdog that exits when the parent is gone."""
+    set_threads(threads)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    while True:
+        time.sleep(every_s)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid exists (reused by another user): keep going
+            continue
+
+
 @dataclass
 class RunStats:
     """What happened to the chunks: deaths seen, re-runs, splits, molecules lost to deaths."""
@@ -113,17 +140,39 @@ def run_chunks(backend, task: Callable, params: dict, chunks: Iterator[Chunk],
         max_attempts: runs of a chunk lost to worker deaths before it is split (and of each
             single molecule of a split chunk before it becomes an error row).
         window: chunks in flight at most (bounds memory for large inputs).
+    """
+    stats = RunStats()
+    for chunk, result, reason in iter_chunk_results(backend, task, params, chunks, stats,
+                                                    max_attempts=max_attempts, window=window):
+        if chunk is None:
+            continue
+        if reason is None:
+            on_result(chunk, result)
+        else:
+            on_lost(chunk, reason)
+    return stats
+
+
+def iter_chunk_results(backend, task: Callable, params: dict, chunks: Iterator[Chunk],
+                       stats: RunStats, *, max_attempts: int = 2, window: int = 8,
+                       room: Callable[[], bool] = lambda: True
+                       ) -> Iterator[tuple[Chunk | None, list | None, str | None]]:
+    """The generator under :func:`run_chunks`: ``(chunk, result, None)`` for a finished chunk,
+    ``(chunk, None, reason)`` for a lost one, as they finish.
+
+    ``room()`` False stops new chunks being pulled from ``chunks`` (re-runs still go); while
+    nothing is in flight and there is no room, ``(None, None, None)`` is yielded so that the
+    consumer can make room (an ordered consumer releasing its buffer).
 
     The singles of a split chunk run last and one at a time, so that a death is the fault of
     the one molecule running (a process pool cannot tell whose task killed it).
     """
-    stats = RunStats()
     retry: deque[Chunk] = deque()
     isolated: deque[Chunk] = deque()
     pending: dict[Future, Chunk] = {}
     exhausted = False
     while True:
-        while len(pending) < window and (retry or not exhausted):
+        while len(pending) < window and (retry or (not exhausted and room())):
             chunk = retry.popleft() if retry else next(chunks, None)
             if chunk is None:
                 exhausted = True
@@ -132,13 +181,15 @@ def run_chunks(backend, task: Callable, params: dict, chunks: Iterator[Chunk],
         if not pending and isolated:
             _submit(backend, task, params, isolated.popleft(), pending)
         if not pending:
-            return stats
+            if exhausted:
+                return
+            yield None, None, None
+            continue
         done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
         for future in done:
             chunk = pending.pop(future)
             target = isolated if chunk.isolated else retry
-            _settle(backend, future, chunk, on_result, on_lost, target, isolated, stats,
-                    max_attempts)
+            yield _settle(backend, future, chunk, target, isolated, stats, max_attempts)
 
 
 def _submit(backend, task, params, chunk: Chunk, pending: dict) -> None:
@@ -150,16 +201,15 @@ def _submit(backend, task, params, chunk: Chunk, pending: dict) -> None:
     pending[future] = chunk
 
 
-def _settle(backend, future: Future, chunk: Chunk, on_result, on_lost, retry: deque,
-            isolated: deque, stats: RunStats, max_attempts: int) -> None:
+def _settle(backend, future: Future, chunk: Chunk, retry: deque, isolated: deque,
+            stats: RunStats, max_attempts: int) -> tuple[Chunk | None, list | None, str | None]:
+    """The event for a finished future; a death re-queues the chunk (or its singles)."""
     exc = future.exception()
     if exc is None:
-        on_result(chunk, future.result())
-        return
+        return chunk, future.result(), None
     if not is_worker_death(exc):
         text = str(exc).strip().splitlines()
-        on_lost(chunk, f"task error: {type(exc).__name__}: {text[0] if text else ''}"[:300])
-        return
+        return chunk, None, f"task error: {type(exc).__name__}: {text[0] if text else ''}"[:300]
     stats.deaths += 1
     if isinstance(exc, BrokenProcessPool):
         backend.renew()
@@ -172,5 +222,6 @@ def _settle(backend, future: Future, chunk: Chunk, on_result, on_lost, retry: de
         isolated.extend(chunk.split())
     else:
         stats.lost += 1
-        on_lost(chunk, f"worker process died while computing this molecule "
-                       f"({type(exc).__name__}, {chunk.attempts} runs)")
+        return chunk, None, (f"worker process died while computing this molecule "
+                             f"({type(exc).__name__}, {chunk.attempts} runs)")
+    return None, None, None
