@@ -1,27 +1,22 @@
 """Conformers for a stream of records: in order, in bounded memory, across processes.
 
-``conformer_stream`` keeps at most ``window`` records in flight, so memory does not grow with
-the input (``Pool.imap`` would read the whole input ahead). The default, 16 per worker, lets
-the other workers keep going while one slow molecule holds the head of the ordered output. Worker
-processes come from a ``forkserver`` context (safe when the parent holds threads: tqdm, torch)
-and run one thread each; only results travel back, records stay in the parent. With
+``conformer_stream`` runs on the batch seam (:mod:`molpre.workflow.run`): each ok record is a
+one-molecule task on a :class:`~molpre.workflow.run.ProcessBackend` (a ``forkserver``
+process pool, one thread per worker, workers exit on their own when the parent is killed).
+At most ``window`` records are read ahead of the output (default 16 per worker), so memory
+does not grow with the input while the other workers keep going past one slow molecule. With
 ``workers=1`` everything runs in-process. Error records pass straight through, in order.
 
-A worker that dies (segfault, out of memory) turns the records in flight into error rows and
-the pool is restarted, so no row is lost and the run goes on. Workers exit on their own when
-the parent process is killed.
+A worker that dies (segfault, out of memory) has its molecules re-run; a molecule that keeps
+killing its worker, run alone, becomes an error row ("worker process died ...") and the run
+goes on.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from ase import Atoms
@@ -31,9 +26,8 @@ from molpre.chem.molecules import MoleculeRecord
 
 #: Records kept in flight per worker process (a few kB each; bounds memory and head-of-line stalls).
 WINDOW_PER_WORKER = 16
-#: Consecutive pool deaths with no finished molecule before the stream gives up.
-MAX_RESTARTS_WITHOUT_RESULT = 3
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: Runs of a molecule lost to worker deaths (with others, then alone) before its error row.
+MAX_ATTEMPTS = 2
 
 
 @dataclass
@@ -60,67 +54,9 @@ def _work(record: MoleculeRecord, n: int, seed: int,
         return [], f"unexpected {type(exc).__name__}: {exc}"
 
 
-def _init_worker(parent_pid: int) -> None:
-    """One compute thread per worker, and exit when the parent process is gone (killed)."""
-    for name in _THREAD_VARS:
-        os.environ[name] = "1"
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-
-
-def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
-    """Poll the parent; an orphaned worker would otherwise wait on its queue forever."""
-    while True:
-        time.sleep(every_s)
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # the pid exists (reused by another user): keep going
-            continue
-
-
-class _Pool:
-    """A process pool that restarts itself after a worker death (generation counts restarts)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers, self.generation, self.failed_starts = workers, 0, 0
-        self.executor = self._start()
-
-    def _start(self) -> ProcessPoolExecutor:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["molpre.chem.stream"])
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=context,
-                                   initializer=_init_worker, initargs=(os.getpid(),))
-
-    def restart(self) -> None:
-        """Replace a broken pool; raise when pools keep dying with nothing finished."""
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        self.failed_starts += 1
-        if self.failed_starts > MAX_RESTARTS_WITHOUT_RESULT:
-            raise RuntimeError(
-                "conformer worker processes keep dying before finishing any molecule; in a "
-                "script, call conformer_stream under `if __name__ == '__main__':`")
-        self.executor, self.generation = self._start(), self.generation + 1
-
-    def submit(self, *args) -> tuple[Future, int]:
-        try:
-            return self.executor.submit(_work, *args), self.generation
-        except BrokenProcessPool:
-            self.restart()
-            return self.executor.submit(_work, *args), self.generation
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _outcome(record: MoleculeRecord, item: Future | tuple) -> ConformerOutcome:
-    if isinstance(item, Future):
-        try:
-            item = item.result()
-        except BrokenProcessPool:
-            item = ([], "worker process died while embedding (crash or out of memory)")
-    conformers, error = item
-    return ConformerOutcome(record=record, conformers=conformers, error=error)
+def _work_chunk(records: list[MoleculeRecord], params: dict) -> list[tuple[list[Atoms], str | None]]:
+    """The seam's task: ``_work`` for each record of a chunk."""
+    return [_work(r, params["n"], params["seed"], params["config"]) for r in records]
 
 
 def conformer_stream(records: Iterable[MoleculeRecord], n: int = 4, seed: int = 0,
@@ -130,42 +66,44 @@ def conformer_stream(records: Iterable[MoleculeRecord], n: int = 4, seed: int = 
     workers = workers or os.cpu_count() or 1
     if workers == 1:
         for record in records:
-            error_row = ([], record.error or "record has no molecule")
-            yield _outcome(record, _work(record, n, seed, config) if record.ok else error_row)
+            error = record.error or "record has no molecule"
+            conformers, error = _work(record, n, seed, config) if record.ok else ([], error)
+            yield ConformerOutcome(record=record, conformers=conformers, error=error)
         return
-    yield from _parallel(iter(records), n, seed, workers, config,
+    yield from _parallel(iter(records), {"n": n, "seed": seed, "config": config}, workers,
                          window or WINDOW_PER_WORKER * workers)
 
 
-def _parallel(records: Iterator[MoleculeRecord], n: int, seed: int, workers: int,
-              config: ConformerConfig | None, window: int) -> Iterator[ConformerOutcome]:
-    pending: deque[tuple[MoleculeRecord, Future | tuple, int]] = deque()
-    pool = _Pool(workers)
+def _parallel(records: Iterator[MoleculeRecord], params: dict, workers: int,
+              window: int) -> Iterator[ConformerOutcome]:
+    from molpre.workflow.plan import Chunk
+    from molpre.workflow.run import ProcessBackend, RunStats, iter_chunk_results
+
+    order: deque[int] = deque()  # sequence numbers read and not yet yielded, in input order
+    ready: dict[int, ConformerOutcome] = {}
+
+    def chunks() -> Iterator[Chunk]:
+        for seq, record in enumerate(records):
+            order.append(seq)
+            if record.ok:
+                yield Chunk(seq, [record])
+            else:
+                ready[seq] = ConformerOutcome(record, error=record.error or "record has no molecule")
+
+    backend = ProcessBackend(workers, threads=1, preload=("molpre.chem.stream",))
+    events = iter_chunk_results(backend, _work_chunk, params, chunks(), RunStats(),
+                                max_attempts=MAX_ATTEMPTS, window=window,
+                                room=lambda: len(order) < window)
     try:
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                record = next(records, None)
-                if record is None:
-                    exhausted = True
-                elif record.ok:
-                    pending.append((record, *pool.submit(record, n, seed, config)))
-                else:
-                    pending.append((record, ([], record.error or "record has no molecule"), -1))
-            if not pending:
-                return
-            record, item, generation = pending.popleft()
-            outcome = _outcome(record, item)
-            if _broken(item):
-                if generation == pool.generation:
-                    pool.restart()
-            elif generation >= 0:
-                pool.failed_starts = 0  # a worker finished a molecule: the pool is healthy
-            yield outcome
+        for chunk, result, reason in events:
+            if chunk is not None:
+                record = chunk.records[0]
+                conformers, error = result[0] if reason is None else ([], reason)
+                ready[chunk.index] = ConformerOutcome(record, conformers, error)
+            while order and order[0] in ready:
+                yield ready.pop(order.popleft())
+        while order and order[0] in ready:
+            yield ready.pop(order.popleft())
     finally:
-        pool.close()
-
-
-def _broken(item: Future | tuple) -> bool:
-    return (isinstance(item, Future) and item.done()
-            and isinstance(item.exception(), BrokenProcessPool))
+        events.close()
+        backend.close()

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "pipelines": "pipelines",
     "evaluate": "evaluate",
     "embed": "embed",
+    "submit": "submit",
 }
 
 

@@ -1,0 +1,129 @@
+"""Pure chunk tasks: ``task(records, params) -> list[Outcome]``, one Outcome per record.
+
+Tasks never touch the output (the writer does) and catch every per-molecule error, so a bad
+molecule is a row with a reason. They are importable top-level functions, picklable for a
+process pool and for Dask. ``params`` is a plain dict built by :mod:`molpre.workflow.jobs`.
+
+Test hook: a molecule whose ``mol_id`` is listed in the environment variable
+``MOLPRE_WORKFLOW_CRASH_IDS`` (comma-separated) makes its worker process exit at once
+(``os._exit``), standing in for a segfault or an out-of-memory kill.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+CRASH_ENV = "MOLPRE_WORKFLOW_CRASH_IDS"
+
+
+@dataclass
+class Outcome:
+    """One record's result: ``error`` None (ok) or a reason; ``value`` is job-specific."""
+
+    row: int
+    mol_id: str
+    input: str
+    error: str | None = None
+    value: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+def _maybe_crash(mol_id: str) -> None:
+    planted = os.environ.get(CRASH_ENV, "")
+    if planted and mol_id in planted.split(","):
+        os._exit(13)
+
+
+def _reason(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _conformers(record, params: dict):
+    from molpre.chem import embed_conformers
+
+    return embed_conformers(record, n=params["n"], seed=params["seed"])
+
+
+def label_task(records: list, params: dict) -> list[Outcome]:
+    """Conformers, then a PySCF label per conformer. ``value``: [(atoms, key, QCResult)].
+
+    params: level (LevelOfTheory as dict), forces, n, seed, threads.
+    """
+    from pyscf import lib
+
+    from molpre.qc.keys import content_key
+    from molpre.qc.levels import LevelOfTheory
+    from molpre.qc.pyscf import compute
+
+    lib.num_threads(params.get("threads", 1))
+    level = LevelOfTheory.from_dict(params["level"])
+    out = []
+    for record in records:
+        _maybe_crash(record.mol_id)
+        outcome = Outcome(record.row, record.mol_id, record.input)
+        try:
+            frames = _conformers(record, params)
+            outcome.value = [(a, content_key(a, level), compute(a, level, params["forces"]))
+                             for a in frames]
+        except Exception as exc:  # one molecule's failure is its error row
+            outcome.error = f"conformers failed: {_reason(exc)}"
+        out.append(outcome)
+    return out
+
+
+_PREDICTORS: dict[str, Any] = {}
+
+
+def _predictor(params: dict):
+    """The Predictor for ``params['model']``, loaded once per worker process."""
+    from molpre.predict import Predictor
+
+    source = params["model"]
+    if source not in _PREDICTORS:
+        if params.get("tracking_uri"):
+            os.environ["MLFLOW_TRACKING_URI"] = params["tracking_uri"]
+        _PREDICTORS[source] = Predictor.load(source)
+    return _PREDICTORS[source].configure(
+        n_conformers=params["n"], seed=params["seed"], aggregation=params["aggregation"],
+        batch_size=params["batch_size"])
+
+
+def predict_task(records: list, params: dict) -> list[Outcome]:
+    """Model energies: ``value`` is the Predictor's row (id, smiles, energy_ev, status, ...)."""
+    import torch
+
+    torch.set_num_threads(params.get("threads", 1))
+    for record in records:
+        _maybe_crash(record.mol_id)
+    frame = _predictor(params).predict_records(records)
+    out = []
+    for record, row in zip(records, frame.to_dict("records"), strict=True):
+        error = row["error"] or None if row["status"] != "ok" else None
+        out.append(Outcome(record.row, record.mol_id, record.input, error, row))
+    return out
+
+
+def corpus_task(records: list, params: dict) -> list[Outcome]:
+    """Conformers for the corpus: ``value`` = (numbers [n] uint8, positions [k, n, 3] float32
+    Angstrom); ``extra`` = smiles, inchikey, scaffold (Murcko)."""
+    import numpy as np
+
+    from molpre.data.shards import murcko_scaffold
+
+    out = []
+    for record in records:
+        _maybe_crash(record.mol_id)
+        outcome = Outcome(record.row, record.mol_id, record.input)
+        try:
+            frames = _conformers(record, params)
+            outcome.value = (np.asarray(frames[0].numbers, dtype=np.uint8),
+                             np.stack([np.asarray(a.positions, dtype=np.float32) for a in frames]))
+            outcome.extra = {"smiles": record.smiles, "inchikey": record.inchikey,
+                             "scaffold": murcko_scaffold(record.mol)}
+        except Exception as exc:
+            outcome.error = f"conformers failed: {_reason(exc)}"
+        out.append(outcome)
+    return out

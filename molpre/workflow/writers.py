@@ -1,0 +1,175 @@
+"""Write: the one writer per job, in the submitting process, fed as chunks finish.
+
+Each writer turns a task's :class:`~molpre.workflow.tasks.Outcome` into ledger rows (and, for
+labels, store rows), and ``finish`` builds the job's output from the ledger:
+
+* label: every conformer's label into the label store (``molpre.data.store.write_row``, one
+  transaction each) as it arrives; ``OUT.rows.csv`` lists every input row at the end;
+* predict: ``OUT`` (.parquet or .csv) with the input's own columns and molpre's beside them;
+* corpus: pretraining shards in ``OUT/`` through :class:`molpre.data.shards.ShardWriter`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from molpre.workflow.ledger import Ledger, LedgerRow
+from molpre.workflow.tasks import Outcome
+
+#: molpre's prediction columns (an input column of the same name keeps its name; ours gets
+#: the ``molpre_`` prefix).
+PREDICT_COLUMNS = ("mol_id", "smiles", "energy_ev", "status", "error", "n_conformers")
+
+
+def _row(outcome: Outcome, payload=None, error: str | None = None) -> LedgerRow:
+    error = error if error is not None else outcome.error
+    return LedgerRow(outcome.row, outcome.mol_id, outcome.input, "error" if error else "ok",
+                     error or "", payload)
+
+
+def write_rows_csv(ledger: Ledger, job: str, path: Path) -> None:
+    """``row,mol_id,input,status,reason`` for every recorded input row, in input order."""
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["row", "mol_id", "input", "status", "reason"])
+        for r in ledger.rows(job):
+            out.writerow([r.row, r.mol_id, r.input, r.status, r.reason])
+
+
+class LabelWriter:
+    """Labels into an ASE label store; one ledger row per input molecule."""
+
+    def __init__(self, out: str | Path, level) -> None:
+        from molpre.data.store import open_store
+        from molpre.qc.runner import level_meta
+
+        self.out, self.db, self.meta = Path(out), open_store(out), level_meta(level)
+        self.stored = self.already = 0
+
+    def rows(self, outcome: Outcome) -> list[LedgerRow]:
+        from molpre.data.store import write_row
+
+        if outcome.error:
+            return [_row(outcome)]
+        failures = []
+        for atoms, key, result in outcome.value:
+            if write_row(self.db, atoms, key, result, self.meta) is None:
+                self.already += 1
+            else:
+                self.stored += 1
+            if not result.ok:
+                failures.append(f"conformer {atoms.info.get('conf_id', '?')}: {result.reason}")
+        payload = json.dumps({"conformers": len(outcome.value),
+                              "labels_ok": len(outcome.value) - len(failures)})
+        return [_row(outcome, payload, "; ".join(failures)[:500] if failures else "")]
+
+    def finish(self, ledger: Ledger, job: str) -> dict:
+        write_rows_csv(ledger, job, self.out.with_name(self.out.name + ".rows.csv"))
+        return {"labels_stored": self.stored, "labels_already_stored": self.already}
+
+
+class PredictWriter:
+    """Predictions into a table that keeps the input's columns."""
+
+    def __init__(self, out: str | Path, input_path: str | Path) -> None:
+        self.out, self.input_path = Path(out), Path(input_path)
+
+    def rows(self, outcome: Outcome) -> list[LedgerRow]:
+        value = outcome.value or {}
+        payload = json.dumps({k: value.get(k) for k in ("smiles", "energy_ev", "n_conformers")},
+                             default=float)
+        return [_row(outcome, payload)]
+
+    def finish(self, ledger: Ledger, job: str) -> dict:
+        import pandas as pd
+
+        table = _input_table(self.input_path)
+        ours = []
+        for r in ledger.rows(job):
+            value = json.loads(r.payload) if r.payload else {}
+            energy = value.get("energy_ev") if r.status == "ok" else None
+            ours.append({"row": r.row, "mol_id": r.mol_id, "smiles": value.get("smiles") or "",
+                         "energy_ev": np.nan if energy is None else float(energy),
+                         "status": r.status, "error": r.reason,
+                         "n_conformers": int(value.get("n_conformers") or 0)})
+        ours = pd.DataFrame(ours).set_index("row")
+        if table is None:
+            table = pd.DataFrame({"input": [r.input for r in ledger.rows(job)]},
+                                 index=ours.index)
+        ours.columns = [f"molpre_{c}" if c in table.columns else c for c in ours.columns]
+        merged = table.join(ours, how="left")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.out.suffix.lower() == ".parquet":
+            merged.to_parquet(self.out, index=False)
+        else:
+            merged.to_csv(self.out, index=False)
+        return {"rows_written": len(merged)}
+
+
+def _input_table(path: Path):
+    """The input's own columns for CSV/TSV, indexed by 1-based data row; None otherwise."""
+    import pandas as pd
+
+    suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
+    if suffix.lower() not in (".csv", ".tsv"):
+        return None
+    table = pd.read_csv(path, sep="\t" if suffix.lower() == ".tsv" else ",", dtype=str,
+                        keep_default_na=False, skip_blank_lines=False)
+    table.index = range(1, len(table) + 1)
+    return table
+
+
+def _pack(numbers: np.ndarray, positions: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, numbers=numbers, positions=positions)
+    return buffer.getvalue()
+
+
+class _Shim:
+    """What ShardWriter reads from an intake record."""
+
+    def __init__(self, r: LedgerRow, extra: dict) -> None:
+        from rdkit import Chem
+
+        self.row, self.mol_id, self.input = r.row, r.mol_id, r.input
+        self.smiles, self.inchikey = extra.get("smiles", ""), extra.get("inchikey", "")
+        self.mol = Chem.MolFromSmiles(self.smiles) if self.smiles else None
+
+
+class CorpusWriter:
+    """Conformers journalled in the ledger, then written as shards in input order."""
+
+    def __init__(self, out: str | Path, shard_size: int, settings: dict) -> None:
+        self.out, self.shard_size, self.settings = Path(out), shard_size, settings
+
+    def rows(self, outcome: Outcome) -> list[LedgerRow]:
+        if outcome.error:
+            return [_row(outcome)]
+        numbers, positions = outcome.value
+        extra = json.dumps({"smiles": outcome.extra.get("smiles", ""),
+                            "inchikey": outcome.extra.get("inchikey", "")})
+        return [_row(outcome, extra.encode() + b"\n" + _pack(numbers, positions))]
+
+    def finish(self, ledger: Ledger, job: str) -> dict:
+        from ase import Atoms
+
+        from molpre.data.shards import ShardWriter
+
+        writer = ShardWriter(self.out, shard_size=self.shard_size, settings=self.settings)
+        for r in ledger.rows(job):
+            if r.status != "ok":
+                writer.add(r, [], r.reason)
+                continue
+            head, _, blob = bytes(r.payload).partition(b"\n")
+            with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+                numbers, positions = data["numbers"], data["positions"]
+            frames = [Atoms(numbers=numbers, positions=p) for p in positions]
+            writer.add(_Shim(r, json.loads(head)), frames)
+        manifest = writer.close()
+        return {"molecules": manifest["molecules"], "conformers": manifest["conformers"],
+                "shards": len(manifest["shards"])}

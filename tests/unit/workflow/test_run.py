@@ -1,0 +1,58 @@
+"""The run core on a real process pool: results, task errors, deaths, re-runs and splits."""
+
+import pytest
+from toy_tasks import Rec, square_or_die
+
+from molpre.workflow.plan import Chunk
+from molpre.workflow.run import ProcessBackend, is_worker_death, run_chunks
+
+
+def _run(chunks, die=(), raise_=(), max_attempts=2):
+    results, lost = {}, {}
+    backend = ProcessBackend(2)
+    try:
+        stats = run_chunks(
+            backend, square_or_die, {"die": set(die), "raise": set(raise_)}, iter(chunks),
+            lambda c, out: results.update(dict(out)),
+            lambda c, why: lost.update({r.row: why for r in c.records}),
+            max_attempts=max_attempts, window=4)
+    finally:
+        backend.close()
+    return results, lost, stats
+
+
+def _chunks(n, size):
+    rows = list(range(1, n + 1))
+    return [Chunk(i, [Rec(r) for r in rows[k:k + size]])
+            for i, k in enumerate(range(0, n, size))]
+
+
+def test_every_row_once_without_faults():
+    results, lost, stats = _run(_chunks(10, 3))
+    assert results == {r: r * r for r in range(1, 11)} and not lost and stats.deaths == 0
+
+
+def test_a_task_error_is_an_error_row_for_its_chunk_only():
+    results, lost, _ = _run(_chunks(6, 2), raise_={3})
+    assert set(lost) == {3, 4} and "ValueError: bad row 3" in lost[3]
+    assert set(results) == {1, 2, 5, 6}
+
+
+def test_a_molecule_that_kills_its_worker_becomes_an_error_row_and_the_rest_completes():
+    results, lost, stats = _run(_chunks(9, 3), die={5}, max_attempts=2)
+    assert set(lost) == {5} and "worker process died" in lost[5]
+    assert set(results) == set(range(1, 10)) - {5}
+    assert stats.splits >= 1 and stats.lost == 1
+
+
+def test_death_detection_by_type_name():
+    from concurrent.futures.process import BrokenProcessPool
+
+    assert is_worker_death(BrokenProcessPool("x"))
+    assert not is_worker_death(ValueError("x"))
+
+
+@pytest.mark.parametrize("size", [1, 4])
+def test_split_singles_of_a_chunk_get_the_same_bounded_runs(size):
+    results, lost, stats = _run(_chunks(4, size), die={2}, max_attempts=1)
+    assert set(lost) == {2} and set(results) == {1, 3, 4}
