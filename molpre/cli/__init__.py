@@ -23,6 +23,9 @@ SUBCOMMANDS: dict[str, str] = {
     "pretrain": "pretrain",
     "finetune": "finetune",
     "predict": "predict",
+    "study": "study",
+    "audit": "audit",
+    "ui": "ui",
 }
 
 
@@ -65,7 +68,7 @@ def main(ctx: click.Context, verbose: int) -> None:
 
 
 #: Subcommands that run Lightning (its import-time logging is tamed only for these).
-TRAINING_COMMANDS = {"demo", "pretrain", "finetune", "predict"}
+TRAINING_COMMANDS = {"demo", "pretrain", "finetune", "predict", "study"}
 
 
 def quiet_third_party(training: bool = False) -> None:
