@@ -99,6 +99,7 @@ def log_split_inputs(source: str, target: str, train_ids: list[str], test_ids: l
 
     for ids, context, label in ((train_ids, "training", f"train N={budget} seed={seed}"),
                                 (test_ids, "testing", "test")):
-        dataset = mlflow.data.from_pandas(pd.DataFrame({"mol_id": ids}), source=source,
+        dataset = mlflow.data.from_pandas(pd.DataFrame({"mol_id": ids}),
+                                          source=Path(source).resolve().as_uri(),
                                           name=f"{Path(source).name} {target} {label}")
         mlflow.log_input(dataset, context=context)

@@ -43,19 +43,59 @@ def arm_table(records: list[dict]) -> dict[str, dict[int, dict]]:
     return table
 
 
-def comparisons(records: list[dict]) -> dict[str, dict[int, dict]]:
-    """Pretrained arms (``enc:mode``): paired differences vs scratch and vs their control."""
-    data = curves(records)
+def failures(records: list[dict]) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """``{(arm, budget): (failed, diverged, total)}`` children (diverged: a non-finite MAE)."""
     out: dict = {}
-    for arm, by_budget in data.items():
+    for r in records:
+        f, d, n = out.get((r["arm"], r["budget"]), (0, 0, 0))
+        mae = r["test_mae_kcal"]
+        diverged = mae is None or not np.isfinite(mae)
+        out[(r["arm"], r["budget"])] = (f + bool(r["failed"]), d + diverged, n + 1)
+    return out
+
+
+def _fails_more(fails: dict, arm: str, budget: int) -> str | None:
+    """A reason when ``arm`` diverges (non-finite error) or fails on at least half its seeds,
+    more often than scratch does.
+
+    Failed children are left out of the means (a broken scratch seed must not fake a gain),
+    so without this an initialization that breaks training would show no paired
+    difference at all instead of negative transfer.
+    """
+    f, d, n = fails.get((arm, budget), (0, 0, 0))
+    fs, ds, ns = fails.get(("scratch", budget), (0, 0, 0))
+    if not (n and ns):
+        return None
+    if d * 2 >= n and d > ds:
+        return f"diverges (non-finite test error) on {d} of {n} seeds; scratch on {ds} of {ns}"
+    if f * 2 >= n and f > fs:
+        return (f"fails (not better than the per-element baseline) on {f} of {n} seeds; "
+                f"scratch on {fs} of {ns}")
+    return None
+
+
+def comparisons(records: list[dict]) -> dict[str, dict[int, dict]]:
+    """Pretrained arms (``enc:mode``): paired differences vs scratch and vs their control,
+    on the seeds where neither child failed, and a verdict per budget."""
+    data = curves(records)
+    fails = failures(records)
+    arms_budgets: dict = {}
+    for r in records:
+        arms_budgets.setdefault(r["arm"], set()).add(r["budget"])
+    out: dict = {}
+    for arm, budgets in arms_budgets.items():
         if ":" not in arm or ":control-" in arm:
             continue
         enc, mode = arm.split(":", 1)
         control = data.get(f"{enc}:control-{mode}", {})
-        for budget, by_seed in by_budget.items():
+        for budget in sorted(budgets):
+            by_seed = data.get(arm, {}).get(budget, {})
             vs_s = stats.paired_difference(by_seed, data.get("scratch", {}).get(budget, {}))
             vs_c = stats.paired_difference(by_seed, control.get(budget, {}))
             label, reason = stats.verdict(vs_s, vs_c)
+            broken = _fails_more(fails, arm, budget)
+            if broken:
+                label, reason = stats.NEGATIVE, broken
             out.setdefault(arm, {})[budget] = {
                 "vs_scratch": vs_s.as_dict() if vs_s else None,
                 "vs_control": vs_c.as_dict() if vs_c else None,
