@@ -155,7 +155,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     """Instantiate dataclass ``cls`` from ``data``, recursing into dataclass-typed fields."""
     if not isinstance(data, dict):
         raise StudyConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
-    reject_unknown_keys(cls, data, where or "study", StudyConfigError)
+    reject_unknown_keys(cls, data, where.rstrip(".") or "study", StudyConfigError)
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in data.items():

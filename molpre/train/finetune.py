@@ -146,8 +146,9 @@ def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
     return (chosen[1] if config.mode == "prior" else None), chosen[3]
 
 
-def _evaluate(model, parts, atomref, out: Path) -> dict[str, float]:
-    """Val and test metrics, the atomref baseline on test, and the parity plot."""
+def _evaluate(model, parts, atomref, out: Path, label: str = "") -> dict[str, float]:
+    """Val and test metrics, the atomref baseline on test, and the parity plot (titled
+    ``label``: run, mode and label count, then the test MAE)."""
     (val, val_samples), (test, test_samples) = parts
     metrics = energy_metrics(predict_energies(model, val_samples), val.energy, "best_val_")
     base = atomref_only([a.numbers for a in test.atoms], atomref)
@@ -157,7 +158,9 @@ def _evaluate(model, parts, atomref, out: Path) -> dict[str, float]:
     metrics.update(energy_metrics(base[known], test.energy[known], "baseline_test_"))
     metrics["test_n"], metrics["test_n_unsupported"] = int(known.sum()), int((~known).sum())
     if known.any():
-        parity_plot(test.energy[known], pred, base[known], out / "parity.png")
+        title = (f"{label}\ntest MAE {metrics['test_mae_mev']:.1f} meV "
+                 f"({metrics['test_mae_kcal']:.2f} kcal/mol), {int(known.sum())} molecules")
+        parity_plot(test.energy[known], pred, base[known], out / "parity.png", title=title)
     return metrics
 
 
@@ -185,13 +188,18 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     resolved = config.resolved()
-    with start_run(config.run_name or f"finetune-{config.mode}", resolved,
+    labels = len(split.train) + len(split.val)
+    if resolved.get("budget") is None:  # log the label count as `budget` even when implicit
+        resolved["budget"] = labels
+    name = config.run_name or f"finetune-{config.mode}"
+    with start_run(name, resolved,
                    experiment=config.experiment, dataset_hashes={"labels": data.sha256}) as run:
         mlflow.log_params({f"split.{k}": v for k, v in split.sizes().items()})
         step0 = energy_metrics(predict_energies(model, samples[1]), val.energy)["mae_mev"]
         mlflow.log_metric("val_mae_mev", step0, step=0)
         alpha, history = _train(config, model, samples[0], samples[1], scale)
-        metrics = {"step0_val_mae_mev": step0, **_evaluate(model, [(val, samples[1]), (test, samples[2])], atomref, out)}
+        metrics = {"step0_val_mae_mev": step0, **_evaluate(model, [(val, samples[1]), (test, samples[2])], atomref, out,
+                                                     f"{name}: {config.mode}, {labels} labels")}
         if alpha is not None:
             metrics["prior_alpha"] = alpha
         mlflow.log_metrics(metrics)
