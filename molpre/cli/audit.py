@@ -22,9 +22,11 @@ import click
               show_default=True, help="Which overlap --drop removes.")
 @click.option("--probe", is_flag=True,
               help="Treat --corpus as a pretraining probe set: fail (exit 1) if any molecule is in the evaluation set.")
+@click.option("--probe-limit", type=click.IntRange(min=1), default=500, show_default=True,
+              help="With --probe: the probe reads this many first frames (pretrain's probe.max_molecules).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def command(corpus, eval_path, eval_first, split_seed, smiles_col, drop_out, drop_level, probe,
-            as_json) -> None:
+            probe_limit, as_json) -> None:
     """Overlap of a corpus with evaluation molecules by full InChIKey, InChIKey
     connectivity block (first 14 characters) and Bemis-Murcko scaffold, with counts and
     fractions. Example (the QM9 protocol's test set against a pretraining run's corpus):
@@ -41,8 +43,10 @@ def command(corpus, eval_path, eval_first, split_seed, smiles_col, drop_out, dro
             frames = [frames[i] for i in permutation_test_rows(len(frames), eval_first, split_seed)]
         evaluation = cont.eval_keys(frames)
         if probe:
-            probe_frames = read_frames(corpus) if not corpus.endswith((".csv", ".smi")) else None
-            keys = cont.eval_keys(probe_frames) if probe_frames is not None else cont.corpus_keys(corpus, smiles_col)
+            if corpus.endswith((".csv", ".smi", ".csv.gz", ".smi.gz")):
+                keys = cont.corpus_keys(corpus, smiles_col)[:probe_limit]
+            else:
+                keys = cont.eval_keys(read_frames(corpus)[:probe_limit])
             cont.check_probe_set(keys, evaluation)
             click.echo(f"probe set {corpus}: {len(keys)} molecules, none in the evaluation set")
             return
