@@ -57,7 +57,7 @@ def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder]
             tags["pretrain_model_uri"] = enc.model_uri
     fields = dict(data=config.data, target=config.target, unit=config.unit,
                   test_ids=str(test_ids), val_fraction=val_fraction(config, child.budget),
-                  out=str(out), tracking_uri=uri, parent_id=parent, experiment_id=experiment_id,
+                  out=str(out), fail_margin=config.train.fail_margin, tracking_uri=uri, parent_id=parent, experiment_id=experiment_id,
                   tags=tags)
     if not child.is_baseline:
         ft = finetune_config(config, child, test_ids, path, out, config.experiment)
