@@ -97,6 +97,14 @@ def _linear(job: dict, data) -> tuple[str, dict, np.ndarray]:
     return run_id, metrics, errors
 
 
+def is_failed(mae: float, baseline: float | None, margin: float) -> bool:
+    """A neural child failed when its test MAE is not below ``(1 - margin) * baseline``
+    (NaN counts as failed; no baseline, nothing to judge)."""
+    if baseline is None:
+        return False
+    return not mae < (1.0 - margin) * baseline
+
+
 def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: float,
          data, extra_tags: dict) -> dict:
     """Write the study's params, tags, inputs and errors onto a finished child run."""
@@ -112,7 +120,7 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
     mae_kcal = float(metrics.get("test_mae_kcal", np.nan))
     base = metrics.get("baseline_test_mae_kcal")
     margin = float(job.get("fail_margin", 0.0))
-    failed = c["mode"] is not None and base is not None and not mae_kcal < (1 - margin) * base
+    failed = c["mode"] is not None and is_failed(mae_kcal, base, margin)
     split = _split(job, data)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_param("arm", c["arm"])
