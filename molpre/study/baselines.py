@@ -59,24 +59,35 @@ class AtomTable:
         return cls(np.concatenate(reps), np.concatenate(numbers), mol, len(numbers))
 
 
+def _onehot(mol: np.ndarray, n_mol: int):
+    """Sparse atom -> molecule indicator [n_atoms, n_mol]."""
+    from scipy import sparse
+
+    return sparse.csr_matrix((np.ones(len(mol)), (np.arange(len(mol)), mol)), shape=(len(mol), n_mol))
+
+
 def local_kernels(a: AtomTable, b: AtomTable, sigmas: Sequence[float],
-                  chunk: int = 4096) -> np.ndarray:
-    """Local Gaussian kernels [n_sigma, a.n_mol, b.n_mol] between two molecule sets."""
+                  chunk: int = 1024) -> np.ndarray:
+    """Local Gaussian kernels [n_sigma, a.n_mol, b.n_mol] between two molecule sets.
+
+    Same-element atom pairs only, in chunks of ``chunk`` atoms of ``a`` (peak memory about
+    2 x chunk x n_atoms(b) floats); atom sums by sparse indicator products.
+    """
     out = np.zeros((len(sigmas), a.n_mol, b.n_mol))
     inv = np.array([1.0 / (2.0 * s * s) for s in sigmas])
     for element in np.intersect1d(a.z, b.z):
         ia, ib = np.flatnonzero(a.z == element), np.flatnonzero(b.z == element)
         xb = b.x[ib]
         nb = (xb * xb).sum(1)
-        onehot_b = np.zeros((len(ib), b.n_mol))
-        onehot_b[np.arange(len(ib)), b.mol[ib]] = 1.0
+        to_b = _onehot(b.mol[ib], b.n_mol).T.tocsr()  # [b.n_mol, atoms of b]
         for start in range(0, len(ia), chunk):
             rows = ia[start:start + chunk]
             xa = a.x[rows]
             d2 = np.maximum((xa * xa).sum(1)[:, None] + nb[None, :] - 2.0 * xa @ xb.T, 0.0)
+            to_a = _onehot(a.mol[rows], a.n_mol).T.tocsr()  # [a.n_mol, rows]
             for k, g in enumerate(inv):
-                per_atom = np.exp(-g * d2) @ onehot_b  # [rows, b.n_mol]
-                np.add.at(out[k], a.mol[rows], per_atom)
+                per_b = (to_b @ np.exp(-g * d2).T).T  # [rows, b.n_mol]
+                out[k] += to_a @ per_b
     return out
 
 

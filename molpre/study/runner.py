@@ -86,20 +86,32 @@ def _krr(config: StudyConfig, jobs: list[dict], data) -> list[dict]:
     return [ch.krr_child(job, kernel, rows, data, krr) for job in jobs]
 
 
+def _run_one(job: dict) -> dict | None:
+    try:
+        return ch.run_child(job)
+    except Exception as err:  # noqa: BLE001 - one broken child must not stop the study
+        log.error("child %s failed to run: %s (rerun the study to retry it)",
+                  Child(**job["child"]).run_name, err)
+        return None
+
+
 def _run_jobs(jobs: list[dict], workers: int, progress) -> list[dict]:
+    """Run neural/linear children; one that raises is logged and left for the next resume."""
+    out: list[dict] = []
+
+    def keep(record: dict | None) -> None:
+        if record is not None:
+            out.append(record)
+            progress(record)
+
     if workers <= 1 or len(jobs) <= 1:
-        out = []
         for job in jobs:
-            out.append(ch.run_child(job))
-            progress(out[-1])
+            keep(_run_one(job))
         return out
     ctx = multiprocessing.get_context("spawn")
-    out = []
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=ch.worker_init) as pool:
-        futures = [pool.submit(ch.run_child, job) for job in jobs]
-        for future in as_completed(futures):
-            out.append(future.result())
-            progress(out[-1])
+        for future in as_completed([pool.submit(_run_one, job) for job in jobs]):
+            keep(future.result())
     return out
 
 
