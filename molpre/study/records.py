@@ -60,9 +60,12 @@ def finished_children(experiment_id: str, parent_id: str) -> dict[tuple[str, int
         [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
         max_results=5000)
     out = {}
+    client = mlflow.MlflowClient()
     for run in runs:
         tags, params = run.data.tags, run.data.params
-        if tags.get(DONE) != "1":
+        if tags.get(DONE) != "1":  # interrupted: marked killed, its child runs again
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")
             continue
         key = (params["arm"], int(params["budget"]), int(params["seed"]))
         out[key] = record_of(run)
