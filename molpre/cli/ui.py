@@ -49,6 +49,25 @@ def latest_experiment(uri: str, name: str | None) -> str | None:
     return runs[0].info.experiment_id if runs else None
 
 
+def stop_server(proc, timeout: float = 20.0) -> None:
+    """Stop a server started with ``start_new_session=True`` and its workers (its own
+    process group: the server's id), SIGTERM then SIGKILL."""
+    import os
+    import signal
+    import subprocess
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--tracking-uri", help="Store (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
 @click.option("--experiment", help="Experiment to open (default: the one with the latest run, e.g. molpre-study).")
@@ -66,10 +85,9 @@ def command(tracking_uri, experiment, port) -> None:
     uri = resolve(tracking_uri)
     experiment_id = latest_experiment(uri, experiment)
     port = port or free_port()
-    proc = subprocess.Popen(server_command(uri, port))
+    proc = subprocess.Popen(server_command(uri, port), start_new_session=True)
     click.echo(f"MLflow UI over {uri}: {runs_url(port, experiment_id)}  (Ctrl-C to stop)")
     try:
         proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc)

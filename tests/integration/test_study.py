@@ -134,12 +134,12 @@ def test_rerun_resumes_without_rerunning_children(study):
 def test_mlflow_server_serves_the_study(study):
     import subprocess
 
-    from molpre.cli.ui import free_port, runs_url, server_command
+    from molpre.cli.ui import free_port, runs_url, server_command, stop_server
 
     _, uri, _, result, _ = study
     port = free_port()
     proc = subprocess.Popen(server_command(uri, port), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
@@ -157,5 +157,4 @@ def test_mlflow_server_serves_the_study(study):
         assert {r["run_id"] for r in result.records} <= ids
         assert runs_url(port, result.experiment_id).endswith(f"/#/experiments/{result.experiment_id}/runs")
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_server(proc)
