@@ -137,6 +137,8 @@ def verdict(vs_scratch: PairedDifference | None,
     scratch and, when a control was run, better than the control too (a gain the untrained
     encoder also shows is a difference in starting weights, not pretraining).
     """
+    if vs_scratch is None:
+        return NO_EFFECT, "fewer than 2 seeds where both this arm and scratch trained (see failed)"
     scratch = direction(vs_scratch)
     if scratch == NEGATIVE:
         return NEGATIVE, "worse than scratch (95% interval of the paired difference > 0)"
