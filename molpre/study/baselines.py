@@ -9,7 +9,8 @@
   faster here). sigma and lambda are chosen by k-fold cross-validation inside the budget,
   never on the test set.
 
-Energies in eV; returned errors are absolute errors per test molecule [n_test], eV.
+Energies in eV; returned errors are absolute errors per test molecule [n_test], eV, NaN for
+a test molecule with an element the training labels never show (as finetuning skips them).
 """
 
 from __future__ import annotations
@@ -126,7 +127,9 @@ def cv_choice(kernel: np.ndarray, numbers, energy, train: np.ndarray, sigmas, la
                 pred = kernel[s][np.ix_(held, fit)] @ alpha + atomref_only(
                     [numbers[i] for i in held], ref)
                 errs.append(np.abs(pred - energy[held]))
-            mae = float(np.mean(np.concatenate(errs))) if np.isfinite(errs[0]).all() else np.inf
+            flat = np.concatenate(errs)
+            flat = flat[np.isfinite(flat)]  # held-out molecules with an element unseen in the fold
+            mae = float(flat.mean()) if flat.size else np.inf
             if mae < best[2]:
                 best = (s, lam, mae)
     return best

@@ -77,7 +77,9 @@ def _baseline_run(job: dict, errors: np.ndarray, extra: dict) -> tuple[str, dict
     from molpre.train.evaluate import energy_metrics
 
     c = job["child"]
-    metrics = energy_metrics(errors, np.zeros_like(errors), "test_")
+    known = np.isfinite(errors)  # NaN: an element the budget's labels never show (skipped)
+    metrics = energy_metrics(errors[known], np.zeros(int(known.sum())), "test_")
+    metrics.update({"test_n": int(known.sum()), "test_n_unsupported": int((~known).sum())})
     metrics.update({f"{k}": v for k, v in extra.items() if isinstance(v, float)})
     with mlflow.start_run(run_name=Child(**c).run_name, experiment_id=job["experiment_id"]) as run:
         mlflow.log_params(flatten({"data": job["data"], "target": job["target"],

@@ -193,6 +193,6 @@ def gain_by_overlap(errors_arm: np.ndarray, errors_ref: np.ndarray,
     diff = np.asarray(errors_arm, float) - np.asarray(errors_ref, float)
     mask = np.asarray(overlap, bool)
     out = {"n_clean": int((~mask).sum()), "n_overlap": int(mask.sum())}
-    out["clean_gain"] = float(diff[~mask].mean()) if (~mask).any() else float("nan")
-    out["overlap_gain"] = float(diff[mask].mean()) if mask.any() else float("nan")
+    out["clean_gain"] = float(np.nanmean(diff[~mask])) if (~mask).any() else float("nan")
+    out["overlap_gain"] = float(np.nanmean(diff[mask])) if mask.any() else float("nan")
     return out

@@ -46,3 +46,11 @@ def test_krr_beats_linear_with_cv_inside_the_budget(qm9):
     errs, choice = bl.krr_baseline(kernel, numbers, energy, train, test, sigmas, lambdas, folds=4)
     assert errs.mean() < 0.8 * lin, (errs.mean(), lin)
     assert choice["sigma"] in sigmas and np.isfinite(choice["cv_mae_ev"])
+
+
+def test_linear_baseline_skips_elements_unseen_in_training():
+    numbers = [np.array([6, 1, 1, 1, 1]), np.array([6, 6, 1, 1, 1, 1, 1, 1]),
+               np.array([6, 1, 1, 1, 9])]
+    energy = np.array([-1.0, -2.0, -3.0])
+    errs = bl.linear_baseline(numbers, energy, np.array([0, 1]), np.array([0, 2]))
+    assert np.isfinite(errs[0]) and np.isnan(errs[1])
