@@ -129,15 +129,31 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def artifact_location(uri: str) -> str | None:
+    """Artifacts beside a SQLite store (``sqlite:///x/mlflow.db`` -> ``x/mlartifacts``), so a
+    store and its artifacts travel together; None (MLflow's default) for other stores."""
+    from pathlib import Path
+
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri[len("sqlite:///"):]).expanduser().resolve()
+    return (db.parent / "mlartifacts").as_uri()
+
+
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT, uri: str | None = None) -> str:
-    """Create (once) and return the experiment id; call before starting parallel workers."""
+    """Create (once) and return the experiment id; call before starting parallel workers.
+
+    A new experiment in a SQLite store keeps its artifacts in the store's folder
+    (:func:`artifact_location`), not in ``./mlruns`` of whatever directory a run started in.
+    """
     import mlflow
 
-    mlflow.set_tracking_uri(check_tracking_uri(uri))
+    uri = check_tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return mlflow.create_experiment(name)
+    return mlflow.create_experiment(name, artifact_location=artifact_location(uri))
 
 
 @contextmanager

@@ -27,6 +27,9 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "embed": "embed",
     "submit": "submit",
+    "study": "study",
+    "audit": "audit",
+    "ui": "ui",
 }
 
 
@@ -69,7 +72,7 @@ def main(ctx: click.Context, verbose: int) -> None:
 
 
 #: Subcommands that run Lightning (its import-time logging is tamed only for these).
-TRAINING_COMMANDS = {"demo", "pretrain", "finetune", "predict"}
+TRAINING_COMMANDS = {"demo", "pretrain", "finetune", "predict", "study"}
 
 
 def quiet_third_party(training: bool = False) -> None:

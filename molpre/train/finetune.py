@@ -195,11 +195,13 @@ def _specs(model) -> list[TargetSpec]:
     return [get_target(name) for name in model.targets]
 
 
-def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path) -> dict[str, float]:
+def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path,
+              title: str = "") -> dict[str, float]:
     """Val and test metrics per target, the baselines on test (``baseline_test_``: atomref sum
     for extensive targets, training mean otherwise; ``mean_test_``: the training mean of an
     extensive target), and the energy's parity plot. Test molecules with an
-    element never seen in training are skipped (``test_n_unsupported``)."""
+    element never seen in training are skipped (``test_n_unsupported``). The parity plot
+    is titled ``title`` (run, mode and label count), then the test MAE."""
     (val, val_samples), (test, test_samples) = parts
     metrics: dict[str, float] = {}
     val_pred = predict_targets(model, val_samples)
@@ -218,7 +220,10 @@ def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path) -> dict[str
             base = mean_only(spec, train.labels[spec.name], int(known.sum()))
         metrics.update(target_metrics(spec, base, label, "baseline_test_"))
         if spec.name == "energy" and known.any():
-            parity_plot(label, test_pred[spec.name], base, out / "parity.png")
+            heading = (f"{title}\ntest MAE {metrics['test_mae_mev']:.1f} meV "
+                       f"({metrics['test_mae_kcal']:.2f} kcal/mol), "
+                       f"{int(known.sum())} molecules")
+            parity_plot(label, test_pred[spec.name], base, out / "parity.png", title=heading)
     metrics["test_n"], metrics["test_n_unsupported"] = int(known.sum()), int((~known).sum())
     return metrics
 
@@ -254,7 +259,11 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     resolved = config.resolved()
-    with start_run(config.run_name or f"finetune-{config.mode}", resolved,
+    labels = len(split.train) + len(split.val)
+    if resolved.get("budget") is None:  # log the label count as `budget` even when implicit
+        resolved["budget"] = labels
+    name = config.run_name or f"finetune-{config.mode}"
+    with start_run(name, resolved,
                    experiment=config.experiment, dataset_hashes={"labels": data.sha256}) as run:
         mlflow.log_params({f"split.{k}": v for k, v in split.sizes().items()})
         step0 = _step0(model, val, samples[1])
@@ -262,7 +271,8 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
         alpha, history = _train(config, model, samples[0], samples[1], scales)
         parts = [(val, samples[1]), (test, samples[2])]
         metrics = {**{f"step0_{k}": v for k, v in step0.items()},
-                   **_evaluate(model, parts, train, atomrefs, out)}
+                   **_evaluate(model, parts, train, atomrefs, out,
+                                f"{name}: {config.mode}, {labels} labels")}
         if alpha is not None:
             metrics["prior_alpha"] = alpha
         mlflow.log_metrics(metrics)

@@ -1,0 +1,195 @@
+"""Run one child of a study (in this process or a pool worker) and record it in MLflow.
+
+A neural child is one ``molpre.train.finetune.finetune`` call; a baseline child is computed
+here. Either way the child run then gets the study's params and tags, its datasets as MLflow
+inputs, its per-molecule test errors (OUT/children/<slug>/test_errors.npy, eV) and, last, the
+tag ``study.done`` (see molpre.study.records). A neural child whose test MAE is not below
+``(1 - train.fail_margin)`` x the per-element baseline of its own labels is tagged
+``failed=true`` and excluded from averages.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from molpre.study.plan import Child
+from molpre.units import EV_TO_KCAL_PER_MOL, EV_TO_MEV
+
+_DATA: dict[tuple, Any] = {}
+
+
+def worker_init() -> None:
+    """One thread per worker process (two children share two cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def load_data(path: str, target: str, unit: str):
+    """The labeled data, read once per process."""
+    from molpre.data.datasets import load_labeled
+
+    key = (str(Path(path).resolve()), target, unit)
+    if key not in _DATA:
+        _DATA[key] = load_labeled(path, target, unit)
+    return _DATA[key]
+
+
+def _split(job: dict, data):
+    from molpre.train.config import FinetuneConfig
+    from molpre.train.finetune import split_data
+
+    c = job["child"]
+    cfg = FinetuneConfig(data=job["data"], target=job["target"], unit=job["unit"],
+                         test_ids=job["test_ids"], budget=c["budget"], seed=c["seed"],
+                         val_fraction=job["val_fraction"])
+    return split_data(cfg, data)
+
+
+def _finetune(job: dict, data) -> tuple[str, dict, np.ndarray]:
+    """(run id, metrics, per-molecule absolute test errors eV) of a neural child."""
+    from molpre.data.graph import atoms_to_sample
+    from molpre.train.config import FinetuneConfig
+    from molpre.train.evaluate import predict_energies
+    from molpre.train.finetune import finetune
+
+    config = FinetuneConfig.from_dict(job["finetune"])
+    result = finetune(config, data)
+    split = _split(job, data)
+    test = data.subset(split.test)
+    cutoff = float(result.model.encoder.config.cutoff)
+    samples = [atoms_to_sample(a, cutoff) for a in test.atoms]
+    errors = np.abs(predict_energies(result.model, samples) - test.energy)
+    return result.run_id, result.metrics, errors
+
+
+def _baseline_run(job: dict, errors: np.ndarray, extra: dict) -> tuple[str, dict]:
+    """Create the MLflow run of a baseline child and log its test metrics."""
+    import mlflow
+
+    from molpre.tracking import flatten
+    from molpre.train.evaluate import energy_metrics
+
+    c = job["child"]
+    known = np.isfinite(errors)  # NaN: an element the budget's labels never show (skipped)
+    metrics = energy_metrics(errors[known], np.zeros(int(known.sum())), "test_")
+    metrics.update({"test_n": int(known.sum()), "test_n_unsupported": int((~known).sum())})
+    metrics.update({f"{k}": v for k, v in extra.items() if isinstance(v, float)})
+    with mlflow.start_run(run_name=Child(**c).run_name, experiment_id=job["experiment_id"]) as run:
+        mlflow.log_params(flatten({"data": job["data"], "target": job["target"],
+                                   "budget": c["budget"], "seed": c["seed"],
+                                   "encoder": "null", "mode": c["arm"]}))
+        mlflow.log_metrics(metrics)
+    return run.info.run_id, metrics
+
+
+def _linear(job: dict, data) -> tuple[str, dict, np.ndarray]:
+    from molpre.study.baselines import linear_baseline
+
+    split = _split(job, data)
+    train = np.concatenate([split.train, split.val])
+    errors = linear_baseline([a.numbers for a in data.atoms], data.energy, train, split.test)
+    run_id, metrics = _baseline_run(job, errors, {})
+    return run_id, metrics, errors
+
+
+def is_failed(mae: float, baseline: float | None, margin: float) -> bool:
+    """A neural child failed when its test MAE is not below ``(1 - margin) * baseline``
+    (NaN counts as failed; no baseline, nothing to judge)."""
+    if baseline is None:
+        return False
+    return not mae < (1.0 - margin) * baseline
+
+
+def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: float,
+         data, extra_tags: dict) -> dict:
+    """Write the study's params, tags, inputs and errors onto a finished child run."""
+    import mlflow
+
+    from molpre.study.records import DONE, headline, log_split_inputs
+
+    c = job["child"]
+    out = Path(job["out"]) / "children" / Child(**c).slug
+    out.mkdir(parents=True, exist_ok=True)
+    errors_file = out / "test_errors.npy"
+    np.save(errors_file, errors)
+    mae_kcal = float(metrics.get("test_mae_kcal", np.nan))
+    base = metrics.get("baseline_test_mae_kcal")
+    margin = float(job.get("fail_margin", 0.0))
+    failed = c["mode"] is not None and is_failed(mae_kcal, base, margin)
+    split = _split(job, data)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_param("arm", c["arm"])
+        mlflow.log_metric("wall_time_s", seconds)
+        log_split_inputs(job["data"], job["target"],
+                         [data.mol_ids[i] for i in np.concatenate([split.train, split.val])],
+                         [data.mol_ids[i] for i in split.test], c["budget"], c["seed"])
+        tags = {"mlflow.parentRunId": job["parent_id"], "study.id": job["parent_id"],
+                "arm": c["arm"], "encoder_name": c["encoder"] or "none",
+                "failed": "true" if failed else "false",
+                "study.errors_file": str(errors_file.resolve()),
+                "mlflow.note.content": headline(c["arm"], c["budget"], c["seed"], mae_kcal,
+                                                float(metrics.get("test_mae_mev", np.nan)),
+                                                c["encoder"], failed),
+                **extra_tags}
+        if failed:
+            tags["failure_reason"] = (f"test MAE {mae_kcal:.2f} kcal/mol not below "
+                                      f"(1 - {margin:g}) x the per-element baseline "
+                                      f"{base:.2f} kcal/mol of its own labels")
+        mlflow.set_tags(tags)
+        mlflow.set_tag(DONE, "1")
+    return {"arm": c["arm"], "budget": c["budget"], "seed": c["seed"], "run_id": run_id,
+            "test_mae_kcal": mae_kcal, "test_mae_mev": float(metrics.get("test_mae_mev", np.nan)),
+            "baseline_test_mae_kcal": base, "failed": failed,
+            "failure_reason": tags.get("failure_reason", ""), "errors_file": str(errors_file),
+            "seconds": seconds}
+
+
+def run_child(job: dict) -> dict:
+    """Run one child job (a plain dict, picklable for a process pool) and return its record."""
+    import mlflow
+
+    os.environ["MLFLOW_TRACKING_URI"] = job["tracking_uri"]
+    mlflow.set_tracking_uri(job["tracking_uri"])
+    data = load_data(job["data"], job["target"], job["unit"])
+    start = time.perf_counter()
+    if job["child"]["arm"] == "linear":
+        run_id, metrics, errors = _linear(job, data)
+    else:
+        run_id, metrics, errors = _finetune(job, data)
+    return _tag(job, run_id, metrics, errors, time.perf_counter() - start, data,
+                job.get("tags", {}))
+
+
+def krr_child(job: dict, kernel: np.ndarray, rows: np.ndarray, data, krr: dict) -> dict:
+    """A KRR child on a precomputed kernel over data rows ``rows`` (see baselines.local_kernels)."""
+    from molpre.study.baselines import krr_baseline
+
+    start = time.perf_counter()
+    split = _split(job, data)
+    index = {int(r): i for i, r in enumerate(rows)}
+    train = np.array([index[int(r)] for r in np.concatenate([split.train, split.val])])
+    test = np.array([index[int(r)] for r in split.test])
+    numbers = [data.atoms[int(r)].numbers for r in rows]
+    energy = data.energy[rows]
+    errors, choice = krr_baseline(kernel, numbers, energy, train, test, krr["sigmas"],
+                                  krr["lambdas"], krr["folds"], job["child"]["seed"])
+    extra = {"krr_sigma": choice["sigma"], "krr_lambda": choice["lambda"],
+             "krr_cv_mae_mev": choice["cv_mae_ev"] * EV_TO_MEV}
+    run_id, metrics = _baseline_run(job, errors, extra)
+    return _tag(job, run_id, metrics, errors, time.perf_counter() - start, data,
+                {"krr.choice": f"sigma={choice['sigma']:g}, lambda={choice['lambda']:g} (CV in budget)"})
+
+
+def child_job(child: Child, **fields: Any) -> dict:
+    """A picklable job dict for ``child``."""
+    return {"child": asdict(child), **fields}
+
+
+__all__ = ["run_child", "krr_child", "child_job", "worker_init", "EV_TO_KCAL_PER_MOL"]

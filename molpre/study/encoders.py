@@ -1,0 +1,107 @@
+"""Pretrained encoders of a study and their random-init controls.
+
+The control starts from the pretraining run's own initialization: ``molpre pretrain`` seeds
+everything with its config seed and builds the encoder first, so
+``seed_everything(seed); Encoder(config)`` rebuilds its step-0 weights exactly
+(tests/unit/study/test_encoders.py checks this against a real pretraining run). A gain the
+control shows too is a difference in starting weights, not pretraining.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from molpre.models.encoder import Encoder, EncoderConfig, load_encoder, save_encoder
+from molpre.runtime import seed_everything
+from molpre.study.config import EncoderSpec, StudyConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedEncoder:
+    """Paths and provenance of one pretrained encoder and its control."""
+
+    name: str
+    encoder_path: Path
+    control_path: Path | None
+    run_id: str | None
+    model_uri: str | None
+    seed: int | None
+    corpus: Path | None
+    probe_data: str | None = None
+    probe_limit: int = 500
+    relative_change: float | None = None  # ||w - w0|| / ||w0|| of the encoder weights
+
+
+def initial_encoder(config: EncoderConfig | dict, seed: int) -> Encoder:
+    """The encoder ``molpre pretrain`` starts from with this config and seed (step-0 weights)."""
+    seed_everything(seed)
+    return Encoder(config if isinstance(config, EncoderConfig) else EncoderConfig.from_dict(config))
+
+
+def relative_change(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    """``||w_a - w_b|| / ||w_b||`` over all floating-point weights (0 = identical)."""
+    num = den = 0.0
+    for (_, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        if x.is_floating_point():
+            num += float(((x.double() - y.double()) ** 2).sum())
+            den += float((y.double() ** 2).sum())
+    return (num / max(den, 1e-300)) ** 0.5
+
+
+def _run_record(path: Path) -> tuple[Path, dict]:
+    """(encoder.pt, run.json content or {}) for an OUTDIR or an encoder file."""
+    outdir = path if path.is_dir() else path.parent
+    encoder = path / "encoder.pt" if path.is_dir() else path
+    if not encoder.is_file():
+        raise StudyConfigError(f"encoder checkpoint not found: {encoder}")
+    record = outdir / "run.json"
+    return encoder, json.loads(record.read_text()) if record.is_file() else {}
+
+
+def _run_params(run_id: str | None) -> dict[str, str]:
+    if not run_id:
+        return {}
+    import mlflow
+
+    try:
+        return dict(mlflow.MlflowClient().get_run(run_id).data.params)
+    except Exception as err:  # noqa: BLE001 - a run in another store: provenance only
+        log.warning("pretraining run %s not found in this tracking store (%s)", run_id, err)
+        return {}
+
+
+def prepare_encoder(spec: EncoderSpec, out: Path) -> PreparedEncoder:
+    """Locate the encoder, read its pretraining run, write the control's initial weights."""
+    encoder_path, record = _run_record(Path(spec.path))
+    run_id = record.get("run_id")
+    params = _run_params(run_id)
+    seed = spec.seed if spec.seed is not None else (int(params["seed"]) if "seed" in params else None)
+    pretrained = load_encoder(encoder_path)
+    control_path, change = None, None
+    if spec.control:
+        if seed is None:
+            raise StudyConfigError(f"encoders.{spec.name}.seed: the pretraining seed is needed "
+                                   "for the control (no run.json / MLflow run to read it from)")
+        init = initial_encoder(pretrained.config, seed).to(next(pretrained.parameters()).dtype)
+        change = relative_change(pretrained, init)
+        control_path = out / "encoders" / f"{spec.name}-init-seed{seed}.pt"
+        control_path.parent.mkdir(parents=True, exist_ok=True)
+        save_encoder(init, control_path, meta={"selected_by": "init", "pretrain_seed": seed,
+                                               "pretrain_run_id": run_id})
+    outdir = encoder_path.parent
+    corpus = Path(spec.corpus) if spec.corpus else (
+        outdir / "shards" if (outdir / "shards").is_dir() else
+        (Path(params["corpus.shards"]) if params.get("corpus.shards") not in (None, "", "null") else None))
+    probe = params.get("probe.data")
+    return PreparedEncoder(
+        spec.name, encoder_path.resolve(), control_path.resolve() if control_path else None,
+        run_id, f"runs:/{run_id}/checkpoints/encoder.pt" if run_id else None, seed, corpus,
+        probe if probe not in (None, "", "null", "None") else None,
+        int(params.get("probe.max_molecules", 500) or 500), change)

@@ -1,0 +1,129 @@
+"""A study's plan: the fixed test split, the nested budgets and one child per (arm, budget, seed).
+
+Budgets are nested per seed by construction: :func:`molpre.data.splits.make_split` orders the
+non-test molecules by ``default_rng(seed).permutation`` and takes the first N, so for one
+seed the N=100 labels are the first 100 of the N=300 labels. Every arm and baseline at the
+same (budget, seed) sees the same labels, which is what makes the differences paired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from molpre.data.datasets import LabeledData
+from molpre.data.splits import permutation_test_rows
+from molpre.study.config import StudyConfig
+from molpre.train.config import FinetuneConfig
+
+
+@dataclass(frozen=True)
+class Child:
+    """One child run: ``arm`` is ``scratch``, ``<encoder>:<mode>``, ``<encoder>:control-<mode>``,
+    ``linear`` or ``krr``; ``mode`` the finetuning mode (None for baselines)."""
+
+    arm: str
+    budget: int
+    seed: int
+    mode: str | None = None
+    encoder: str | None = None  # encoder name (None: scratch and baselines)
+    control: bool = False
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.mode is None
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return (self.arm, self.budget, self.seed)
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.arm} N={self.budget} seed={self.seed}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.arm.replace(':', '-')}-N{self.budget}-s{self.seed}"
+
+
+def arms(config: StudyConfig) -> list[Child]:
+    """The arm templates (budget and seed 0): scratch, each encoder's modes and controls."""
+    out = [Child("scratch", 0, 0, mode="scratch")] if config.scratch else []
+    for enc in config.encoders:
+        out += [Child(f"{enc.name}:{m}", 0, 0, mode=m, encoder=enc.name) for m in enc.modes]
+        out += [Child(f"{enc.name}:control-{m}", 0, 0, mode=m, encoder=enc.name, control=True)
+                for m in enc.control]
+    return out
+
+
+def plan(config: StudyConfig) -> list[Child]:
+    """Every child of the study, baselines first, small budgets first."""
+    children = []
+    for budget in config.budgets:
+        for seed in range(config.seeds.count(budget)):
+            children += [Child(b, budget, seed) for b in config.baselines]
+            children += [Child(a.arm, budget, seed, a.mode, a.encoder, a.control)
+                         for a in arms(config)]
+    return children
+
+
+def _scaffold_test_rows(data: LabeledData, n_test: int, seed: int) -> np.ndarray:
+    """Whole scaffold groups in seeded order until ``n_test`` rows; groups larger than half
+    the test set stay in training (they would make the test set one chemotype)."""
+    from molpre.study.contamination import keys_from_atoms
+
+    scaffolds = [keys_from_atoms(a, i).scaffold or f"acyclic:{data.groups[i]}"
+                 for i, a in enumerate(data.atoms)]
+    by_scaffold: dict[str, list[int]] = {}
+    for row, s in enumerate(scaffolds):
+        by_scaffold.setdefault(s, []).append(row)
+    names = sorted(by_scaffold)
+    rows: list[int] = []
+    for i in np.random.default_rng(seed).permutation(len(names)):
+        group = by_scaffold[names[i]]
+        if len(group) <= n_test // 2 and len(rows) + len(group) <= n_test:
+            rows += group
+    return np.sort(np.array(rows, dtype=np.int64))
+
+
+def test_rows(config: StudyConfig, data: LabeledData) -> np.ndarray:
+    """Row indices [n_test] of the fixed test split (sorted)."""
+    s = config.split
+    if s.kind == "permutation":
+        return permutation_test_rows(len(data), s.test_size, s.seed)
+    if s.kind == "random":
+        groups = sorted(set(data.groups))
+        chosen = {groups[i] for i in np.random.default_rng(s.seed).permutation(len(groups))[:s.test_size]}
+        return np.array([r for r, g in enumerate(data.groups) if g in chosen], dtype=np.int64)
+    return _scaffold_test_rows(data, s.test_size, s.seed)
+
+
+def write_test_ids(config: StudyConfig, data: LabeledData, out: Path) -> Path:
+    """Write the test split's mol_ids (one per line) to OUT/test_ids.txt and return the path."""
+    rows = test_rows(config, data)
+    path = out / "test_ids.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{data.mol_ids[r]}\n" for r in rows))
+    return path
+
+
+def val_fraction(config: StudyConfig, budget: int) -> float:
+    """Validation share at ``budget``: at least ``train.val_min`` molecules (see TrainSpec)."""
+    return min(0.5, max(config.train.val_fraction, config.train.val_min / budget))
+
+
+def finetune_config(config: StudyConfig, child: Child, test_ids: Path, encoder_path: str | None,
+                    out: Path, experiment_name: str) -> FinetuneConfig:
+    """The FinetuneConfig of a neural child (threads=1: two children share two cores)."""
+    t = config.train
+    return FinetuneConfig(
+        data=config.data, target=config.target, unit=config.unit, test_ids=str(test_ids),
+        budget=child.budget, val_fraction=val_fraction(config, child.budget),
+        mode="full" if child.mode == "scratch" and encoder_path else child.mode,
+        encoder=encoder_path, preset=t.preset, epochs=t.epochs, batch_size=t.batch_size,
+        lr=t.lr, patience=t.patience, seed=child.seed, max_minutes=t.max_minutes, dtype=t.dtype,
+        threads=1, out=str(out / "children" / child.slug), run_name=child.run_name,
+        experiment=experiment_name, log_model=False, progress=False,
+    )

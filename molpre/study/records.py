@@ -1,0 +1,108 @@
+"""The study's MLflow record: the parent run, its children, and finding finished children.
+
+One parent run per study (its id lives in OUT/study.json, so a rerun reopens it); one
+child run per (arm, budget, seed), nested under the parent (tag ``mlflow.parentRunId``),
+with params ``arm``, ``budget``, ``seed``, ``encoder`` and the tag ``study.done = 1`` written
+last: a child without it was interrupted and is run again on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+DONE = "study.done"
+
+
+def metric_name(*parts: Any) -> str:
+    """A metric/tag name MLflow accepts: parts joined by '.', odd characters as '_'."""
+    return ".".join(re.sub(r"[^\w\-./ ]", "_", str(p)) for p in parts)
+
+
+def open_parent(out: Path, experiment_id: str, name: str, config: dict) -> str:
+    """The parent run id: reopened from OUT/study.json when it still exists, else created."""
+    import mlflow
+
+    from molpre.runtime import provenance
+    from molpre.tracking import flatten
+
+    client = mlflow.MlflowClient()
+    record = out / "study.json"
+    if record.is_file():
+        run_id = json.loads(record.read_text()).get("parent_run_id")
+        try:
+            run = client.get_run(run_id)
+            if run.info.experiment_id == experiment_id:
+                client.update_run(run_id, status="RUNNING")
+                return run_id
+        except Exception:  # noqa: BLE001 - a store that lost the run: start a new parent
+            pass
+    run = client.create_run(experiment_id, run_name=f"study {name}",
+                            tags={"stage": "study", "study.name": name, **provenance()})
+    run_id = run.info.run_id
+    params = flatten(config)
+    for start in range(0, len(params), 90):
+        chunk = dict(list(params.items())[start:start + 90])
+        client.log_batch(run_id, params=[mlflow.entities.Param(k, v) for k, v in chunk.items()])
+    client.log_dict(run_id, config, "study_config.json")
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"parent_run_id": run_id, "experiment_id": experiment_id}))
+    return run_id
+
+
+def finished_children(experiment_id: str, parent_id: str) -> dict[tuple[str, int, int], dict]:
+    """``{(arm, budget, seed): record}`` of the parent's children that finished (tag study.done)."""
+    import mlflow
+
+    runs = mlflow.MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'",
+        max_results=5000)
+    out = {}
+    client = mlflow.MlflowClient()
+    for run in runs:
+        tags, params = run.data.tags, run.data.params
+        if tags.get(DONE) != "1":  # interrupted: marked killed, its child runs again
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, "KILLED")
+            continue
+        key = (params["arm"], int(params["budget"]), int(params["seed"]))
+        out[key] = record_of(run)
+    return out
+
+
+def record_of(run) -> dict:
+    """The study's view of a finished child run."""
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    return {"arm": params["arm"], "budget": int(params["budget"]), "seed": int(params["seed"]),
+            "run_id": run.info.run_id, "test_mae_kcal": metrics.get("test_mae_kcal"),
+            "test_mae_mev": metrics.get("test_mae_mev"),
+            "baseline_test_mae_kcal": metrics.get("baseline_test_mae_kcal"),
+            "failed": tags.get("failed") == "true", "failure_reason": tags.get("failure_reason", ""),
+            "errors_file": tags.get("study.errors_file", ""),
+            "seconds": metrics.get("wall_time_s")}
+
+
+def headline(arm: str, budget: int, seed: int, mae_kcal: float, mae_mev: float,
+             encoder: str | None, failed: bool) -> str:
+    """The run description: what the run is and what it scored."""
+    text = (f"**{arm}**, {budget} labels, seed {seed}: test MAE {mae_kcal:.2f} kcal/mol "
+            f"({mae_mev:.1f} meV); encoder: {encoder or 'none (trained from scratch)'}")
+    if failed:
+        text += ". FAILED: not better than the per-element baseline, excluded from averages"
+    return text
+
+
+def log_split_inputs(source: str, target: str, train_ids: list[str], test_ids: list[str],
+                     budget: int, seed: int) -> None:
+    """Log the child's training and test molecules as MLflow dataset inputs (active run)."""
+    import mlflow
+    import pandas as pd
+
+    for ids, context, label in ((train_ids, "training", f"train N={budget} seed={seed}"),
+                                (test_ids, "testing", "test")):
+        dataset = mlflow.data.from_pandas(pd.DataFrame({"mol_id": ids}),
+                                          source=Path(source).resolve().as_uri(),
+                                          name=f"{Path(source).name} {target} {label}")
+        mlflow.log_input(dataset, context=context)

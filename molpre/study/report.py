@@ -1,0 +1,306 @@
+"""A study's answer: statistics over the child records, the learning-curve figure, and
+``summary.json`` / ``report.md`` / ``report.html`` (figure inline) on the parent run.
+
+Errors are test MAE in kcal/mol. Failed children are listed and left out of every mean.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from molpre.study import stats
+from molpre.study.records import metric_name
+
+UNIT = "kcal/mol"
+
+
+def curves(records: list[dict]) -> dict[str, dict[int, dict[int, float]]]:
+    """``{arm: {budget: {seed: MAE kcal/mol}}}`` of the children that did not fail."""
+    out: dict = {}
+    for r in records:
+        if not r["failed"] and r["test_mae_kcal"] is not None and np.isfinite(r["test_mae_kcal"]):
+            out.setdefault(r["arm"], {}).setdefault(r["budget"], {})[r["seed"]] = r["test_mae_kcal"]
+    return out
+
+
+def arm_table(records: list[dict]) -> dict[str, dict[int, dict]]:
+    """Per arm and budget: mean and 95% interval over seeds, and the failed count."""
+    table: dict = {}
+    for arm, by_budget in curves(records).items():
+        for budget, by_seed in by_budget.items():
+            ci = stats.bootstrap_ci(list(by_seed.values()))
+            table.setdefault(arm, {})[budget] = {**ci.as_dict(), "seeds": by_seed, "failed": 0}
+    for r in records:
+        if r["failed"]:
+            cell = table.setdefault(r["arm"], {}).setdefault(r["budget"], {"n": 0, "seeds": {}})
+            cell["failed"] = cell.get("failed", 0) + 1
+    return table
+
+
+def failures(records: list[dict]) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """``{(arm, budget): (failed, diverged, total)}`` children (diverged: a non-finite MAE)."""
+    out: dict = {}
+    for r in records:
+        f, d, n = out.get((r["arm"], r["budget"]), (0, 0, 0))
+        mae = r["test_mae_kcal"]
+        diverged = mae is None or not np.isfinite(mae)
+        out[(r["arm"], r["budget"])] = (f + bool(r["failed"]), d + diverged, n + 1)
+    return out
+
+
+def _fails_more(fails: dict, arm: str, budget: int) -> str | None:
+    """A reason when ``arm`` diverges (non-finite error) or fails on at least half its seeds,
+    more often than scratch does.
+
+    Failed children are left out of the means (a broken scratch seed must not fake a gain),
+    so without this an initialization that breaks training would show no paired
+    difference at all instead of negative transfer.
+    """
+    f, d, n = fails.get((arm, budget), (0, 0, 0))
+    fs, ds, ns = fails.get(("scratch", budget), (0, 0, 0))
+    if not (n and ns):
+        return None
+    if d * 2 >= n and d > ds:
+        return f"diverges (non-finite test error) on {d} of {n} seeds; scratch on {ds} of {ns}"
+    if f * 2 >= n and f > fs:
+        return (f"fails (not better than the per-element baseline) on {f} of {n} seeds; "
+                f"scratch on {fs} of {ns}")
+    return None
+
+
+def comparisons(records: list[dict]) -> dict[str, dict[int, dict]]:
+    """Pretrained arms (``enc:mode``): paired differences vs scratch and vs their control,
+    on the seeds where neither child failed, and a verdict per budget."""
+    data = curves(records)
+    fails = failures(records)
+    arms_budgets: dict = {}
+    for r in records:
+        arms_budgets.setdefault(r["arm"], set()).add(r["budget"])
+    out: dict = {}
+    for arm, budgets in arms_budgets.items():
+        if ":" not in arm or ":control-" in arm:
+            continue
+        enc, mode = arm.split(":", 1)
+        control = data.get(f"{enc}:control-{mode}", {})
+        for budget in sorted(budgets):
+            by_seed = data.get(arm, {}).get(budget, {})
+            vs_s = stats.paired_difference(by_seed, data.get("scratch", {}).get(budget, {}))
+            vs_c = stats.paired_difference(by_seed, control.get(budget, {}))
+            label, reason = stats.verdict(vs_s, vs_c)
+            broken = _fails_more(fails, arm, budget)
+            if broken:
+                label, reason = stats.NEGATIVE, broken
+            out.setdefault(arm, {})[budget] = {
+                "vs_scratch": vs_s.as_dict() if vs_s else None,
+                "vs_control": vs_c.as_dict() if vs_c else None,
+                "verdict": label, "reason": reason}
+    return out
+
+
+def savings(records: list[dict]) -> tuple[dict, dict]:
+    """(label savings per arm and budget, power law per arm) against scratch's curve."""
+    data = curves(records)
+    laws, saved = {}, {}
+    for arm, by_budget in data.items():
+        if len(by_budget) >= 2:
+            law = stats.fit_power_law(*stats._points(by_budget))
+            laws[arm] = {"a": law.a, "b": law.b}
+    scratch = data.get("scratch", {})
+    if len(scratch) < 2:
+        return saved, laws
+    for arm, by_budget in data.items():
+        if arm == "scratch":
+            continue
+        saved[arm] = {b: stats.label_savings(scratch, by_budget, b, n_boot=500)
+                      for b in sorted(by_budget)}
+    return saved, laws
+
+
+def _fmt(cell: dict | None) -> str:
+    if not cell or not cell.get("n"):
+        return f"- ({cell.get('failed', 0)} failed)" if cell else "-"
+    text = f"{cell['mean']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}] (n={cell['n']})"
+    return text + (f", {cell['failed']} failed" if cell.get("failed") else "")
+
+
+def markdown(summary: dict) -> str:
+    """The short report: table, verdicts, savings, audit, failures."""
+    table, budgets = summary["table"], summary["budgets"]
+    arms = list(table)
+    lines = [f"# Study {summary['name']}: {summary['target']}, test MAE ({UNIT}), mean [95% interval]",
+             "", f"Parent run `{summary['parent_run_id']}`; test set {summary['n_test']} molecules "
+             f"({summary['split']}).", "",
+             "| N | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
+    for b in budgets:
+        lines.append(f"| {b} | " + " | ".join(_fmt(table[a].get(b) or table[a].get(str(b)))
+                                               for a in arms) + " |")
+    lines += ["", "## Verdicts (paired differences, arm - reference, kcal/mol)", "",
+              "| arm | N | vs scratch [95%] p | vs control [95%] p | verdict |", "|---|---|---|---|---|"]
+    for arm, by_b in summary["comparisons"].items():
+        for b, c in by_b.items():
+            def d(x):
+                return f"{x['mean']:+.2f} [{x['low']:+.2f}, {x['high']:+.2f}] p={x['p_value']:.3f}" if x else "-"
+            lines.append(f"| {arm} | {b} | {d(c['vs_scratch'])} | {d(c['vs_control'])} | "
+                         f"**{c['verdict']}** ({c['reason']}) |")
+    if summary["savings"]:
+        lines += ["", "## Label savings (labels scratch needs for the arm's error, 95% interval)", "",
+                  "| arm | N | scratch labels | ratio |", "|---|---|---|---|"]
+        for arm, by_b in summary["savings"].items():
+            for b, s in by_b.items():
+                lines.append(f"| {arm} | {b} | {s['labels']:.0f} [{s['low']:.0f}, {s['high']:.0f}] "
+                             f"| {s['ratio']:.2f}x |")
+    for enc, a in summary["audit"].items():
+        if "counts" in a:
+            lines += ["", f"## Contamination audit: {enc} corpus ({a['n_corpus']} molecules) vs test",
+                      "", "| level | overlapping test molecules | fraction |", "|---|---|---|"]
+            lines += [f"| {k} | {a['counts'][k]} | {a['fractions'][k]:.2%} |" for k in a["counts"]]
+        if a.get("probe"):
+            lines.append(f"\nProbe set {a['probe']['data']}: {a['probe']['n']} molecules, "
+                         f"{a['probe']['leaked']} in the test split.")
+    if summary["failed"]:
+        lines += ["", "## Failed children (excluded from the means)", ""]
+        lines += [f"- {f['arm']} N={f['budget']} seed={f['seed']} (run {f['run_id']}): {f['reason']}"
+                  for f in summary["failed"]]
+    return "\n".join(lines) + "\n"
+
+
+def figure(summary: dict, path: Path) -> Path:
+    """Log-log learning curves: mean and 95% interval per arm, power-law fits dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    for i, (arm, by_b) in enumerate(summary["table"].items()):
+        pts = sorted((int(b), c) for b, c in by_b.items() if c.get("n"))
+        if not pts:
+            continue
+        x = np.array([b for b, _ in pts], dtype=float) * (1 + 0.02 * (i - 2))  # dodge
+        y = np.array([c["mean"] for _, c in pts])
+        err = np.array([[c["mean"] - c["low"] for _, c in pts], [c["high"] - c["mean"] for _, c in pts]])
+        style = "s--" if arm in ("linear", "krr") else "o-"
+        line = ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, label=arm, ms=4)
+        law = summary["power_law"].get(arm)
+        if law:
+            grid = np.geomspace(min(x), max(x), 50)
+            ax.plot(grid, law["a"] * grid ** -law["b"], ":", color=line[0].get_color(), lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training labels N")
+    ax.set_ylabel(f"test MAE ({UNIT})")
+    ax.set_title(f"study {summary['name']}: {summary['target']} learning curves\n"
+                 f"(mean, 95% interval over seeds; dotted: power-law fits)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def to_html(md: str, png: Path) -> str:
+    """A self-contained HTML page: the markdown tables as HTML, the figure inline (base64)."""
+    body, in_table = [], False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<{tag}>{html.escape(c).replace('**', '')}</{tag}>"
+                                         for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    image = base64.b64encode(png.read_bytes()).decode()
+    body.insert(1, f'<img alt="learning curves" src="data:image/png;base64,{image}"/>')
+    style = ("body{font-family:sans-serif;max-width:60em;margin:1em auto}table{border-collapse:"
+             "collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;font-size:90%}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>study report</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def _parent_metrics(summary: dict) -> tuple[dict[str, float], dict[str, str]]:
+    metrics, tags = {}, {}
+    for arm, by_b in summary["table"].items():
+        for b, c in by_b.items():
+            if c.get("n"):
+                for k in ("mean", "low", "high"):
+                    metrics[metric_name("test_mae_kcal", arm, f"N{b}", k)] = c[k]
+            metrics[metric_name("failed", arm, f"N{b}")] = c.get("failed", 0)
+    for arm, by_b in summary["savings"].items():
+        for b, s in by_b.items():
+            if np.isfinite(s["ratio"]):
+                metrics[metric_name("label_savings_ratio", arm, f"N{b}")] = s["ratio"]
+    for arm, by_b in summary["comparisons"].items():
+        for b, c in by_b.items():
+            tags[metric_name("verdict", arm, f"N{b}")] = c["verdict"]
+    for enc, a in summary["audit"].items():
+        for level, n in a.get("counts", {}).items():
+            metrics[metric_name("audit", enc, f"{level}_overlap")] = n
+            metrics[metric_name("audit", enc, f"{level}_overlap_fraction")] = a["fractions"][level]
+    return metrics, tags
+
+
+def finish_report(config, parent: str, records: list[dict], encoders: dict, audit: dict,
+                  data, test_ids: Path) -> tuple[dict, list[Path]]:
+    """Compute the summary, write the artifacts to OUT and log them on the parent run."""
+    import mlflow
+
+    from molpre.study.audit_step import clean_vs_overlap
+
+    out = Path(config.out)
+    saved, laws = savings(records)
+    summary = {
+        "name": config.name, "parent_run_id": parent, "target": config.target, "unit": UNIT,
+        "data": config.data, "split": f"{config.split.kind}, seed {config.split.seed}",
+        "n_test": len(test_ids.read_text().split()), "budgets": list(config.budgets),
+        "table": arm_table(records), "comparisons": comparisons(records), "savings": saved,
+        "power_law": laws,
+        "failed": [{"arm": r["arm"], "budget": r["budget"], "seed": r["seed"],
+                    "run_id": r["run_id"], "reason": r["failure_reason"]} for r in records if r["failed"]],
+        "audit": {k: {kk: vv for kk, vv in v.items() if kk != "overlap"} for k, v in audit.items()},
+        "clean_vs_overlap": clean_vs_overlap(records, audit),
+        "encoders": {k: {"path": str(e.encoder_path), "run_id": e.run_id, "model_uri": e.model_uri,
+                         "control": str(e.control_path) if e.control_path else None,
+                         "pretrain_seed": e.seed, "weights_moved_from_init": e.relative_change}
+                     for k, e in encoders.items()},
+        "children": records,
+    }
+    summary = json.loads(json.dumps(summary, default=float))  # int budget keys -> str
+    paths = [out / "summary.json", out / "report.md", out / "learning_curve.png", out / "report.html"]
+    paths[0].write_text(json.dumps(summary, indent=1))
+    md = markdown(summary)
+    paths[1].write_text(md)
+    figure(summary, paths[2])
+    paths[3].write_text(to_html(md, paths[2]))
+    client = mlflow.MlflowClient()
+    metrics, tags = _parent_metrics(summary)
+    now = int(time.time() * 1000)
+    entities = [mlflow.entities.Metric(k, float(v), now, 0) for k, v in metrics.items()]
+    for start in range(0, len(entities), 500):
+        client.log_batch(parent, metrics=entities[start:start + 500])
+    client.set_tag(parent, "mlflow.note.content", md[:5000])
+    for k, v in tags.items():
+        client.set_tag(parent, k, v)
+    for path in paths:
+        client.log_artifact(parent, str(path))
+    return summary, paths

@@ -1,0 +1,154 @@
+"""``run_study(config) -> StudyResult``: plan, audit, run the missing children, report.
+
+Resumable: the parent run id is kept in OUT/study.json and children that finished (tag
+``study.done``) are read back from the store instead of being run again. ``workers > 1``
+runs neural children in a spawn process pool, one torch thread each; KRR children run in
+this process on one kernel computed once over the molecules they need.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from molpre.study import children as ch
+from molpre.study.config import StudyConfig
+from molpre.study.encoders import PreparedEncoder, prepare_encoder
+from molpre.study.plan import Child, finetune_config, plan, val_fraction, write_test_ids
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StudyResult:
+    """What a study produced: the parent run, every child record and the summary."""
+
+    parent_run_id: str
+    experiment_id: str
+    records: list[dict]
+    summary: dict
+    out: Path
+    ran: int = 0
+    reused: int = 0
+    artifacts: list[Path] = field(default_factory=list)
+
+
+def study_experiment(name: str, uri: str) -> str:
+    """Create (once) the study's experiment with artifacts inside the store's own folder."""
+    from molpre.tracking import ensure_experiment
+
+    return ensure_experiment(name, uri)
+
+
+def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder], test_ids: Path,
+         out: Path, uri: str, parent: str, experiment_id: str) -> dict:
+    enc = encoders.get(child.encoder) if child.encoder else None
+    path = None if enc is None else str(enc.control_path if child.control else enc.encoder_path)
+    tags = {}
+    if enc is not None:
+        tags = {"encoder_path": path or "", "control": str(child.control).lower()}
+        if enc.run_id:
+            tags["pretrain_run_id"] = enc.run_id
+            tags["pretrain_model_uri"] = enc.model_uri
+    fields = dict(data=config.data, target=config.target, unit=config.unit,
+                  test_ids=str(test_ids), val_fraction=val_fraction(config, child.budget),
+                  out=str(out), fail_margin=config.train.fail_margin, tracking_uri=uri, parent_id=parent, experiment_id=experiment_id,
+                  tags=tags)
+    if not child.is_baseline:
+        ft = finetune_config(config, child, test_ids, path, out, config.experiment)
+        fields["finetune"] = ft.resolved()
+    return ch.child_job(child, **fields)
+
+
+def _krr(config: StudyConfig, jobs: list[dict], data) -> list[dict]:
+    """Run the KRR children on one kernel over every molecule they touch."""
+    from molpre.study.baselines import AtomTable, fchl19, local_kernels
+
+    if not jobs:
+        return []
+    rows = set()
+    for job in jobs:
+        split = ch._split(job, data)
+        rows |= set(split.train.tolist()) | set(split.val.tolist()) | set(split.test.tolist())
+    rows = np.array(sorted(rows))
+    numbers = [data.atoms[r].numbers for r in rows]
+    elements = sorted({int(z) for a in data.atoms for z in a.numbers})
+    reps = fchl19(numbers, [data.atoms[r].positions for r in rows], elements)
+    table = AtomTable.build(reps, numbers)
+    log.info("KRR kernel over %d molecules", len(rows))
+    kernel = local_kernels(table, table, config.krr.sigmas)
+    krr = {"sigmas": config.krr.sigmas, "lambdas": config.krr.lambdas, "folds": config.krr.folds}
+    return [ch.krr_child(job, kernel, rows, data, krr) for job in jobs]
+
+
+def _run_one(job: dict) -> dict | None:
+    try:
+        return ch.run_child(job)
+    except Exception as err:  # noqa: BLE001 - one broken child must not stop the study
+        log.error("child %s failed to run: %s (rerun the study to retry it)",
+                  Child(**job["child"]).run_name, err)
+        return None
+
+
+def _run_jobs(jobs: list[dict], workers: int, progress) -> list[dict]:
+    """Run neural/linear children; one that raises is logged and left for the next resume."""
+    out: list[dict] = []
+
+    def keep(record: dict | None) -> None:
+        if record is not None:
+            out.append(record)
+            progress(record)
+
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            keep(_run_one(job))
+        return out
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=ch.worker_init) as pool:
+        for future in as_completed([pool.submit(_run_one, job) for job in jobs]):
+            keep(future.result())
+    return out
+
+
+def _echo(record: dict) -> None:
+    flag = " FAILED" if record["failed"] else ""
+    log.warning("%s N=%d seed=%d: %.2f kcal/mol (%.0f s)%s", record["arm"], record["budget"],
+                record["seed"], record["test_mae_kcal"], record["seconds"] or 0, flag)
+
+
+def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_echo) -> StudyResult:
+    """Run (or resume) a study and write its report; see the module docstring."""
+    import mlflow
+
+    from molpre.study.audit_step import audit_study
+    from molpre.study.records import finished_children, open_parent
+    from molpre.study.report import finish_report
+    from molpre.tracking import tracking_uri as resolve_uri
+
+    uri = resolve_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    experiment_id = study_experiment(config.experiment, uri)
+    parent = open_parent(out, experiment_id, config.name, config.to_dict())
+    data = ch.load_data(config.data, config.target, config.unit)
+    test_ids = write_test_ids(config, data, out)
+    encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
+    audit = audit_study(config, encoders, data, test_ids)
+    done = finished_children(experiment_id, parent)
+    todo = [c for c in plan(config) if c.key not in done]
+    log.warning("study %s: %d children finished, %d to run", config.name, len(done), len(todo))
+    jobs = [_job(config, c, encoders, test_ids, out, uri, parent, experiment_id) for c in todo]
+    new = _krr(config, [j for j in jobs if j["child"]["arm"] == "krr"], data)
+    for record in new:
+        progress(record)
+    new += _run_jobs([j for j in jobs if j["child"]["arm"] != "krr"], config.workers, progress)
+    records = sorted([*done.values(), *new], key=lambda r: (r["budget"], r["arm"], r["seed"]))
+    summary, artifacts = finish_report(config, parent, records, encoders, audit, data, test_ids)
+    mlflow.MlflowClient().set_terminated(parent, "FINISHED")
+    return StudyResult(parent, experiment_id, records, summary, out, len(new), len(done), artifacts)

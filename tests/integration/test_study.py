@@ -1,0 +1,160 @@
+"""A tiny study end to end in a real SQLite MLflow store (real finetunes, real KRR).
+
+Arms: scratch; ``same``: an "encoder" that is exactly the random init of seed 0, with its
+control (the same init) - two identical arms; ``bad``: corrupted weights, a harmful
+initialization that must come out as negative transfer, its children flagged failed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import ase.io
+import mlflow
+import pytest
+import torch
+
+from molpre.models.encoder import save_encoder
+from molpre.models.presets import resolve_config
+from molpre.study import stats
+from molpre.study.config import load_study_config
+from molpre.study.encoders import initial_encoder
+from molpre.study.runner import run_study
+
+QM9 = "../shared/data/qm9_sample3000.extxyz.gz"
+BUDGETS, SEEDS = [24, 48], 2
+
+
+def _encoders(tmp: Path) -> tuple[Path, Path]:
+    same = initial_encoder(resolve_config("small"), 0)
+    save_encoder(same, tmp / "same.pt")
+    bad = initial_encoder(resolve_config("small"), 1)
+    with torch.no_grad():
+        for p in bad.parameters():
+            p.mul_(6.0).add_(torch.randn_like(p))
+    save_encoder(bad, tmp / "bad.pt")
+    return tmp / "same.pt", tmp / "bad.pt"
+
+
+def tiny_raw(tmp: Path) -> dict:
+    frames = ase.io.read(QM9, index=":110", format="extxyz")
+    ase.io.write(tmp / "tiny.extxyz", frames, format="extxyz")
+    same, bad = _encoders(tmp)
+    return {
+        "name": "tiny", "data": str(tmp / "tiny.extxyz"), "target": "u0_atom", "unit": "kcal/mol",
+        "out": str(tmp / "out"), "experiment": "study-tiny",
+        "split": {"kind": "permutation", "test_size": 40, "seed": 0},
+        "budgets": BUDGETS, "seeds": {"small": SEEDS, "large": SEEDS, "small_max": 48},
+        "encoders": [
+            {"name": "same", "path": str(same), "modes": ["full"], "control": ["full"], "seed": 0},
+            {"name": "bad", "path": str(bad), "modes": ["full"], "control": []},
+        ],
+        "baselines": ["linear", "krr"],
+        "krr": {"sigmas": [8.0, 32.0], "lambdas": [1e-8, 1e-4], "folds": 3},
+        "train": {"epochs": 12, "patience": 12, "max_minutes": 0.25, "val_min": 6, "lr": 1e-2},
+    }
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("study")
+    uri = f"sqlite:///{tmp / 'store' / 'mlflow.db'}"
+    (tmp / "store").mkdir()
+    config = load_study_config(raw=tiny_raw(tmp))
+    start = time.perf_counter()
+    result = run_study(config, uri)
+    return tmp, uri, config, result, time.perf_counter() - start
+
+
+def test_tiny_study_leaves_parent_children_metrics_and_figure(study):
+    tmp, uri, config, result, seconds = study
+    client = mlflow.MlflowClient(uri)
+    parent = client.get_run(result.parent_run_id)
+    children = client.search_runs([result.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{result.parent_run_id}'")
+    arms = {"linear", "krr", "scratch", "same:full", "same:control-full", "bad:full"}
+    assert len(children) == len(arms) * len(BUDGETS) * SEEDS
+    for run in children:
+        p = run.data.params
+        assert p["arm"] in arms and int(p["budget"]) in BUDGETS and int(p["seed"]) < SEEDS
+        assert "encoder" in p and run.data.tags["study.done"] == "1"
+        assert run.info.run_name == f"{p['arm']} N={p['budget']} seed={p['seed']}"
+        assert "kcal/mol" in run.data.tags["mlflow.note.content"]
+        assert "test_mae_kcal" in run.data.metrics
+        assert {i.dataset.name.split()[-1] for i in run.inputs.dataset_inputs} == {"test", f"seed={p['seed']}"}
+    assert "test_mae_kcal.linear.N24.mean" in parent.data.metrics
+    assert "failed.bad_full.N24" in parent.data.metrics or "failed.bad:full.N24" in parent.data.metrics
+    arts = {a.path for a in client.list_artifacts(result.parent_run_id)}
+    assert {"summary.json", "report.md", "report.html", "learning_curve.png"} <= arts
+    # artifacts live in the store's own folder, not ./mlruns
+    assert list((tmp / "store" / "mlartifacts").rglob("learning_curve.png"))
+    html = (Path(config.out) / "report.html").read_text()
+    assert "data:image/png;base64," in html and "<table>" in html
+    print(f"tiny study: {seconds:.0f} s for {len(children)} children")
+
+
+def test_harmful_init_is_negative_transfer_and_its_failures_are_flagged(study):
+    _, uri, _, result, _ = study
+    summary = result.summary
+    for b in map(str, BUDGETS):
+        assert summary["comparisons"]["bad:full"][b]["verdict"] == stats.NEGATIVE
+    failed = [r for r in result.records if r["arm"] == "bad:full"]
+    assert failed and all(r["failed"] for r in failed)
+    client = mlflow.MlflowClient(uri)
+    assert client.get_run(failed[0]["run_id"]).data.tags["failed"] == "true"
+    assert "bad:full" in (Path(result.out) / "report.md").read_text().split("Failed children")[1]
+    # failed children are not averaged in
+    assert summary["table"]["bad:full"][str(BUDGETS[0])]["n"] == 0
+
+
+def test_identical_arms_show_no_detectable_effect(study):
+    _, _, _, result, _ = study
+    by = {(r["arm"], r["budget"], r["seed"]): r["test_mae_kcal"] for r in result.records}
+    for b in BUDGETS:
+        same = {s: by[("same:full", b, s)] for s in range(SEEDS)}
+        control = {s: by[("same:control-full", b, s)] for s in range(SEEDS)}
+        assert same == control  # the control really is the same path from the same weights
+        diff = stats.paired_difference(same, control)
+        assert diff.interval.mean == 0 and diff.p_value == 1.0
+        assert stats.direction(diff) == stats.NO_EFFECT
+        assert stats.verdict(diff, diff)[0] == stats.NO_EFFECT
+
+
+def test_rerun_resumes_without_rerunning_children(study):
+    tmp, uri, config, first, _ = study
+    again = run_study(config, uri)
+    assert again.ran == 0 and again.reused == len(first.records)
+    assert again.parent_run_id == first.parent_run_id
+
+
+@pytest.mark.slow
+def test_mlflow_server_serves_the_study(study):
+    import subprocess
+
+    from molpre.cli.ui import free_port, runs_url, server_command, stop_server
+
+    _, uri, _, result, _ = study
+    port = free_port()
+    proc = subprocess.Popen(server_command(uri, port), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        body = json.dumps({"experiment_ids": [result.experiment_id], "max_results": 1000}).encode()
+        req = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", data=body,
+                                     headers={"Content-Type": "application/json"})
+        runs = json.loads(urllib.request.urlopen(req, timeout=30).read())["runs"]
+        ids = {r["info"]["run_id"] for r in runs}
+        assert result.parent_run_id in ids
+        assert {r["run_id"] for r in result.records} <= ids
+        assert runs_url(port, result.experiment_id).endswith(f"/#/experiments/{result.experiment_id}/runs")
+    finally:
+        stop_server(proc)
