@@ -121,9 +121,8 @@ def energy_batches(data, cutoff: float, batch_size: int, device) -> list[dict]:
 
 def finetune_rates(data, device, batch_size: int, steps: int) -> tuple[float, float]:
     """(training, prediction) conformers/s of the energy model with forces by autograd."""
-    from molpre.data.atomref import fit_atomref
-
     from molpre.data import keys
+    from molpre.models.atomref import fit_atomref
     from molpre.models.energy import EnergyModel
     from molpre.models.presets import build_encoder
 

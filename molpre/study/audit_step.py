@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def _probe_keys(path: str, limit: int) -> list[cont.MoleculeKeys]:
-    from molpre.train.pretrain_data import read_frames
+    from molpre.data.datasets import read_frames
 
     return cont.eval_keys(read_frames(path, limit))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from molpre.data.atomref import fit_atomref
+from molpre.models.atomref import fit_atomref
 from molpre.train.evaluate import atomref_only
 
 ELEMENTS = (1, 6, 7, 8, 9)

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from molpre.configs import reject_unknown_keys
+from molpre.config import ConfigError, check_keys, field_types
 
 
 class StudyConfigError(ValueError):
@@ -158,7 +158,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
     """Instantiate dataclass ``cls`` from ``data``, recursing into dataclass-typed fields."""
     if not isinstance(data, dict):
         raise StudyConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
-    reject_unknown_keys(cls, data, where.rstrip(".") or "study", StudyConfigError)
+    try:
+        check_keys(data, field_types(cls), where.rstrip("."))
+    except ConfigError as err:
+        raise StudyConfigError(str(err)) from None
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in data.items():

@@ -54,7 +54,7 @@ def label_task(records: list, params: dict) -> list[Outcome]:
     """
     from pyscf import lib
 
-    from molpre.qc.keys import content_key
+    from molpre.qc.content_keys import content_key
     from molpre.qc.levels import LevelOfTheory
     from molpre.qc.pyscf import compute
 
