@@ -79,16 +79,17 @@ def quiet_third_party(training: bool = False) -> None:
     """Keep Lightning's banners, MLflow's info lines and download bars, and known deprecation
     noise out of a command's output (``-v`` brings them back); molpre's own bars stay.
 
-    Lightning sets its loggers to INFO when imported, so for training commands it is imported
-    here first and then turned down.
+    Lightning sets its loggers to INFO when imported, but since ``main`` has configured the
+    root handlers first, Lightning lets its records propagate to them, and their level
+    (WARNING unless ``-v``) filters its banners. Lightning itself is therefore not imported
+    here: a command that fails early (a bad config, an unreachable tracking URI) answers in
+    about a second instead of after Lightning's import.
     """
     import os
     import warnings
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    if training:
-        import lightning.pytorch  # noqa: F401  (its import configures its loggers)
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")

@@ -22,17 +22,18 @@ def command(config: FinetuneConfig) -> None:
       molpre finetune --data labels.db --target energy --budget 200 -o ft/
     """
     from molpre.config import ConfigError
-    from molpre.data.datasets import DatasetError
-    from molpre.data.splits import SplitError
     from molpre.tracking import check_tracking_uri
-    from molpre.train.finetune import finetune
 
     if not config.data:
         raise click.UsageError("give --data (or data: in --config)")
     try:
-        check_tracking_uri()
+        check_tracking_uri()  # before torch and Lightning are imported: fails in seconds
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    from molpre.data.datasets import DatasetError
+    from molpre.data.splits import SplitError
+    from molpre.train.finetune import finetune
+
     try:
         result = finetune(config)
     except (ConfigError, DatasetError, SplitError, ValueError, FileNotFoundError) as exc:
