@@ -79,18 +79,20 @@ def quiet_third_party(training: bool = False) -> None:
     """Keep Lightning's banners, MLflow's info lines and download bars, and known deprecation
     noise out of a command's output (``-v`` brings them back); molpre's own bars stay.
 
-    Lightning sets its loggers to INFO when imported, but since ``main`` has configured the
-    root handlers first, Lightning lets its records propagate to them, and their level
-    (WARNING unless ``-v``) filters its banners. Lightning itself is therefore not imported
-    here: a command that fails early (a bad config, an unreachable tracking URI) answers in
-    about a second instead of after Lightning's import.
+    Lightning is not imported here (its banners are turned down through loggers it never
+    resets), so a command that fails early (a bad config, an unreachable tracking URI)
+    answers in about a second instead of after Lightning's import.
     """
     import os
     import warnings
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning",
+                 # Lightning resets its package loggers to INFO when imported, and the top
+                 # `lightning` logger has a console handler of its own: its banners ("GPU
+                 # available", tips) go through these two loggers, which it never resets.
+                 "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*input example was not provided.*")
