@@ -63,7 +63,7 @@ class MolpreCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         self._check(self.atoms)
         out = self._evaluate(self.atoms)
-        energy = float(out[keys.PREDICTED_ENERGY][0])
+        energy = float(out[keys.PREDICTED_ENERGY][0].detach())
         forces = out[keys.PREDICTED_FORCES].detach().double().cpu().numpy()
         if not (np.isfinite(energy) and np.isfinite(forces).all()):
             raise CalculatorError("the model gave a non-finite energy or force")
