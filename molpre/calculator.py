@@ -9,9 +9,21 @@ sees the exact positions and gives forces that agree with finite differences of 
 to ~1e-7 eV/Angstrom; a float32 model gives float32-precision forces (~1e-4 eV/Angstrom).
 Geometries the model cannot describe (no atoms, non-finite positions, periodic cells,
 elements without a reference energy) raise CalculatorError instead of giving a number.
+
+With a committee model (``molpre finetune --ensemble K``) the energy and forces are the
+members' means and ``results`` also holds ``energy_std`` (eV), ``forces_std`` ([N, 3]
+eV/Angstrom, per component), ``energies`` ([K] eV, one per member), ``ood`` (bool) and
+``ood_reason``: the calibrated domain check of molpre.models.committee.Domain (energy spread
+per atom above the validation quantile, or more atoms than any training molecule). An
+out-of-domain geometry also raises an :class:`OutOfDomainWarning` (shown once per call site
+of the user's code, Python's default warning filter).
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import warnings
 
 import numpy as np
 import torch
@@ -19,7 +31,16 @@ from ase.calculators.calculator import Calculator, CalculatorError, all_changes
 
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
+from molpre.models.committee import MEMBERS, Committee, Domain
 from molpre.predict_inputs import unsupported_elements
+
+#: One fixed message, so the default warning filter shows it once per call site.
+OOD_MESSAGE = ("molpre: geometry out of the committee's domain (spread above validation, or "
+               "larger than any training molecule); see calc.results['ood_reason']")
+
+
+class OutOfDomainWarning(UserWarning):
+    """The committee's spread (or the molecule's size) is beyond what training covered."""
 
 
 class MolpreCalculator(Calculator):
@@ -27,21 +48,39 @@ class MolpreCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces"]
 
-    def __init__(self, model: torch.nn.Module, cutoff: float, **kwargs) -> None:
+    def __init__(self, model: torch.nn.Module, cutoff: float, domain: Domain | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.model = model.eval()
         self.cutoff = float(cutoff)
+        self.domain = domain
         self._known = set(model.atomref.as_dict())
+        if isinstance(model, Committee):
+            self.implemented_properties = [*type(self).implemented_properties,
+                                           "energy_std", "forces_std"]
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         self._check(self.atoms)
         out = self._evaluate(self.atoms)
-        energy = float(out[keys.PREDICTED_ENERGY][0])
+        energy = float(out[keys.PREDICTED_ENERGY][0].detach())
         forces = out[keys.PREDICTED_FORCES].detach().double().cpu().numpy()
         if not (np.isfinite(energy) and np.isfinite(forces).all()):
             raise CalculatorError("the model gave a non-finite energy or force")
         self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+        if isinstance(self.model, Committee):
+            self.results.update(self._spread(out, len(self.atoms)))
+
+    def _spread(self, out: dict[str, torch.Tensor], n_atoms: int) -> dict:
+        """Committee results: member energies, spreads and the domain check (warns)."""
+        energies = out[keys.PREDICTED_ENERGY + MEMBERS][:, 0].detach().double().cpu().numpy()
+        forces = out[keys.PREDICTED_FORCES + MEMBERS].detach().double().cpu().numpy()
+        energy_std = float(energies.std())
+        reason = self.domain.reason({"energy_ev": energy_std}, n_atoms) if self.domain else ""
+        if reason:
+            warnings.warn(OOD_MESSAGE, OutOfDomainWarning, stacklevel=_caller_level())
+        return {"energy_std": energy_std, "forces_std": forces.std(axis=0), "energies": energies,
+                "ood": bool(reason), "ood_reason": reason}
 
     def _check(self, atoms) -> None:
         if len(atoms) == 0:
@@ -63,3 +102,14 @@ class MolpreCalculator(Calculator):
                  for k, v in collate([sample]).items()}
         with torch.no_grad():  # the model enables grad itself for the force derivative
             return self.model(batch, compute_forces=True)
+
+
+_LIBRARIES = tuple(os.path.dirname(m.__file__) + os.sep for m in (sys.modules["ase"], sys.modules["molpre"]))
+
+
+def _caller_level() -> int:
+    """``stacklevel`` of the first frame outside molpre and ASE (the user's call site)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_LIBRARIES):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -15,6 +15,15 @@ are combined as the ``lowest`` or the Boltzmann-weighted mean (``boltzmann``, at
 overlapping atoms, at most ``max_atoms`` atoms, elements with a reference energy). A bad input,
 or one whose model evaluation fails (even out of memory: the batch is retried smaller, then
 one by one), gives a row with status "error" and the reason, never a number.
+
+A committee model (``molpre finetune --ensemble K``, molpre.models.committee) gives the
+members' mean in every value column and their spread beside it (``energy_ev_std``,
+``gap_ev_std``, ...: population std over members, aggregated over conformers with the same
+weights as the values), then ``ood`` (bool) and ``ood_reason``: the spread exceeds the
+validation quantile stored in the checkpoint (per atom for the energy), or the molecule has
+more atoms than any training molecule. A single model's columns are unchanged: no spread,
+no ``ood`` (a single model has no spread to calibrate). Error rows have NaN spreads and
+``ood`` False.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from ase.units import kB
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
+from molpre.models.committee import STD, Committee, Domain, mean_and_std
 from molpre.models.inference import aggregate_columns, columns_from_targets, target_columns
 from molpre.models.source import ModelLoadError, read_model_source
 from molpre.predict_inputs import (
@@ -107,6 +117,7 @@ class Predictor:
         self.model = model.eval()
         self.cutoff = float(cutoff)
         self.meta = dict(meta or {})
+        self.domain = Domain.from_meta(self.meta) if self.is_committee else None
         self.configure(n_conformers=n_conformers, aggregation=aggregation,
                        temperature=temperature, batch_size=batch_size, seed=seed,
                        workers=workers, progress=progress, max_atoms=max_atoms, chunk=chunk)
@@ -131,19 +142,24 @@ class Predictor:
         return set(self.model.elements)
 
     @property
+    def is_committee(self) -> bool:
+        """True for a committee (ensemble) model: rows carry spreads and ``ood``."""
+        return isinstance(self.model, Committee)
+
+    @property
     def columns(self) -> list[str]:
-        """The output columns: id, smiles, one per target (``energy_ev``, ``gap_ev``, ...),
-        status, error, n_conformers."""
-        return ["id", "smiles", *self.value_columns, "status", "error", "n_conformers"]
+        """The output columns: id, smiles, one per target (``energy_ev``, ``gap_ev``, ...;
+        a committee adds ``<column>_std`` after each and ``ood``, ``ood_reason``), status,
+        error, n_conformers."""
+        flags = ["ood", "ood_reason"] if self.is_committee else []
+        return ["id", "smiles", *self.value_columns, *flags, "status", "error", "n_conformers"]
 
     @property
     def value_columns(self) -> list[str]:
-        """One column per target (``energy_ev``, ``gap_ev``, ...), plus
-        ``energy_minus_atomref_ev`` after ``energy_ev`` when the model has an energy head."""
-        names = target_columns(self.model)
-        if "energy_ev" in names:
-            names.insert(names.index("energy_ev") + 1, "energy_minus_atomref_ev")
-        return names
+        """The float columns: one per target (``energy_ev``, ``gap_ev``, ...), each followed
+        by its spread ``<column>_std`` for a committee, and ``energy_minus_atomref_ev`` after
+        the energy's when the model has an energy head."""
+        return value_columns(target_columns(self.model), self.is_committee)
 
     # -- loading -----------------------------------------------------------------------
     @classmethod
@@ -231,7 +247,7 @@ class Predictor:
         """An ASE calculator (energy eV, forces eV/Angstrom) on the model's device and dtype."""
         from molpre.calculator import MolpreCalculator
 
-        return MolpreCalculator(self.model, self.cutoff)
+        return MolpreCalculator(self.model, self.cutoff, domain=self.domain)
 
     # -- internals ---------------------------------------------------------------------
     def _jobs(self, items: Iterable, ids: Iterable) -> Iterator[Job]:
@@ -300,8 +316,11 @@ class Predictor:
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         with torch.no_grad():
             out = self.model(batch)
-        values = columns_from_targets({name: out[get_target(name).output_key].double().cpu().numpy()
-                                       for name in self.model.targets})
+        if self.is_committee:
+            values = mean_and_std(out, self.model.targets)
+        else:
+            values = columns_from_targets({name: out[get_target(name).output_key].double().cpu().numpy()
+                                           for name in self.model.targets})
         rows = [{col: float(array[i]) for col, array in values.items()} for i in range(len(samples))]
         if embeddings:
             vectors = out[keys.GRAPH_EMBEDDING].double().cpu().numpy()
@@ -313,31 +332,54 @@ class Predictor:
         """The result row of one job (the one place result columns are filled).
 
         Conformers are combined per target by :func:`aggregate_columns`: weights from the
-        energy head when there is one, else the lowest force-field energy conformer."""
+        energy head when there is one, else the lowest force-field energy conformer; a
+        committee's spreads get the same weights, then the domain check."""
         failed = next((o for o in outputs if isinstance(o, str)), None)
         error = job.error or failed
-        names = target_columns(self.model)
+        names = [c for c in self.value_columns if c != "energy_minus_atomref_ev"]
         values = {n: np.array([o[n] for o in outputs]) for n in names} if error is None else {}
         if error is None and not all(np.isfinite(v).all() for v in values.values()):
             error = "the model gave a non-finite value"
+        flags = [False, ""] if self.is_committee else []
         if error is not None:
-            row = [job.id, job.smiles, *[np.nan] * len(self.value_columns), "error", error, 0]
+            row = [job.id, job.smiles, *[np.nan] * len(self.value_columns), *flags, "error", error, 0]
             return [*row, None] if embeddings else row
         ff = np.array([a.info.get("ff_energy", np.nan) for a in job.conformers], dtype=float)
         result = aggregate_columns(values, self.aggregation, self.temperature, ff)
         if "energy_ev" in result:
             reference = self._reference_energy(job.conformers[0].numbers)
             result["energy_minus_atomref_ev"] = result["energy_ev"] - reference
-        row = [job.id, job.smiles, *[result[c] for c in self.value_columns], "ok", "",
+        if self.is_committee:
+            reason = self._out_of_domain(result, len(job.conformers[0]))
+            flags = [bool(reason), reason]
+        row = [job.id, job.smiles, *[result[c] for c in self.value_columns], *flags, "ok", "",
                len(outputs)]
         if embeddings:
             row.append(np.mean([o["embedding"] for o in outputs], axis=0))
         return row
 
+    def _out_of_domain(self, result: dict[str, float], n_atoms: int) -> str:
+        """Why a committee row is out of domain ('' when not; '' without a calibration)."""
+        if self.domain is None:
+            return ""
+        stds = {c[:-len(STD)]: v for c, v in result.items() if c.endswith(STD)}
+        return self.domain.reason(stds, n_atoms)
+
     def _reference_energy(self, numbers) -> float:
         """Sum of the model's per-element reference energies (eV) for ``numbers``."""
         table = self.model.atomref.as_dict()
         return float(sum(table[int(z)] for z in numbers))
+
+
+def value_columns(targets: list[str], committee: bool = False) -> list[str]:
+    """Float result columns for target columns ``targets`` (``["energy_ev", "gap_ev"]``):
+    with ``committee`` each followed by ``<column>_std``; ``energy_minus_atomref_ev`` after
+    the energy's."""
+    names = [n for t in targets for n in ((t, t + STD) if committee else (t,))]
+    if "energy_ev" in names:
+        after = names.index("energy_ev") + (2 if committee else 1)
+        names.insert(after, "energy_minus_atomref_ev")
+    return names
 
 
 def model_sample(atoms, cutoff: float) -> dict:

@@ -20,6 +20,10 @@ def command(config: FinetuneConfig) -> None:
     goes to MLFLOW_TRACKING_URI, else ./mlflow.db. Example:
 
       molpre finetune --data labels.db --target energy --budget 200 -o ft/
+
+    --ensemble K trains K members (seeds SEED..SEED+K-1, one split) into one committee
+    model: predictions then carry <column>_std spreads and an ood flag calibrated on the
+    validation set.
     """
     from molpre.config import ConfigError
     from molpre.tracking import check_tracking_uri
@@ -44,6 +48,9 @@ def command(config: FinetuneConfig) -> None:
     if "test_mae_mev" in m:
         parts.insert(0, f"test MAE {m['test_mae_mev']:.1f} meV ({m['test_mae_kcal']:.3f} kcal/mol), "
                         f"atomref-only {m.get('baseline_test_mae_mev', float('nan')):.1f} meV")
+    if config.ensemble > 1:
+        parts.append(f"committee of {config.ensemble} (seeds {config.seed}..{config.seed + config.ensemble - 1}), "
+                     f"out-of-domain on {m.get('test_ood_fraction', float('nan')):.0%} of test")
     click.echo(
         f"finetune {config.mode}: {result.split_sizes['train']} train / "
         f"{result.split_sizes['val']} val / {result.split_sizes['test']} test; {'; '.join(parts)}; "

@@ -7,7 +7,15 @@ A finetune checkpoint is ``torch.save`` of a plain dict::
      "dtype": "float32", "config": resolved FinetuneConfig, "meta": {target, unit, metrics}}
 
 An encoder checkpoint (``molpre pretrain``'s ``encoder.pt``) is
-``{"format": "molpre.encoder/1", "config", "state_dict", "meta"}``. Every write goes to a
+``{"format": "molpre.encoder/1", "config", "state_dict", "meta"}``. A committee
+(``molpre finetune --ensemble K``, molpre.models.committee) is one checkpoint holding K
+state dicts::
+
+    {"format": "molpre.committee/1", "members": [{"model_config", "state_dict"}, ...],
+     "dtype", "config", "meta": {..., "committee": K, "domain": Domain.to_dict()}}
+
+read and rebuilt by the same functions (:func:`read_checkpoint`, :func:`model_from_payload`).
+Every write goes to a
 temporary file beside the target and is renamed over it (:func:`atomic_torch_save`), so a
 crash never leaves a truncated checkpoint in place of a good one.
 """
@@ -24,6 +32,9 @@ import torch
 from molpre.models.energy import EnergyModel
 
 FORMAT = "molpre.finetune/1"
+COMMITTEE_FORMAT = "molpre.committee/1"
+#: Model checkpoint formats this molpre reads.
+MODEL_FORMATS = (FORMAT, COMMITTEE_FORMAT)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -41,16 +52,25 @@ def save_checkpoint(
     model: EnergyModel, path: str | Path, config: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the model with its rebuild recipe, the finetune config and free-form meta."""
-    payload = {
-        "format": FORMAT,
-        "model_config": model.config,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "dtype": model_dtype(model),
-        "config": dict(config or {}),
-        "meta": dict(meta or {}),
-    }
+    """Write the model (or a Committee: one state dict per member) with its rebuild recipe,
+    the finetune config and free-form meta."""
+    from molpre.models.committee import Committee
+
+    payload: dict[str, Any] = {"dtype": model_dtype(model), "config": dict(config or {}),
+                               "meta": dict(meta or {})}
+    if isinstance(model, Committee):
+        payload["format"] = COMMITTEE_FORMAT
+        payload["members"] = [_weights(member) for member in model.members]
+        payload["meta"].setdefault("committee", model.size)
+    else:
+        payload.update(format=FORMAT, **_weights(model))
     return atomic_torch_save(payload, path)
+
+
+def _weights(model: torch.nn.Module) -> dict[str, Any]:
+    """``{"model_config", "state_dict"}`` of one PropertyModel (tensors detached, on CPU)."""
+    return {"model_config": model.config,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
 
 def atomic_torch_save(payload: dict[str, Any], path: str | Path) -> Path:
@@ -82,21 +102,38 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise CheckpointError(f"{path} is not a readable molpre checkpoint ({first})") from err
     fmt = payload.get("format") if isinstance(payload, dict) else None
-    if fmt != FORMAT:
+    if fmt not in MODEL_FORMATS:
         raise CheckpointError(
-            f"{path} has checkpoint format {fmt!r}; this molpre reads {FORMAT!r} "
+            f"{path} has checkpoint format {fmt!r}; this molpre reads {' or '.join(MODEL_FORMATS)} "
             "(re-run `molpre finetune` to make a compatible model)"
         )
     return payload
 
 
 def model_from_payload(payload: dict[str, Any]) -> EnergyModel:
-    """Rebuild the EnergyModel of a checkpoint dict, weights loaded, in eval mode."""
+    """Rebuild the model of a checkpoint dict (a PropertyModel, or a Committee for
+    ``molpre.committee/1``), weights loaded, in eval mode."""
+    dtype = DTYPES[payload.get("dtype", "float32")]
+    if payload.get("format") == COMMITTEE_FORMAT:
+        from molpre.models.committee import Committee
+
+        members = payload.get("members")
+        if not isinstance(members, list) or len(members) < 2:
+            raise CheckpointError("committee checkpoint needs a list of at least 2 members")
+        try:
+            return Committee([_member(m, dtype) for m in members]).eval()
+        except ValueError as err:
+            raise CheckpointError(f"committee cannot be rebuilt: {err}") from err
+    return _member(payload, dtype)
+
+
+def _member(payload: dict[str, Any], dtype: torch.dtype) -> EnergyModel:
+    """One PropertyModel from ``{"model_config", "state_dict"}``, in ``dtype``, eval mode."""
     try:
         model = EnergyModel.from_config(payload["model_config"])
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint model config cannot be rebuilt: {err}") from err
-    model.to(DTYPES[payload.get("dtype", "float32")])
+    model.to(dtype)
     model.load_state_dict(payload["state_dict"])
     return model.eval()
 

@@ -12,8 +12,10 @@ the model's environment although molpre is on no package index.
 Input: a table with a SMILES column (``smiles``, ``SMILES``, ... any case, or named by the
 ``smiles_col`` param; optional ``id``, and ``xyz``: an (ext)xyz text of one conformer, used
 instead of generated conformers); other columns are passed through. Output: the input's
-columns, then the Predictor's (molpre.predict.COLUMNS). The signature declares no input
-schema on purpose: MLflow would otherwise drop unnamed columns and reject ``SMILES``.
+columns, then the Predictor's (molpre.predict.COLUMNS; a committee checkpoint, ``meta.committee``,
+adds ``<column>_std`` doubles and ``ood`` boolean, ``ood_reason`` string). The signature
+declares no input schema on purpose: MLflow would otherwise drop unnamed columns and reject
+``SMILES``. A committee loads through the same checkpoint artifact as a single model.
 """
 
 from __future__ import annotations
@@ -53,23 +55,28 @@ SIGNATURE = ModelSignature(
 )
 
 
-def signature_for(columns: list[str]) -> ModelSignature:
+def signature_for(columns: list[str], committee: bool = False) -> ModelSignature:
     """SIGNATURE with one double output per target column (``energy_ev``, ``gap_ev``, ...;
-    ``energy_minus_atomref_ev`` follows ``energy_ev``), as :attr:`Predictor.columns`."""
-    columns = list(columns)
-    if "energy_ev" in columns and "energy_minus_atomref_ev" not in columns:
-        columns.insert(columns.index("energy_ev") + 1, "energy_minus_atomref_ev")
+    ``energy_minus_atomref_ev`` follows ``energy_ev``), as :attr:`Predictor.columns`; with
+    ``committee``, ``<column>_std`` after each and ``ood``, ``ood_reason``."""
+    from molpre.predict import value_columns
+
+    columns = value_columns([c for c in columns if c != "energy_minus_atomref_ev"], committee)
+    flags = [ColSpec("boolean", "ood"), ColSpec("string", "ood_reason")] if committee else []
     outputs = Schema([ColSpec("string", "id"), ColSpec("string", "smiles"),
-                      *[ColSpec("double", c) for c in columns], ColSpec("string", "status"),
+                      *[ColSpec("double", c) for c in columns], *flags, ColSpec("string", "status"),
                       ColSpec("string", "error"), ColSpec("long", "n_conformers")])
     return ModelSignature(inputs=SIGNATURE.inputs, outputs=outputs, params=SIGNATURE.params)
 
 
 def _signature(checkpoint: str | Path) -> ModelSignature:
-    """The signature of the checkpoint's model (its ``meta.columns``; energy_ev by default)."""
-    from molpre.models.checkpoint import read_checkpoint
+    """The signature of the checkpoint's model (its ``meta.columns``, energy_ev by default;
+    spreads and ``ood`` for a committee checkpoint)."""
+    from molpre.models.checkpoint import COMMITTEE_FORMAT, read_checkpoint
 
-    return signature_for(list(read_checkpoint(checkpoint).get("meta", {}).get("columns", ["energy_ev"])))
+    payload = read_checkpoint(checkpoint)
+    columns = list(payload.get("meta", {}).get("columns", ["energy_ev"]))
+    return signature_for(columns, committee=payload.get("format") == COMMITTEE_FORMAT)
 
 
 class MolprePyfunc(mlflow.pyfunc.PythonModel):

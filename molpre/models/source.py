@@ -5,7 +5,7 @@ A source is a checkpoint file, a finetune output folder, a pyfunc model folder, 
 artifact is downloaded (:func:`mlflow.artifacts.download_artifacts`), its ``MLmodel`` is read
 as plain YAML to find the checkpoint artifact, and the checkpoint is read by
 :func:`molpre.models.checkpoint.read_checkpoint` (``torch.load(weights_only=True)`` and a
-format tag check). Nothing in the folder is imported, executed or unpickled: a tampered
+format tag check; a single model or a committee, ``molpre.committee/1``). Nothing in the folder is imported, executed or unpickled: a tampered
 ``_pyfunc_code.py`` or ``python_model.pkl`` is never touched.
 """
 

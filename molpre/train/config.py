@@ -36,8 +36,10 @@ class FinetuneConfig:
     val_fraction of the molecules validate. mode: scratch | probe | freeze:K | full | prior
     (needs encoder, a checkpoint from ``molpre pretrain``, except scratch). prior_alpha: L2-SP
     strength; when None it is chosen on validation from prior_alphas. max_minutes: wall-clock
-    cap on training (shared by the prior_alphas runs). patience: epochs without a better
-    val MAE before stopping.
+    cap on training (shared by the prior_alphas runs and the ensemble's members). patience:
+    epochs without a better val MAE before stopping. ensemble: K > 1 trains K members (seeds
+    seed..seed+K-1, one split) saved as one committee model with spreads and a calibrated
+    out-of-domain check (molpre.models.committee).
     """
 
     data: str = setting("", help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).",
@@ -80,6 +82,10 @@ class FinetuneConfig:
     patience: int = setting(20, help="Early-stopping patience in epochs.",
                             click_type=click.IntRange(min=1))
     seed: int = setting(0, help="The one seed.")
+    ensemble: int = setting(1, click_type=click.IntRange(min=1),
+                            help="Committee size K: train K members (seeds SEED..SEED+K-1, same "
+                                 "split) saved as one model whose predictions carry a spread "
+                                 "(<column>_std) and an out-of-domain flag. 1: a single model.")
     max_minutes: float | None = setting(None, help="Wall-clock cap on training.",
                                         click_type=click.FloatRange(min=0, min_open=True))
     prior_alpha: float | None = None
@@ -121,7 +127,7 @@ class FinetuneConfig:
             object.__setattr__(self, "forces", True)
         if sum(x is not None for x in (self.test_ids, self.test_first)) > 1:
             raise ConfigError("give test_ids or test_first, not both")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "ensemble"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
         if self.lr <= 0:
@@ -155,5 +161,5 @@ class FinetuneConfig:
 #: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
 CLI_FIELDS = ("data", "target", "unit", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "val_fraction", "mode", "encoder", "preset", "epochs", "batch_size",
-              "lr", "forces_weight", "patience", "seed", "max_minutes", "threads", "run_name",
+              "lr", "forces_weight", "patience", "seed", "ensemble", "max_minutes", "threads", "run_name",
               "register_name", "accelerator", "devices", "out")

@@ -5,6 +5,14 @@ provenance as tags, step-0 and per-epoch train/val MAE (meV), test MAE/RMSE (meV
 against the atomref-only baseline, parity.png, and the model as an MLflow pyfunc. OUT gets
 ``model.ckpt`` (rebuilds itself), ``model/`` (pyfunc directory), ``metrics.json`` and
 ``parity.png``. Safe to call many times in one process (each call seeds and cleans up).
+
+``ensemble: K`` (> 1) trains K members on the same split, member k seeded ``seed + k``
+(its own initial weights and batch order; member 0 is the single-model run), each logged
+with the prefix ``member_k.`` (member 0 unprefixed), and saves them as one
+:class:`molpre.models.committee.Committee`: test metrics are the committee mean's, the
+out-of-domain thresholds are calibrated on the validation set (``meta.domain``), and
+``test_ood_fraction`` says how much of the test set they flag. (A study's seeds could
+form a committee the same way; not built.)
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from molpre.data.graph import atoms_to_sample, collate
 from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
 from molpre.models.atomref import fit_atomref
 from molpre.models.checkpoint import DTYPES, save_checkpoint
+from molpre.models.committee import Committee, calibrate, out_of_domain_fraction
 from molpre.models.energy import PropertyModel, make_head
 from molpre.models.inference import predict_targets, target_columns
 from molpre.runtime import seed_everything
@@ -163,8 +172,9 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
     return best.best, epochs.history
 
 
-def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
-    """Fit once (or once per alpha for ``prior``), keep the best validation model."""
+def _train(config, model, train, val, scale, member: str = "") -> tuple[float | None, list[dict]]:
+    """Fit once (or once per alpha for ``prior``), keep the best validation model;
+    ``member`` prefixes the MLflow metric names (``member_1.``)."""
     import mlflow
 
     alphas = [0.0]
@@ -177,18 +187,36 @@ def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
     for alpha in alphas:
         model.load_state_dict(start)
         seed_everything(config.seed)
-        prefix = f"alpha_{alpha:g}." if len(alphas) > 1 else ""
+        prefix = member + (f"alpha_{alpha:g}." if len(alphas) > 1 else "")
         val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix)
         if len(alphas) > 1 and np.isfinite(val_mae):
-            mlflow.log_metric(f"alpha_search.{monitor_name(_specs(model))}", val_mae,
+            mlflow.log_metric(f"{member}alpha_search.{monitor_name(_specs(model))}", val_mae,
                               step=alphas.index(alpha))
         if val_mae < chosen[0] or chosen[1] is None:
             chosen = (val_mae, alpha, copy.deepcopy(model.state_dict()), history)
     model.load_state_dict(chosen[2])
     if len(alphas) > 1:
         for row in chosen[3]:
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            mlflow.log_metrics({f"{member}{k}": v for k, v in row.items() if k != "epoch"},
+                               step=row["epoch"])
     return (chosen[1] if config.mode == "prior" else None), chosen[3]
+
+
+def _train_committee(config, model, train_data: LabeledData, train, val, scale):
+    """Train ``model`` (member 0) and, for ``config.ensemble`` K > 1, K - 1 more members
+    seeded ``seed + k``; returns ``(model or Committee, alpha of member 0, its history)``."""
+    minutes = config.max_minutes / config.ensemble if config.max_minutes else None
+    alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale)
+    if config.ensemble == 1:
+        return model, alpha, history
+    members = [model]
+    for k in range(1, config.ensemble):
+        member_config = config.replace(seed=config.seed + k, max_minutes=minutes)
+        seed_everything(member_config.seed)
+        member, _, _ = _build_model(member_config, start_encoder(member_config), train_data)
+        _train(member_config, member, train, val, scale, member=f"member_{k}.")
+        members.append(member)
+    return Committee(members), alpha, history
 
 
 def _specs(model) -> list[TargetSpec]:
@@ -236,6 +264,19 @@ def _step0(model, val: LabeledData, samples) -> dict[str, float]:
             for spec in _specs(model)}
 
 
+def _calibrate(model, train: LabeledData, samples, metrics: dict[str, float]) -> dict | None:
+    """A committee's Domain (as a dict) from its validation spreads; adds
+    ``ood_threshold_<column>`` and ``test_ood_fraction`` to ``metrics``. None for one model."""
+    if not isinstance(model, Committee):
+        return None
+    max_atoms = max(len(a) for a in train.atoms)
+    domain = calibrate(model, samples[1], max_atoms)
+    known = [s for s in samples[2] if set(map(int, s["atomic_numbers"].tolist())) <= set(model.elements)]
+    metrics.update({f"ood_threshold_{c}": v for c, v in domain.thresholds.items()})
+    metrics["test_ood_fraction"] = out_of_domain_fraction(model, domain, known)
+    return domain.to_dict()
+
+
 def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> FinetuneResult:
     """Run one finetune (see the module docstring); ``data`` skips re-reading ``config.data``."""
     import mlflow
@@ -268,17 +309,20 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
         mlflow.log_params({f"split.{k}": v for k, v in split.sizes().items()})
         step0 = _step0(model, val, samples[1])
         mlflow.log_metrics(step0, step=0)
-        alpha, history = _train(config, model, samples[0], samples[1], scales)
+        model, alpha, history = _train_committee(config, model, train, samples[0], samples[1], scales)
         parts = [(val, samples[1]), (test, samples[2])]
         metrics = {**{f"step0_{k}": v for k, v in step0.items()},
                    **_evaluate(model, parts, train, atomrefs, out,
                                 f"{name}: {config.mode}, {labels} labels")}
         if alpha is not None:
             metrics["prior_alpha"] = alpha
+        domain = _calibrate(model, train, samples, metrics)
         mlflow.log_metrics(metrics)
         meta = {"target": config.target, "unit": config.unit, "cutoff": cutoff,
                 "targets": model.targets, "columns": target_columns(model),
                 "metrics": metrics, "dataset_sha256": data.sha256, "run_id": run.info.run_id}
+        if domain is not None:
+            meta.update(committee=model.size, domain=domain)
         ckpt = save_checkpoint(model, out / "model.ckpt", resolved, meta)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         mlflow.log_artifact(str(out / "metrics.json"))
