@@ -91,6 +91,11 @@ def test_tiny_study_leaves_parent_children_metrics_and_figure(study):
     assert {"summary.json", "report.md", "report.html", "learning_curve.png"} <= arts
     # artifacts live in the store's own folder, not ./mlruns
     assert list((tmp / "store" / "mlartifacts").rglob("learning_curve.png"))
+    # frozen-embedding probes of each encoder and its init: on the parent and in the report
+    for name in ("same", "same_init", "bad"):
+        assert f"probe_test_mae_kcal.{name}.ridge" in parent.data.metrics
+        assert 0 <= parent.data.metrics[f"probe_lasso_dims.{name}"] <= result.summary["probes"]["same"]["dims"]
+    assert "Frozen-embedding probes" in (Path(config.out) / "report.md").read_text()
     html = (Path(config.out) / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
     print(f"tiny study: {seconds:.0f} s for {len(children)} children")
