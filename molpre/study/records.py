@@ -106,3 +106,32 @@ def log_split_inputs(source: str, target: str, train_ids: list[str], test_ids: l
                                           source=Path(source).resolve().as_uri(),
                                           name=f"{Path(source).name} {target} {label}")
         mlflow.log_input(dataset, context=context)
+
+
+#: The share key of the runs view a study writes on its experiment (see :func:`share_runs_view`).
+VIEW_KEY = "molpre-study"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+RUN_COLUMNS = ("attributes.`Description`", "metrics.`test_mae_kcal`", "metrics.`test_mae_mev`",
+               "params.`arm`", "params.`budget`", "params.`seed`", "params.`encoder`",
+               "tags.`failed`", "attributes.`Dataset`")
+
+
+def share_runs_view(experiment_id: str, parent_id: str) -> str:
+    """Write the experiment's shared runs view (an MLflow UI "share view" state, experiment tag
+    ``mlflow.sharedViewState.molpre-study``): the study's columns (description, test MAE in
+    kcal/mol and meV, arm, budget, seed, encoder, failed), every study parent expanded, and all
+    runs in the charts. Without it MLflow's runs table shows no metric or param column.
+    Returns the share key (the runs page URL takes ``?viewStateShareKey=<key>``)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    tags = client.get_experiment(experiment_id).tags
+    try:
+        expanded = json.loads(tags.get(VIEW_TAG, "{}")).get("runsExpanded", {})
+    except json.JSONDecodeError:
+        expanded = {}
+    state = {"selectedColumns": list(RUN_COLUMNS), "runsExpanded": {**expanded, parent_id: True},
+             "runsHiddenMode": "SHOW_ALL", "orderByKey": "attributes.start_time",
+             "orderByAsc": False}
+    client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(state))
+    return VIEW_KEY
