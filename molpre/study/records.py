@@ -111,27 +111,28 @@ def log_split_inputs(source: str, target: str, train_ids: list[str], test_ids: l
 #: The share key of the runs view a study writes on its experiment (see :func:`share_runs_view`).
 VIEW_KEY = "molpre-study"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-RUN_COLUMNS = ("attributes.`Description`", "metrics.`test_mae_kcal`", "metrics.`test_mae_mev`",
-               "params.`arm`", "params.`budget`", "params.`seed`", "params.`encoder`",
-               "tags.`failed`", "attributes.`Dataset`")
+RUN_COLUMNS = ("metrics.`test_mae_kcal`", "metrics.`test_mae_mev`", "params.`arm`",
+               "params.`budget`", "params.`seed`", "tags.`failed`", "params.`encoder`")
+#: Charts the comparison view shows: the children's test, baseline and validation errors
+#: (a regex on metric names; the parent's summary metrics stay out of the comparison).
+CHART_FILTER = "^(test_mae|baseline_test_mae|val_mae|wall_time)"
 
 
-def share_runs_view(experiment_id: str, parent_id: str) -> str:
+def share_runs_view(experiment_id: str) -> str:
     """Write the experiment's shared runs view (an MLflow UI "share view" state, experiment tag
-    ``mlflow.sharedViewState.molpre-study``): the study's columns (description, test MAE in
-    kcal/mol and meV, arm, budget, seed, encoder, failed), every study parent expanded, and all
-    runs in the charts. Without it MLflow's runs table shows no metric or param column.
+    ``mlflow.sharedViewState.molpre-study``): runs grouped by ``arm`` and ``budget`` (each
+    group row shows the mean over seeds, its children below), the columns test MAE in
+    kcal/mol and meV, arm, budget, seed, failed and encoder, and charts of the children's
+    errors only. Without it MLflow's runs table shows no metric or param column and its
+    comparison view opens on the parent's summary metrics in alphabetical order.
     Returns the share key (the runs page URL takes ``?viewStateShareKey=<key>``)."""
     import mlflow
 
-    client = mlflow.MlflowClient()
-    tags = client.get_experiment(experiment_id).tags
-    try:
-        expanded = json.loads(tags.get(VIEW_TAG, "{}")).get("runsExpanded", {})
-    except json.JSONDecodeError:
-        expanded = {}
-    state = {"selectedColumns": list(RUN_COLUMNS), "runsExpanded": {**expanded, parent_id: True},
-             "runsHiddenMode": "SHOW_ALL", "orderByKey": "attributes.start_time",
-             "orderByAsc": False}
-    client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(state))
+    state = {"selectedColumns": list(RUN_COLUMNS), "runsHiddenMode": "SHOW_ALL",
+             "orderByKey": "attributes.start_time", "orderByAsc": False,
+             "groupBy": {"aggregateFunction": "average",
+                         "groupByKeys": [{"mode": "param", "groupByData": "arm"},
+                                         {"mode": "param", "groupByData": "budget"}]},
+             "useGroupedValuesInCharts": True, "chartsSearchFilter": CHART_FILTER}
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(state))
     return VIEW_KEY

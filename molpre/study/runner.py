@@ -154,7 +154,7 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     out.mkdir(parents=True, exist_ok=True)
     experiment_id = study_experiment(config.experiment, uri)
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
-    share_runs_view(experiment_id, parent)
+    share_runs_view(experiment_id)
     data = ch.load_data(config.data, config.target, config.unit)
     test_ids = write_test_ids(config, data, out)
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
