@@ -115,7 +115,7 @@ RUN_COLUMNS = ("metrics.`test_mae_kcal`", "metrics.`test_mae_mev`", "params.`arm
                "params.`budget`", "params.`seed`", "tags.`failed`", "params.`encoder`")
 #: Charts the comparison view shows: the children's test, baseline and validation errors
 #: (a regex on metric names; the parent's summary metrics stay out of the comparison).
-CHART_FILTER = "^(test_mae|baseline_test_mae|val_mae|wall_time)"
+CHART_FILTER = "^((baseline_)?test_mae_(kcal|mev)|val_mae_mev|wall_time_s)$"
 
 
 def share_runs_view(experiment_id: str) -> str:
