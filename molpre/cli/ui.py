@@ -14,10 +14,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def runs_url(port: int, experiment_id: str | None) -> str:
-    """The runs page (MLflow 3 otherwise opens an experiment on its GenAI overview)."""
+def runs_url(port: int, experiment_id: str | None, share_key: str | None = None) -> str:
+    """The runs page (MLflow 3 otherwise opens an experiment on its GenAI overview), with the
+    study's shared view (its metric and param columns) when ``share_key`` is given."""
     base = f"http://127.0.0.1:{port}/"
-    return f"{base}#/experiments/{experiment_id}/runs" if experiment_id else base
+    if not experiment_id:
+        return base
+    url = f"{base}#/experiments/{experiment_id}/runs"
+    return f"{url}?viewStateShareKey={share_key}" if share_key else url
+
+
+def shared_view(uri: str, experiment_id: str | None) -> str | None:
+    """The study's share key when ``molpre study`` wrote its runs view on the experiment."""
+    import mlflow
+
+    from molpre.study.records import VIEW_KEY, VIEW_TAG
+
+    if not experiment_id:
+        return None
+    tags = mlflow.MlflowClient(uri).get_experiment(experiment_id).tags
+    return VIEW_KEY if VIEW_TAG in tags else None
 
 
 def server_command(uri: str, port: int) -> list[str]:
@@ -86,7 +102,8 @@ def command(tracking_uri, experiment, port) -> None:
     experiment_id = latest_experiment(uri, experiment)
     port = port or free_port()
     proc = subprocess.Popen(server_command(uri, port), start_new_session=True)
-    click.echo(f"MLflow UI over {uri}: {runs_url(port, experiment_id)}  (Ctrl-C to stop)")
+    url = runs_url(port, experiment_id, shared_view(uri, experiment_id))
+    click.echo(f"MLflow UI over {uri}: {url}  (Ctrl-C to stop)")
     try:
         proc.wait()
     except KeyboardInterrupt:

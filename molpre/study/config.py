@@ -1,60 +1,74 @@
-"""StudyConfig: what a ``molpre study`` measures, as plain nested dataclasses from YAML.
+"""StudyConfig: what a ``molpre study`` measures, nested frozen dataclasses on molpre.config.
 
-Unknown keys are rejected at every depth with the section named; ``--set a.b=value``
-overrides parse their value as YAML. Layout (see pipelines/qm9_sample.yaml)::
+Loaded by :func:`molpre.config.load_config` (a ``study:`` section or top-level keys, then
+``--set a.b=value`` overrides read as YAML, then flags): unknown and mistyped keys are named
+by their full dotted path at any depth (``train.epoch`` -> did you mean ``train.epochs``;
+``encoders[0].modes[1]: expected one of ['probe', 'full', 'prior']``). Layout (see
+pipelines/qm9_sample.yaml)::
 
-    name, data, target, unit, out, experiment
+    name, data, target, unit, out, experiment, workers
     split:     {kind: permutation | random | scaffold, test_size, seed}
     budgets:   [100, 300, 1000];  seeds: {small: 5, large: 3, small_max: 300}
     scratch:   true
-    encoders:  [{name, path, modes: [full], control: [full], seed}]
+    encoders:  [{name, path, modes: [full], control: [full], seed, corpus}]
     baselines: [linear, krr];  krr: {sigmas, lambdas, folds}
-    train:     {preset, epochs, batch_size, lr, patience, max_minutes, val_fraction, val_min}
-    audit:     {probe_leak: error | warn, drop_level: block}
-    workers:   1
+    train:     {preset, epochs, batch_size, lr, patience, max_minutes, val_fraction, val_min,
+                fail_margin, dtype}
+    audit:     {probe_leak: error | warn}
+    probes:    {enabled, max_train, folds}
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
+import click
 
-from molpre.config import ConfigError, check_keys, field_types
+from molpre.config import ConfigError, load_config, setting, to_dict
+
+Mode = Literal["probe", "full", "prior"]
 
 
-class StudyConfigError(ValueError):
+class StudyConfigError(ConfigError):
     """An invalid study configuration; the message names the key."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitSpec:
     """The fixed test split. permutation: the first ``test_size`` rows of
     ``default_rng(seed).permutation(n_rows)``; random: ``test_size`` random molecules;
     scaffold: whole Bemis-Murcko scaffold groups (seeded order) up to ``test_size``."""
 
-    kind: str = "permutation"
-    test_size: int = 1000
-    seed: int = 0
+    kind: Literal["permutation", "random", "scaffold"] = setting(
+        "permutation", help="permutation (the shared QM9 protocol), random or scaffold.")
+    test_size: int = setting(1000, help="Test molecules.")
+    seed: int = setting(0, help="Seed of the test split.")
+
+    def __post_init__(self) -> None:
+        if self.test_size < 1:
+            raise ValueError(f"test_size must be >= 1, got {self.test_size}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SeedSpec:
     """``small`` seeds at budgets <= ``small_max``, ``large`` above."""
 
-    small: int = 5
-    large: int = 3
+    small: int = setting(5, help="Seeds at budgets <= small_max.")
+    large: int = setting(3, help="Seeds above small_max.")
     small_max: int = 300
+
+    def __post_init__(self) -> None:
+        if self.small < 1 or self.large < 1:
+            raise ValueError("small and large must be >= 1")
 
     def count(self, budget: int) -> int:
         return self.small if budget <= self.small_max else self.large
 
 
-@dataclass
+@dataclass(frozen=True)
 class EncoderSpec:
     """A pretrained encoder: ``path`` is a ``molpre pretrain`` OUTDIR (encoder.pt, run.json,
     shards/) or an encoder.pt. modes: finetuning paths (probe, full, prior). control: the
@@ -62,23 +76,33 @@ class EncoderSpec:
     (``seed`` = the pretraining seed; read from the pretraining run when null)."""
 
     name: str = "pretrained"
-    path: str = ""
-    modes: list[str] = field(default_factory=lambda: ["full"])
-    control: list[str] = field(default_factory=lambda: ["full"])
+    path: str = setting("", help="A molpre pretrain OUTDIR or encoder.pt.")
+    modes: list[Mode] = setting(default_factory=lambda: ["full"])
+    control: list[Mode] = setting(default_factory=lambda: ["full"])
     seed: int | None = None
     corpus: str | None = None  # shard dir or molecule file for the audit (default OUTDIR/shards)
 
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError(f"path: give encoder {self.name!r} a pretrain OUTDIR or encoder.pt")
+        if self.name == "scratch" or not self.name:
+            raise ValueError(f"name {self.name!r}: give the encoder another name")
 
-@dataclass
+
+@dataclass(frozen=True)
 class KrrSpec:
     """Kernel ridge regression on FCHL19: sigma and lambda chosen by k-fold CV in the budget."""
 
-    sigmas: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
-    lambdas: list[float] = field(default_factory=lambda: [1e-10, 1e-8, 1e-6, 1e-4])
+    sigmas: list[float] = setting(default_factory=lambda: [1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    lambdas: list[float] = setting(default_factory=lambda: [1e-10, 1e-8, 1e-6, 1e-4])
     folds: int = 5
 
+    def __post_init__(self) -> None:
+        if not self.sigmas or not self.lambdas or self.folds < 2:
+            raise ValueError("give sigmas and lambdas, and folds >= 2")
 
-@dataclass
+
+@dataclass(frozen=True)
 class TrainSpec:
     """Finetuning settings shared by every neural arm. The validation set (early stopping,
     LR plateau, the prior's strength) is ``max(val_fraction, val_min / N)`` of the budget's
@@ -87,127 +111,113 @@ class TrainSpec:
     ``(1 - fail_margin)`` x the per-element baseline of its own labels is flagged failed
     (that run: 20.88 vs 21.19 kcal/mol, 1.5% better: it had learned nothing)."""
 
-    preset: str = "small"
-    epochs: int = 300
+    preset: Literal["small", "medium"] = "small"
+    epochs: int = setting(300, help="Maximum epochs of every neural child.")
     batch_size: int = 16
     lr: float = 5e-3
     patience: int = 40
-    max_minutes: float | None = 10.0
+    max_minutes: float | None = setting(10.0, help="Wall-clock cap per neural child.")
     val_fraction: float = 0.1
     val_min: int = 20
     fail_margin: float = 0.1
-    dtype: str = "float32"
+    dtype: Literal["float32", "float64"] = "float32"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.val_min < 1:
+            raise ValueError("epochs, batch_size, patience and val_min must be >= 1")
+        if not 0 < self.val_fraction < 1 or self.lr <= 0:
+            raise ValueError("val_fraction must be in (0, 1) and lr > 0")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuditSpec:
     """probe_leak: ``error`` refuses a pretraining probe set drawn from the test split."""
 
-    probe_leak: str = "error"
+    probe_leak: Literal["error", "warn"] = "error"
 
 
-@dataclass
+@dataclass(frozen=True)
+class ProbeSpec:
+    """Linear (ridge) and sparse (L1, LassoCV) probes of each encoder's frozen embeddings:
+    fit on the training pool (every non-test molecule, at most ``max_train``), scored on the
+    test set. ``folds``: cross-validation folds choosing the penalties (training pool only)."""
+
+    enabled: bool = setting(True, help="Probe each encoder's frozen embeddings.")
+    max_train: int | None = None
+    folds: int = 5
+
+    def __post_init__(self) -> None:
+        if self.folds < 2 or (self.max_train is not None and self.max_train < 10):
+            raise ValueError("folds must be >= 2 and max_train >= 10")
+
+
+@dataclass(frozen=True)
 class StudyConfig:
-    name: str = "study"
-    data: str = ""
+    """A study: labeled data, a fixed test split, nested budgets x seeds x arms."""
+
+    name: str = setting("study", help="Study name (parent run 'study NAME').")
+    data: str = setting("", help="Labels: extxyz(.gz) or an ASE .db label store.")
     target: str = "energy"
     unit: str = "eV"
-    out: str = "study-out"
-    experiment: str = "molpre-study"
-    split: SplitSpec = field(default_factory=SplitSpec)
-    budgets: list[int] = field(default_factory=lambda: [100, 300, 1000])
-    seeds: SeedSpec = field(default_factory=SeedSpec)
+    out: str = setting("study-out", flags=("-o", "--out"), click_type=click.Path(file_okay=False),
+                       help="OUTDIR: summary.json, report.md/.html, learning_curve.png, children/.")
+    experiment: str = setting("molpre-study", help="MLflow experiment.")
+    split: SplitSpec = setting(default_factory=SplitSpec)
+    budgets: list[int] = setting(default_factory=lambda: [100, 300, 1000])
+    seeds: SeedSpec = setting(default_factory=SeedSpec)
     scratch: bool = True
-    encoders: list[EncoderSpec] = field(default_factory=list)
-    baselines: list[str] = field(default_factory=lambda: ["linear", "krr"])
-    krr: KrrSpec = field(default_factory=KrrSpec)
-    train: TrainSpec = field(default_factory=TrainSpec)
-    audit: AuditSpec = field(default_factory=AuditSpec)
-    workers: int = 1
+    encoders: list[EncoderSpec] = setting(default_factory=list)
+    baselines: list[Literal["linear", "krr"]] = setting(default_factory=lambda: ["linear", "krr"])
+    krr: KrrSpec = setting(default_factory=KrrSpec)
+    train: TrainSpec = setting(default_factory=TrainSpec)
+    audit: AuditSpec = setting(default_factory=AuditSpec)
+    probes: ProbeSpec = setting(default_factory=ProbeSpec)
+    workers: int = setting(1, click_type=click.IntRange(min=1),
+                           help="Children run at once (one torch thread each).")
+
+    def __post_init__(self) -> None:
+        if not self.budgets or sorted(set(self.budgets)) != list(self.budgets) \
+                or min(self.budgets) < 4:
+            raise ValueError(f"budgets: an increasing list of label counts >= 4, got {self.budgets}")
+        names = [e.name for e in self.encoders]
+        if len(set(names)) != len(names):
+            raise ValueError(f"encoders: names must be unique, got {names}")
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
 
     def validate(self) -> StudyConfig:
+        """Checks that need more than the keys' types (a study must name its data)."""
         if not self.data:
-            raise StudyConfigError("data: give a label file (extxyz or .db)")
-        if self.split.kind not in ("permutation", "random", "scaffold"):
-            raise StudyConfigError(f"split.kind {self.split.kind!r}: permutation, random or scaffold")
-        if not self.budgets or sorted(self.budgets) != list(self.budgets) or min(self.budgets) < 4:
-            raise StudyConfigError("budgets: an increasing list of label counts >= 4")
-        for b in self.baselines:
-            if b not in ("linear", "krr"):
-                raise StudyConfigError(f"baselines: unknown {b!r} (linear, krr)")
-        names = [e.name for e in self.encoders]
-        if len(set(names)) != len(names) or "scratch" in names:
-            raise StudyConfigError("encoders: names must be unique and not 'scratch'")
-        for e in self.encoders:
-            if not e.path:
-                raise StudyConfigError(f"encoders.{e.name}.path: give a pretrain OUTDIR or encoder.pt")
-            for m in [*e.modes, *e.control]:
-                if m not in ("probe", "full", "prior"):
-                    raise StudyConfigError(f"encoders.{e.name}: mode {m!r} (probe, full, prior)")
-        if self.audit.probe_leak not in ("error", "warn"):
-            raise StudyConfigError("audit.probe_leak: error or warn")
-        if self.workers < 1:
-            raise StudyConfigError("workers must be >= 1")
+            raise StudyConfigError("data: give a label file (extxyz or .db), e.g. --data or "
+                                   "data: in the YAML")
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_dict(self)
+
+    def replace(self, **changes: Any) -> StudyConfig:
+        return dataclasses.replace(self, **changes)
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Instantiate dataclass ``cls`` from ``data``, recursing into dataclass-typed fields."""
-    if not isinstance(data, dict):
-        raise StudyConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
-    try:
-        check_keys(data, field_types(cls), where.rstrip("."))
-    except ConfigError as err:
-        raise StudyConfigError(str(err)) from None
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for key, value in data.items():
-        hint = hints[key]
-        inner = typing.get_args(hint)
-        if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, value, f"{where}{key}.")
-        elif inner and dataclasses.is_dataclass(inner[0]) and typing.get_origin(hint) is list:
-            values[key] = [_build(inner[0], v, f"{where}{key}[{i}].") for i, v in enumerate(value)]
-        else:
-            values[key] = value
-    try:
-        return cls(**values)
-    except TypeError as err:
-        raise StudyConfigError(f"{where or 'study'}: {err}") from None
-
-
-def set_dotted(raw: dict[str, Any], assignment: str) -> None:
-    """Apply ``a.b=value`` (value parsed as YAML) to a raw config dict, in place."""
-    if "=" not in assignment:
-        raise StudyConfigError(f"--set {assignment!r}: expected key=value")
-    path, text = assignment.split("=", 1)
-    *parents, leaf = path.strip().split(".")
-    node = raw
-    for name in parents:
-        node = node.setdefault(name, {})
-        if not isinstance(node, dict):
-            raise StudyConfigError(f"--set {assignment!r}: {name} is not a section")
-    node[leaf] = yaml.safe_load(text)
+#: StudyConfig fields that ``molpre study`` offers as options (any key via --set).
+CLI_FIELDS = ("data", "out", "experiment", "workers")
 
 
 def load_study_config(path: str | Path | None = None, overrides: list[str] | tuple = (),
-                      raw: dict[str, Any] | None = None) -> StudyConfig:
-    """Defaults <- YAML file (or ``raw``) <- ``--set`` overrides, validated.
+                      raw: dict[str, Any] | None = None, **flags: Any) -> StudyConfig:
+    """Defaults <- YAML file (a ``study:`` section or top-level keys) or ``raw`` <- ``--set``
+    overrides <- ``flags`` (dotted keys), validated; StudyConfigError names the key.
 
     Relative ``data`` / encoder paths in a file are read relative to the working directory
     (like every molpre pipeline).
     """
-    data = dict(raw or {})
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise StudyConfigError(f"study config not found: {p}")
-        loaded = yaml.safe_load(p.read_text()) or {}
-        data = dict(loaded.get("study", loaded))
-    data.pop("pipeline", None)
-    for assignment in overrides:
-        set_dotted(data, assignment)
-    return _build(StudyConfig, data, "").validate()
+    if path is not None and not Path(path).is_file():
+        raise StudyConfigError(f"study config not found: {path}")
+    source = raw if path is None else path
+    try:
+        config = load_config(StudyConfig, source, list(overrides), section="study", **flags)
+    except StudyConfigError:
+        raise
+    except ConfigError as err:
+        raise StudyConfigError(str(err)) from None
+    return config.validate()

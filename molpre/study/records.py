@@ -106,3 +106,33 @@ def log_split_inputs(source: str, target: str, train_ids: list[str], test_ids: l
                                           source=Path(source).resolve().as_uri(),
                                           name=f"{Path(source).name} {target} {label}")
         mlflow.log_input(dataset, context=context)
+
+
+#: The share key of the runs view a study writes on its experiment (see :func:`share_runs_view`).
+VIEW_KEY = "molpre-study"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+RUN_COLUMNS = ("metrics.`test_mae_kcal`", "metrics.`test_mae_mev`", "params.`arm`",
+               "params.`budget`", "params.`seed`", "tags.`failed`", "params.`encoder`")
+#: Charts the comparison view shows: the children's test, baseline and validation errors
+#: (a regex on metric names; the parent's summary metrics stay out of the comparison).
+CHART_FILTER = "^((baseline_)?test_mae_(kcal|mev)|val_mae_mev|wall_time_s)$"
+
+
+def share_runs_view(experiment_id: str) -> str:
+    """Write the experiment's shared runs view (an MLflow UI "share view" state, experiment tag
+    ``mlflow.sharedViewState.molpre-study``): runs grouped by ``arm`` and ``budget`` (each
+    group row shows the mean over seeds, its children below), the columns test MAE in
+    kcal/mol and meV, arm, budget, seed, failed and encoder, and charts of the children's
+    errors only. Without it MLflow's runs table shows no metric or param column and its
+    comparison view opens on the parent's summary metrics in alphabetical order.
+    Returns the share key (the runs page URL takes ``?viewStateShareKey=<key>``)."""
+    import mlflow
+
+    state = {"selectedColumns": list(RUN_COLUMNS), "runsHiddenMode": "SHOW_ALL",
+             "orderByKey": "attributes.start_time", "orderByAsc": False,
+             "groupBy": {"aggregateFunction": "average",
+                         "groupByKeys": [{"mode": "param", "groupByData": "arm"},
+                                         {"mode": "param", "groupByData": "budget"}]},
+             "useGroupedValuesInCharts": True, "chartsSearchFilter": CHART_FILTER}
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(state))
+    return VIEW_KEY

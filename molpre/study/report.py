@@ -163,11 +163,31 @@ def markdown(summary: dict) -> str:
         if a.get("probe"):
             lines.append(f"\nProbe set {a['probe']['data']}: {a['probe']['n']} molecules, "
                          f"{a['probe']['leaked']} in the test split.")
+    lines += probe_lines(summary.get("probes") or {})
     if summary["failed"]:
         lines += ["", "## Failed children (excluded from the means)", ""]
         lines += [f"- {f['arm']} N={f['budget']} seed={f['seed']} (run {f['run_id']}): {f['reason']}"
                   for f in summary["failed"]]
     return "\n".join(lines) + "\n"
+
+
+def probe_lines(probes: dict) -> list[str]:
+    """The report's probe section: frozen-embedding probes per encoder (and its init)."""
+    if "error" in probes:
+        return ["", f"Embedding probes could not run: {probes['error']}"]
+    if not probes:
+        return []
+    first = next(iter(probes.values()))
+    lines = ["", f"## Frozen-embedding probes: test MAE ({UNIT}), fit on {first['n_train']} "
+             f"training-pool molecules, {first['n_test']} test molecules", "",
+             "Summed atom features + element counts of the frozen encoder, after the "
+             "per-element fit; `name:init` is the same architecture at the pretraining run's "
+             "initial weights. L1 dims: embedding dimensions the sparse probe keeps.", "",
+             "| encoder | per-element only | ridge | L1 (Lasso) | L1 dims |", "|---|---|---|---|---|"]
+    for name, p in probes.items():
+        lines.append(f"| {name} | {p['atomref_test_mae_kcal']:.2f} | {p['ridge_test_mae_kcal']:.2f} "
+                     f"| {p['lasso_test_mae_kcal']:.2f} | {p['lasso_nonzero_dims']} of {p['dims']} |")
+    return lines
 
 
 def figure(summary: dict, path: Path) -> Path:
@@ -257,11 +277,16 @@ def _parent_metrics(summary: dict) -> tuple[dict[str, float], dict[str, str]]:
         for level, n in a.get("counts", {}).items():
             metrics[metric_name("audit", enc, f"{level}_overlap")] = n
             metrics[metric_name("audit", enc, f"{level}_overlap_fraction")] = a["fractions"][level]
+    for name, p in (summary.get("probes") or {}).items():
+        if isinstance(p, dict):
+            for kind in ("atomref", "ridge", "lasso"):
+                metrics[metric_name("probe_test_mae_kcal", name, kind)] = p[f"{kind}_test_mae_kcal"]
+            metrics[metric_name("probe_lasso_dims", name)] = p["lasso_nonzero_dims"]
     return metrics, tags
 
 
 def finish_report(config, parent: str, records: list[dict], encoders: dict, audit: dict,
-                  data, test_ids: Path) -> tuple[dict, list[Path]]:
+                  data, test_ids: Path, probes: dict | None = None) -> tuple[dict, list[Path]]:
     """Compute the summary, write the artifacts to OUT and log them on the parent run."""
     import mlflow
 
@@ -283,6 +308,7 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
                          "control": str(e.control_path) if e.control_path else None,
                          "pretrain_seed": e.seed, "weights_moved_from_init": e.relative_change}
                      for k, e in encoders.items()},
+        "probes": probes or {},
         "children": records,
     }
     summary = json.loads(json.dumps(summary, default=float))  # int budget keys -> str

@@ -121,12 +121,30 @@ def _echo(record: dict) -> None:
                 record["seed"], record["test_mae_kcal"], record["seconds"] or 0, flag)
 
 
+def _probes(config: StudyConfig, encoders: dict[str, PreparedEncoder], data, test_ids: Path,
+            out: Path) -> dict:
+    """Ridge and L1 probes of each encoder's frozen embeddings (molpre.study.probes); a
+    probe that cannot run is reported, not fatal (the children are the study)."""
+    from molpre.data.splits import read_ids, rows_matching
+    from molpre.study.probes import probe_encoders
+
+    if not (config.probes.enabled and encoders):
+        return {}
+    rows = np.array(rows_matching(read_ids(test_ids), data.mol_ids, data.groups))
+    try:
+        return probe_encoders(encoders, data, rows, out, config.probes.max_train,
+                              config.probes.folds)
+    except Exception as err:  # noqa: BLE001 - reported in the summary instead
+        log.error("embedding probes failed: %s", err)
+        return {"error": str(err)}
+
+
 def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_echo) -> StudyResult:
     """Run (or resume) a study and write its report; see the module docstring."""
     import mlflow
 
     from molpre.study.audit_step import audit_study
-    from molpre.study.records import finished_children, open_parent
+    from molpre.study.records import finished_children, open_parent, share_runs_view
     from molpre.study.report import finish_report
     from molpre.tracking import tracking_uri as resolve_uri
 
@@ -136,6 +154,7 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     out.mkdir(parents=True, exist_ok=True)
     experiment_id = study_experiment(config.experiment, uri)
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
+    share_runs_view(experiment_id)
     data = ch.load_data(config.data, config.target, config.unit)
     test_ids = write_test_ids(config, data, out)
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
@@ -149,6 +168,8 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
         progress(record)
     new += _run_jobs([j for j in jobs if j["child"]["arm"] != "krr"], config.workers, progress)
     records = sorted([*done.values(), *new], key=lambda r: (r["budget"], r["arm"], r["seed"]))
-    summary, artifacts = finish_report(config, parent, records, encoders, audit, data, test_ids)
+    probes = _probes(config, encoders, data, test_ids, out)
+    summary, artifacts = finish_report(config, parent, records, encoders, audit, data, test_ids,
+                                       probes)
     mlflow.MlflowClient().set_terminated(parent, "FINISHED")
     return StudyResult(parent, experiment_id, records, summary, out, len(new), len(done), artifacts)

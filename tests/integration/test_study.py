@@ -8,6 +8,7 @@ initialization that must come out as negative transfer, its children flagged fai
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -54,7 +55,7 @@ def tiny_raw(tmp: Path) -> dict:
         ],
         "baselines": ["linear", "krr"],
         "krr": {"sigmas": [8.0, 32.0], "lambdas": [1e-8, 1e-4], "folds": 3},
-        "train": {"epochs": 12, "patience": 12, "max_minutes": 0.25, "val_min": 6, "lr": 1e-2},
+        "train": {"epochs": 12, "patience": 12, "max_minutes": 5, "val_min": 6, "lr": 1e-2},
     }
 
 
@@ -91,6 +92,22 @@ def test_tiny_study_leaves_parent_children_metrics_and_figure(study):
     assert {"summary.json", "report.md", "report.html", "learning_curve.png"} <= arts
     # artifacts live in the store's own folder, not ./mlruns
     assert list((tmp / "store" / "mlartifacts").rglob("learning_curve.png"))
+    # the runs view a user opens: study columns, runs grouped by arm and budget (shared view)
+    from molpre.cli.ui import runs_url, shared_view
+
+    view = json.loads(client.get_experiment(result.experiment_id).tags[
+        "mlflow.sharedViewState.molpre-study"])
+    assert "metrics.`test_mae_kcal`" in view["selectedColumns"] and "params.`arm`" in view["selectedColumns"]
+    assert [k["groupByData"] for k in view["groupBy"]["groupByKeys"]] == ["arm", "budget"]
+    assert not any(re.match(view["chartsSearchFilter"], k) for k in parent.data.metrics)
+    assert re.match(view["chartsSearchFilter"], "test_mae_kcal")
+    assert runs_url(5000, result.experiment_id, shared_view(uri, result.experiment_id)).endswith(
+        f"/#/experiments/{result.experiment_id}/runs?viewStateShareKey=molpre-study")
+    # frozen-embedding probes of each encoder and its init: on the parent and in the report
+    for name in ("same", "same_init", "bad"):
+        assert f"probe_test_mae_kcal.{name}.ridge" in parent.data.metrics
+        assert 0 <= parent.data.metrics[f"probe_lasso_dims.{name}"] <= result.summary["probes"]["same"]["dims"]
+    assert "Frozen-embedding probes" in (Path(config.out) / "report.md").read_text()
     html = (Path(config.out) / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
     print(f"tiny study: {seconds:.0f} s for {len(children)} children")

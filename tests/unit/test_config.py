@@ -15,6 +15,7 @@ from molpre.config import ConfigError, from_dict, load_config, parse_override, s
 from molpre.demo import DemoConfig
 from molpre.models.encoder import EncoderConfig
 from molpre.models.presets import resolve_config
+from molpre.study.config import StudyConfig
 from molpre.train.config import FinetuneConfig
 from molpre.train.pretrain_config import PretrainConfig, load_pretrain_config, resolve
 
@@ -113,7 +114,8 @@ def test_every_pipeline_loads(path):
     import yaml
 
     (section,) = yaml.safe_load(path.read_text())  # one shape: a single command section
-    cls = {"finetune": FinetuneConfig, "pretrain": PretrainConfig, "demo": DemoConfig}[section]
+    cls = {"finetune": FinetuneConfig, "pretrain": PretrainConfig, "demo": DemoConfig,
+           "study": StudyConfig}[section]
     config = load_config(cls, path, section=section)
     assert to_dict(config) and isinstance(config, cls)
 

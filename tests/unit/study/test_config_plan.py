@@ -13,16 +13,54 @@ def test_pipeline_loads_and_overrides():
     assert c.encoders[0].modes == ["full"] and c.seeds.count(300) == 5 and c.seeds.count(1000) == 3
 
 
-@pytest.mark.parametrize("raw, word", [
-    ({"data": "x", "trian": {}}, "trian"),
-    ({"data": "x", "train": {"epoch": 3}}, "train"),
-    ({"data": "x", "encoders": [{"name": "a", "path": "p", "mode": ["full"]}]}, "mode"),
-    ({"data": "x", "split": {"kind": "stratified"}}, "split.kind"),
-    ({"data": "x", "budgets": [300, 100]}, "budgets"),
+@pytest.mark.parametrize("raw, message", [
+    ({"data": "x", "trian": {}}, "unknown config key 'trian'; did you mean 'train'?"),
+    ({"data": "x", "train": {"epoch": 3}}, "unknown config key 'train.epoch'; did you mean 'train.epochs'?"),
+    ({"data": "x", "train": {"epochs": "ten"}}, "train.epochs: expected int, got 'ten'"),
+    ({"data": "x", "encoders": [{"name": "a", "path": "p", "mode": ["full"]}]},
+     "unknown config key 'encoders[0].mode'; did you mean 'encoders[0].modes'?"),
+    ({"data": "x", "encoders": [{"name": "a", "path": "p", "modes": ["full", "ful"]}]},
+     "encoders[0].modes[1]: expected one of ['probe', 'full', 'prior'], got 'ful'"),
+    ({"data": "x", "encoders": [{"name": "a"}]}, "encoders[0]: path: give encoder 'a'"),
+    ({"data": "x", "split": {"kind": "stratified"}}, "split.kind: expected one of"),
+    ({"data": "x", "probes": {"max_trian": 5}}, "'probes.max_trian'; did you mean 'probes.max_train'?"),
+    ({"data": "x", "budgets": [300, 100]}, "budgets: an increasing list"),
+    ({"data": "x", "baselines": ["linear", "rf"]}, "baselines[1]: expected one of ['linear', 'krr']"),
+    ({}, "data: give a label file"),
 ])
-def test_bad_configs_are_rejected_with_the_key_named(raw, word):
-    with pytest.raises(StudyConfigError, match=word):
+def test_bad_configs_are_rejected_with_the_key_named(raw, message):
+    with pytest.raises(StudyConfigError) as err:
         load_study_config(raw=raw)
+    assert message in str(err.value)
+
+
+def test_file_errors_name_the_file_and_set_overrides_are_checked(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("study:\n  data: x\n  seeds: {smal: 3}\n")
+    with pytest.raises(StudyConfigError, match=f"{path}: unknown config key 'seeds.smal'"):
+        load_study_config(path)
+    path.write_text("data: x\n")  # top-level keys (no section) load too
+    assert load_study_config(path, ["seeds.small=2", "train.max_minutes=null"]).seeds.small == 2
+    with pytest.raises(StudyConfigError, match="'krr.sigma'; did you mean 'krr.sigmas'"):
+        load_study_config(path, ["krr.sigma=[1]"])
+    config = load_study_config(path)
+    with pytest.raises(AttributeError):
+        config.workers = 3  # frozen
+
+
+def test_study_cli_names_bad_keys_in_one_usage_line(tmp_path):
+    from click.testing import CliRunner
+
+    from molpre.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text("study:\n  data: x\n")
+    result = CliRunner().invoke(main, ["study", "--config", str(path), "--set", "train.lrr=1"])
+    assert result.exit_code == 2 and "unknown config key 'train.lrr'; did you mean 'train.lr'" in result.output
+    result = CliRunner().invoke(main, ["study", "--workers", "0", "--config", str(path)])
+    assert result.exit_code == 2 and "--workers" in result.output
+    result = CliRunner().invoke(main, ["study"])
+    assert result.exit_code == 2 and "data: give a label file" in result.output
 
 
 def test_plan_counts_and_small_budget_validation():
