@@ -127,3 +127,41 @@ def corpus_task(records: list, params: dict) -> list[Outcome]:
             outcome.error = f"conformers failed: {_reason(exc)}"
         out.append(outcome)
     return out
+
+
+@dataclass
+class ConformerItem:
+    """One conformer of ``molpre label`` (``row``: its index in the input)."""
+
+    row: int
+    mol_id: str
+    input: str
+    atoms: Any
+    key: str
+    replace: bool = False
+
+
+_VALID_LEVELS: set = set()
+
+
+def conformer_label_task(items: list[ConformerItem], params: dict) -> list:
+    """PySCF labels of ready-made conformers: one ``QCResult`` per item.
+
+    params: level (LevelOfTheory), forces, threads. An unknown method or basis raises
+    ``LevelError`` (the run stops) instead of giving every row the same error.
+    """
+    from pyscf import lib
+
+    from molpre.qc.levels import validate_level
+    from molpre.qc.pyscf import compute
+
+    lib.num_threads(params.get("threads", 1))
+    level = params["level"]
+    if level not in _VALID_LEVELS:
+        validate_level(level)
+        _VALID_LEVELS.add(level)
+    out = []
+    for item in items:
+        _maybe_crash(item.mol_id)
+        out.append(compute(item.atoms, level, forces=params["forces"]))
+    return out
