@@ -104,7 +104,7 @@ class ProcessBackend:
             self._notices = context.Queue()
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=init_worker,
-                initargs=(self.threads, os.getpid(), self._notices, self.warm))
+                initargs=(self.threads, os.getpid(), self._notices, self.warm, molpre_env()))
         return self._executor
 
     def submit(self, task: Callable, records: list, params: dict) -> Future:
@@ -192,10 +192,20 @@ def set_threads(threads: int) -> None:
 _NOTICES = None
 
 
-def init_worker(threads: int, parent_pid: int, notices=None, warm: tuple[str, ...] = ()) -> None:
-    """Pool worker start: thread counts, a watchdog that exits when the parent is gone, the
-    start-notice queue, and the ``warm`` imports."""
+def molpre_env() -> dict[str, str]:
+    """This process's ``MOLPRE_*`` variables (a forkserver started earlier lacks later ones)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("MOLPRE_")}
+
+
+def init_worker(threads: int, parent_pid: int, notices=None, warm: tuple[str, ...] = (),
+                env: dict[str, str] | None = None) -> None:
+    """Pool worker start: the parent's ``MOLPRE_*`` variables, thread counts, a watchdog that
+    exits when the parent is gone, the start-notice queue, and the ``warm`` imports."""
     global _NOTICES
+    for name in [k for k in os.environ if k.startswith("MOLPRE_")]:
+        if name not in (env or {}):
+            del os.environ[name]
+    os.environ.update(env or {})
     set_threads(threads)
     _NOTICES = notices
     if notices is not None:

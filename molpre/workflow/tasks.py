@@ -4,9 +4,11 @@ Tasks never touch the output (the writer does) and catch every per-molecule erro
 molecule is a row with a reason. They are importable top-level functions, picklable for a
 process pool and for Dask. ``params`` is a plain dict built by :mod:`molpre.workflow.jobs`.
 
-Test hook: a molecule whose ``mol_id`` is listed in the environment variable
+Test hooks: a molecule whose ``mol_id`` is listed in the environment variable
 ``MOLPRE_WORKFLOW_CRASH_IDS`` (comma-separated) makes its worker process exit at once
-(``os._exit``), standing in for a segfault or an out-of-memory kill.
+(``os._exit``), standing in for a segfault or an out-of-memory kill; one listed in
+``MOLPRE_WORKFLOW_HANG_IDS`` makes its task sleep for an hour, standing in for a calculation
+stuck where no time limit is checked.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CRASH_ENV = "MOLPRE_WORKFLOW_CRASH_IDS"
+HANG_ENV = "MOLPRE_WORKFLOW_HANG_IDS"
 
 
 @dataclass
@@ -34,6 +37,10 @@ def _maybe_crash(mol_id: str) -> None:
     planted = os.environ.get(CRASH_ENV, "")
     if planted and mol_id in planted.split(","):
         os._exit(13)
+    if mol_id in os.environ.get(HANG_ENV, "").split(","):
+        import time
+
+        time.sleep(3600)
 
 
 def _reason(exc: BaseException) -> str:
