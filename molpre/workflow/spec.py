@@ -14,7 +14,6 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from molpre.config import ConfigError, from_dict, load_config, setting
 
