@@ -160,6 +160,9 @@ def label_conformers(
                    on_result, on_lost, max_attempts=MAX_ATTEMPTS, window=workers,
                    fatal=(LevelError,), deadline_s=limit + kill_grace_s if limit else None,
                    limit_label=limit)
+    except BaseException:  # Ctrl-C or a bad level: do not wait for conformers in flight
+        backend.kill()
+        raise
     finally:
         backend.close()  # a pool is started only when there is work (resume is instant)
         bar.close()
