@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from toy_tasks import Rec, square_or_die
+from toy_tasks import Rec, square_or_die, whoami
 
 from molpre.workflow.plan import Chunk
 from molpre.workflow.run import ProcessBackend, is_worker_death, run_chunks
@@ -81,3 +81,15 @@ def test_deadline_counts_from_the_task_start_not_its_submission():
 def test_a_fatal_task_error_stops_the_run():
     with pytest.raises(LookupError, match="fatal row 3"):
         _run(_chunks(4, 1), params={"fatal": {3}}, fatal=(LookupError,))
+
+
+def test_process_backend_runs_n_workers_with_their_thread_count():
+    seen = []
+    backend = ProcessBackend(2, threads=3)
+    try:
+        run_chunks(backend, whoami, {}, iter(_chunks(8, 1)), lambda c, out: seen.extend(out),
+                   lambda c, why: None, window=2)
+    finally:
+        backend.close()
+    assert sorted(r for r, _, _ in seen) == list(range(1, 9))
+    assert len({pid for _, pid, _ in seen}) <= 2 and {t for _, _, t in seen} == {"3"}

@@ -27,3 +27,8 @@ def square_or_die(records, params):
             raise ValueError(f"bad row {r.row}")
         out.append((r.row, r.row ** 2))
     return out
+
+
+def whoami(records, params):
+    """(row, worker pid, its OMP_NUM_THREADS) per record."""
+    return [(r.row, os.getpid(), os.environ.get("OMP_NUM_THREADS")) for r in records]
