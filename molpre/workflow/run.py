@@ -18,9 +18,10 @@ Per-task wall-clock limit (``deadline_s``, :class:`ProcessBackend` only): each w
 reports when it starts a task; a task still running ``deadline_s`` later has its pool killed
 (a stuck task may be outside any loop that could check a clock), its chunk becomes an error
 row "time limit exceeded" (never re-run), and the other chunks that were in flight are
-re-run without counting it against them. With one-molecule chunks the limit is per molecule. Backends: :class:`ProcessBackend` (a local
-``ProcessPoolExecutor``, renewed after it breaks) and :class:`DaskBackend`
-(``Client.get_executor()``).
+re-run without counting it against them. With one-molecule chunks the limit is per molecule.
+
+Backends: :class:`ProcessBackend` (a local ``ProcessPoolExecutor``, renewed after it breaks)
+and :class:`DaskBackend` (``Client.get_executor()``).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class ProcessBackend:
         self._executor: ProcessPoolExecutor | None = None
         self._notices = None
         self._tokens: dict[Future, int] = {}
+        self._live: set[int] = set()
         self._starts: dict[int, float] = {}
         self._counter = itertools.count()
 
@@ -112,6 +114,7 @@ class ProcessBackend:
         token = next(self._counter)
         future = self.executor.submit(noticed_call, task, records, params, token)
         self._tokens[future] = token
+        self._live.add(token)
         return future
 
     def started_at(self, future: Future) -> float | None:
@@ -123,7 +126,9 @@ class ProcessBackend:
         """Drop a settled future's bookkeeping (and read the notices, so their pipe stays
         empty)."""
         self._drain()
-        self._starts.pop(self._tokens.pop(future, -1), None)
+        token = self._tokens.pop(future, -1)
+        self._live.discard(token)
+        self._starts.pop(token, None)
 
     def _drain(self) -> None:
         while self._notices is not None:
@@ -131,7 +136,8 @@ class ProcessBackend:
                 token, started = self._notices.get_nowait()
             except (queue.Empty, OSError, EOFError, ValueError):
                 return
-            self._starts[token] = started
+            if token in self._live:  # a notice read after its result is dropped
+                self._starts[token] = started
 
     def kill(self) -> None:
         """SIGKILL every worker (a task over its time limit) and drop the pool."""
@@ -152,7 +158,7 @@ class ProcessBackend:
         if self._notices is not None:  # a killed worker may have held its lock: a fresh queue
             self._notices.close()
             self._notices.cancel_join_thread()
-        self._notices, self._tokens, self._starts = None, {}, {}
+        self._notices, self._tokens, self._starts, self._live = None, {}, {}, set()
 
     def close(self) -> None:
         if self._executor is not None:
