@@ -81,7 +81,8 @@ def _read_frames(path: str) -> list:
 @click.option("--max-atoms", type=int, default=60, show_default=True,
               help="Larger molecules become error rows.")
 @click.option("--time-limit", type=float, default=None, metavar="S",
-              help="Wall-clock seconds per conformer; overruns become error rows.")
+              help="Wall-clock seconds per conformer, checked in the SCF; a conformer still "
+                   "running 10 s later is killed. Overruns become error rows.")
 @click.option("--retry-failed", is_flag=True,
               help="Recompute conformers whose stored row failed (default: skip them too).")
 def command(input_path, output, method, basis, forces, workers, threads, oversubscribe,
@@ -118,7 +119,7 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
         summary = label_conformers(frames, output, level, forces=forces, workers=workers,
                                    threads=threads, oversubscribe=oversubscribe,
                                    retry_failed=retry_failed, progress=True)
-    except LevelError as err:  # unknown method or basis, found while the workers start
+    except LevelError as err:  # unknown method or basis, found by the first worker
         raise click.UsageError(str(err)) from None
     except RuntimeError as err:
         raise click.ClickException(str(err)) from None

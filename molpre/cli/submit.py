@@ -55,9 +55,12 @@ def _default_out(spec, input_path: Path) -> Path:
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="label: store (.db); predict: .parquet or .csv; corpus: shard directory. "
                    "Default: beside the input. A re-run with the same OUT resumes.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a job spec key (dotted, value read as YAML), e.g. "
+                   "--set level.basis=6-31g --set chunk_size=2. Repeatable.")
 @click.option("--no-track", is_flag=True, help="Do not log the job manifest to MLflow.")
 def command(job_path: Path, input_path: Path, scheduler: str | None, workers: int | None,
-            out: Path | None, no_track: bool) -> None:
+            out: Path | None, overrides: tuple[str, ...], no_track: bool) -> None:
     """Run the batch job JOB.yaml (workflows/label.yaml, predict.yaml, corpus.yaml) on INPUT.
 
     Every input row ends as one ok or error row (OUT's ledger, OUT.ledger.sqlite, is the
@@ -66,6 +69,7 @@ def command(job_path: Path, input_path: Path, scheduler: str | None, workers: in
     killing workers becomes an error row. The manifest is logged as an MLflow run.
 
     Example: molpre submit workflows/label.yaml --input mols.smi --workers 2 -o labels.db
+    --set level.basis=6-31g
     """
     from molpre.chem import InputError
     from molpre.qc.levels import LevelError
@@ -74,7 +78,7 @@ def command(job_path: Path, input_path: Path, scheduler: str | None, workers: in
 
     _quiet_dask()
     try:
-        spec = load_job(job_path)
+        spec = load_job(job_path, overrides)
     except SpecError as err:
         raise click.UsageError(str(err)) from None
     if not input_path.is_file():

@@ -1,6 +1,9 @@
 """The label job: conformers in, one store row each out; resumable after a kill at any moment.
 
-Workers (spawned processes, see :mod:`molpre.qc.worker`) compute; this process is the one
+It runs on the batch seam of :mod:`molpre.workflow`: the plan is the conformers whose content
+key is not stored yet, one conformer per chunk; the run is
+:func:`molpre.workflow.run.run_chunks` on a :class:`~molpre.workflow.run.ProcessBackend`
+(one worker process per core, one PySCF thread each by default); this process is the one
 writer. Every result is written in its own transaction with its content key, so a SIGKILL
 loses at most the conformers in flight, and the next run skips every key already stored.
 Failed rows are skipped too unless ``retry_failed`` (e.g. after raising the time limit or
@@ -8,32 +11,34 @@ max_cycle), which replaces them. A conformer identical (same key) to one earlier
 input is counted as a duplicate and not stored twice.
 
 Time limit: the SCF checks ``level.time_limit_s`` each iteration (a clean error row); a
-worker still busy ``kill_grace_s`` after the limit (stuck in grid/DF setup or gradients) is
-killed and replaced, and its conformer gets a "time limit exceeded" row. A worker that dies
-(segfault, out of memory) gives a "worker process died" row. The run goes on either way.
+conformer still running ``kill_grace_s`` after the limit (stuck in grid/DF setup or
+gradients) has its workers killed and replaced: it gets a "time limit exceeded" row and the
+other conformers in flight are re-run. A conformer whose worker dies (segfault, out of
+memory) is re-run, then alone, then becomes a "worker process died" row; the run goes on.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
-from multiprocessing.connection import wait
 from pathlib import Path
 
 from ase import Atoms
 
 from molpre.data.store import open_store, stored_keys, write_row
 from molpre.qc.content_keys import content_key
-from molpre.qc.levels import LevelOfTheory
+from molpre.qc.levels import LevelError, LevelOfTheory
 from molpre.qc.pyscf import QCResult
-from molpre.qc.worker import Slot, WorkerPool
+from molpre.workflow.run import Chunk, ProcessBackend, run_chunks
+from molpre.workflow.tasks import ConformerItem, conformer_label_task
 
-#: Abort the run (instead of writing failed rows forever) when workers die this often in a row.
-MAX_CONSECUTIVE_DEATHS = 3
+#: Runs of a conformer lost to worker deaths (the second one alone) before its error row.
+MAX_ATTEMPTS = 2
+#: Modules each worker imports at start, before its first conformer's clock starts.
+WARM_IMPORTS = ("pyscf.lib", "pyscf.gto", "pyscf.scf", "pyscf.dft", "molpre.qc.pyscf")
 
 
 @dataclass
@@ -73,11 +78,11 @@ def level_meta(level: LevelOfTheory) -> dict:
             "pyscf_version": metadata.version("pyscf")}
 
 
-def _tasks(frames: Iterable[Atoms], level: LevelOfTheory, done: dict[str, str],
-           retry_failed: bool, summary: LabelSummary, tick) -> Iterator[tuple]:
-    """Conformers still to compute as ``(task_id, atoms, level, key, replace)``; counts skips."""
+def _chunks(frames: Iterable[Atoms], level: LevelOfTheory, done: dict[str, str],
+            retry_failed: bool, summary: LabelSummary, tick) -> Iterator[Chunk]:
+    """One-conformer chunks still to compute, in input order; counts skips and duplicates."""
     seen: set[str] = set()
-    for task_id, atoms in enumerate(frames):
+    for index, atoms in enumerate(frames):
         key = content_key(atoms, level)
         status = done.get(key)
         if key in seen:
@@ -88,7 +93,9 @@ def _tasks(frames: Iterable[Atoms], level: LevelOfTheory, done: dict[str, str],
             tick()
         else:
             seen.add(key)
-            yield (task_id, atoms, level, key, status == "failed")
+            item = ConformerItem(index, str(atoms.info.get("mol_id", index)), "", atoms, key,
+                                 replace=status == "failed")
+            yield Chunk(index, [item])
 
 
 def label_conformers(
@@ -107,7 +114,8 @@ def label_conformers(
             ``oversubscribe``.
         retry_failed: recompute conformers whose stored row failed (and replace that row).
         progress: show a tqdm progress bar.
-        kill_grace_s: seconds past ``level.time_limit_s`` before a busy worker is killed.
+        kill_grace_s: seconds past ``level.time_limit_s`` before a running conformer's
+            workers are killed.
 
     Returns:
         LabelSummary with ok/failed/skipped/duplicate counts and wall seconds.
@@ -124,11 +132,10 @@ def label_conformers(
     meta, summary = level_meta(level), LabelSummary()
     total = len(frames) if hasattr(frames, "__len__") else None
     bar = tqdm(total=total, disable=not progress, unit="conf", desc="label")
-    tasks = _tasks(frames, level, stored_keys(db), retry_failed, summary, bar.update)
+    chunks = _chunks(frames, level, stored_keys(db), retry_failed, summary, bar.update)
 
-    def record(task: tuple, result: QCResult) -> None:
-        _, atoms, _, _, key, replace = task
-        if write_row(db, atoms, key, result, meta, replace=replace) is None:
+    def record(item: ConformerItem, result: QCResult) -> None:
+        if write_row(db, item.atoms, item.key, result, meta, replace=item.replace) is None:
             summary.skipped += 1  # stored meanwhile by another writer of the same store
         elif result.ok:
             summary.ok += 1
@@ -137,74 +144,27 @@ def label_conformers(
         bar.update()
         bar.set_postfix(ok=summary.ok, failed=summary.failed, refresh=False)
 
-    pool = None
+    def on_result(chunk: Chunk, results: list[QCResult]) -> None:
+        for item, result in zip(chunk.records, results, strict=True):
+            record(item, result)
+
+    def on_lost(chunk: Chunk, reason: str) -> None:
+        for item in chunk.records:
+            record(item, QCResult(ok=False, reason=reason))
+
+    limit = level.time_limit_s
+    backend = ProcessBackend(workers, threads, warm=WARM_IMPORTS)
     try:
-        first = next(tasks, None)  # start workers only when there is work (resume is instant)
-        if first is not None:
-            pool = WorkerPool(workers, threads)
-            _drive(pool, itertools.chain([first], tasks), level, forces, record, kill_grace_s)
+        run_chunks(backend, conformer_label_task,
+                   {"level": level, "forces": forces, "threads": threads}, chunks,
+                   on_result, on_lost, max_attempts=MAX_ATTEMPTS, window=workers,
+                   fatal=(LevelError,), deadline_s=limit + kill_grace_s if limit else None,
+                   limit_label=limit)
+    except BaseException:  # Ctrl-C or a bad level: do not wait for conformers in flight
+        backend.kill()
+        raise
     finally:
-        if pool is not None:
-            pool.close()
+        backend.close()  # a pool is started only when there is work (resume is instant)
         bar.close()
     summary.seconds = time.monotonic() - start
     return summary
-
-
-def _drive(pool: WorkerPool, tasks: Iterator[tuple], level: LevelOfTheory, forces: bool,
-           record, kill_grace_s: float) -> None:
-    """Keep every ready worker busy until ``tasks`` runs out; handle results, deaths, overruns."""
-    limit = level.time_limit_s + kill_grace_s if level.time_limit_s else None
-    exhausted = False
-    while True:
-        for slot in pool.slots:
-            if slot.ready and slot.task is None and not exhausted:
-                task = next(tasks, None)
-                if task is None:
-                    exhausted = True
-                else:
-                    pool.submit(slot, (task[0], task[1], task[2], forces, *task[3:]))
-        busy = [s for s in pool.slots if s.task is not None]
-        if exhausted and not busy:
-            return
-        watched = [s for s in pool.slots if s.task is not None or not s.ready]
-        timeout = None
-        if limit is not None and busy:
-            timeout = max(0.0, min(s.started + limit for s in busy) - time.monotonic())
-        ready = wait([s.conn for s in watched] + [s.process.sentinel for s in watched], timeout)
-        for slot in watched:
-            _settle(pool, slot, ready, limit, record)
-
-
-def _settle(pool: WorkerPool, slot: Slot, ready: list, limit: float | None, record) -> None:
-    """Take a slot's message; record a finished, dead or overdue task and free the slot."""
-    task = slot.task
-    if slot.conn in ready:
-        try:
-            message = slot.conn.recv()
-        except (EOFError, OSError):
-            message = None
-        if message == "ready":
-            slot.ready = True
-            return
-        if message is not None:
-            slot.task, pool.deaths = None, 0
-            if isinstance(message[1], Exception):
-                raise message[1]
-            record(task, message[1])
-            return
-    if slot.conn in ready or slot.process.sentinel in ready:
-        slot.process.join(timeout=1)
-        code = slot.process.exitcode
-        pool.deaths += 1
-        if pool.deaths >= MAX_CONSECUTIVE_DEATHS:
-            raise RuntimeError(f"labeling workers died {pool.deaths} times in a row "
-                               f"(last exit code {code}); see their stderr above")
-        pool.replace(slot)
-        if task is not None:
-            record(task, QCResult(ok=False, reason=f"worker process died (exit code {code})"))
-    elif task is not None and limit is not None and time.monotonic() - slot.started > limit:
-        elapsed = time.monotonic() - slot.started
-        pool.replace(slot)
-        record(task, QCResult(ok=False, wall_s=elapsed, reason=(
-            f"time limit exceeded ({task[2].time_limit_s:g} s; worker killed after {elapsed:.1f} s)")))

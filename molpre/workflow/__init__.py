@@ -20,7 +20,7 @@ _EXPORTS = {
     "SchedulerError": "backends", "connect": "backends", "default_workers": "backends",
     "jobqueue_cluster": "backends", "jobqueue_kwargs": "backends", "local_cluster": "backends",
     "JobSummary": "jobs", "run_job": "jobs", "Ledger": "ledger", "ledger_path": "ledger",
-    "Chunk": "plan", "make_plan": "plan", "DaskBackend": "run", "ProcessBackend": "run",
+    "Chunk": "run", "make_plan": "plan", "DaskBackend": "run", "ProcessBackend": "run",
     "run_chunks": "run", "ClusterProfile": "spec", "JobSpec": "spec", "SpecError": "spec",
     "load_job": "spec", "load_profile": "spec",
 }

@@ -16,28 +16,11 @@ from pathlib import Path
 
 from molpre.chem import IntakeConfig, MoleculeRecord, read_molecules
 from molpre.runtime import file_sha256
+from molpre.workflow.run import Chunk
 from molpre.workflow.spec import JobSpec
 
 #: Spec fields that change no result (how work is cut or run), left out of the job id.
 RUN_ONLY_FIELDS = ("chunk_size", "max_attempts", "threads", "experiment")
-
-
-@dataclass
-class Chunk:
-    """Molecules sent to one task; ``attempts`` counts runs lost to a dead worker."""
-
-    index: int
-    records: list[MoleculeRecord]
-    attempts: int = 0
-    isolated: bool = False
-
-    @property
-    def rows(self) -> list[int]:
-        return [r.row for r in self.records]
-
-    def split(self) -> list[Chunk]:
-        """One single-molecule chunk per record (for a chunk that keeps killing workers)."""
-        return [Chunk(self.index, [r], isolated=True) for r in self.records]
 
 
 @dataclass

@@ -1,26 +1,26 @@
 """Job specs: typed dataclasses loaded from YAML, unknown keys rejected at any depth.
 
 A job spec (``workflows/label.yaml``, ``predict.yaml``, ``corpus.yaml``) says *what* to compute;
-a cluster profile (``workflows/slurm.yaml``, ``pbs.yaml``) says *where*. The classes are plain
-dataclasses so that a unified config loader can build them later; :func:`load_job` is the small
-loader used until then.
+a cluster profile (``workflows/slurm.yaml``, ``pbs.yaml``) says *where*. Both are read by the
+unified config loader (:func:`molpre.config.load_config`), like every other command's config:
+defaults < the YAML file < ``key=value`` overrides (``molpre submit --set level.basis=6-31g``).
+Errors are :class:`SpecError` (a :class:`molpre.config.ConfigError`) naming the file and the
+dotted key.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
+from molpre.config import ConfigError, from_dict, load_config, setting
 
 KINDS = ("label", "predict", "corpus")
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """A job spec or cluster profile that cannot be used (one clear message naming the key)."""
 
 
@@ -79,19 +79,21 @@ class JobSpec:
     threads: PySCF/BLAS threads per worker process.
     """
 
-    kind: str
-    chunk_size: int = 8
-    max_attempts: int = 2
-    threads: int = 1
-    experiment: str = "molpre-jobs"
+    kind: str = setting("", help="label, predict or corpus.")
+    chunk_size: int = setting(8, help="Molecules per task.")
+    max_attempts: int = setting(2, help="Runs of a chunk lost to a dead worker before it is split.")
+    threads: int = setting(1, help="PySCF/BLAS threads per worker process.")
+    experiment: str = setting("molpre-jobs", help="MLflow experiment of the job manifest.")
     intake: IntakeSpec = field(default_factory=IntakeSpec)
     conformers: ConformerSpec = field(default_factory=ConformerSpec)
     level: LevelSpec = field(default_factory=LevelSpec)
-    forces: bool = False
+    forces: bool = setting(False, help="label: also compute forces (eV/Angstrom).")
     model: ModelSpec = field(default_factory=ModelSpec)
-    shard_size: int = 1000
+    shard_size: int = setting(1000, help="corpus: molecules per shard.")
 
     def __post_init__(self) -> None:
+        if not self.kind:
+            raise SpecError(f"kind: missing; give one of {', '.join(KINDS)}")
         if self.kind not in KINDS:
             raise SpecError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
         for name in ("chunk_size", "max_attempts", "threads", "shard_size"):
@@ -134,81 +136,35 @@ class ClusterProfile:
             raise SpecError(f"cores ({self.cores}) must be a multiple of processes ({self.processes})")
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_dataclass_type(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """``cls(**data)`` with nested dataclasses built too; unknown keys raise SpecError."""
-    if not isinstance(data, dict):
-        raise SpecError(f"{where or 'spec'}: expected a mapping, got {type(data).__name__}")
-    hints, known = _hints(cls), {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        name = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise SpecError(f"unknown key {name!r} (known here: {', '.join(sorted(known))})")
-    values = {}
-    for name, value in data.items():
-        path = f"{where}.{name}" if where else name
-        values[name] = _convert(hints[name], value, path)
-    try:
-        return cls(**values)
-    except TypeError as err:
-        raise SpecError(f"{where or 'spec'}: {err}") from None
-
-
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    if _is_dataclass_type(tp):
-        return _build(tp, value or {}, path)
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        items = value if isinstance(value, list | tuple) else str(value).split(",")
-        return tuple(str(v).strip() for v in items)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        tp = next(a for a in typing.get_args(tp) if a is not type(None))
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and not isinstance(value, tp) or (
-            tp is int and isinstance(value, bool)):
-        raise SpecError(f"{path}: expected {tp.__name__}, got {value!r}")
-    return value
-
-
-def _read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such job spec file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping of keys at the top level")
-    return data
-
-
 def job_from_dict(data: dict) -> JobSpec:
     """A :class:`JobSpec` from a plain dict (raises SpecError naming an unknown key)."""
-    return _build(JobSpec, data, "")
-
-
-def load_job(path: str | Path) -> JobSpec:
-    """Read a job spec YAML file; errors name the file and the key."""
     try:
-        return job_from_dict(_read_yaml(path))
-    except SpecError as err:
-        raise SpecError(f"{path}: {err}") if str(path) not in str(err) else err from None
+        return from_dict(JobSpec, data)
+    except ConfigError as err:
+        raise _spec_error(err) from None
 
 
-def load_profile(path: str | Path) -> ClusterProfile:
+def _spec_error(err: ConfigError) -> SpecError:
+    return err if isinstance(err, SpecError) else SpecError(str(err))
+
+
+def _load(cls: type, path: str | Path, overrides: Iterable[str], what: str):
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such {what} file")
+    try:
+        return load_config(cls, path, list(overrides))
+    except ConfigError as err:
+        message = str(err)
+        raise SpecError(message if str(path) in message else f"{path}: {message}") from None
+
+
+def load_job(path: str | Path, overrides: Iterable[str] = ()) -> JobSpec:
+    """Read a job spec YAML file, then ``key=value`` overrides (``level.basis=6-31g``);
+    errors name the file and the dotted key."""
+    return _load(JobSpec, path, overrides, "job spec")
+
+
+def load_profile(path: str | Path, overrides: Iterable[str] = ()) -> ClusterProfile:
     """Read a cluster profile YAML file (``workflows/slurm.yaml``, ``pbs.yaml``)."""
-    try:
-        return _build(ClusterProfile, _read_yaml(path), "")
-    except SpecError as err:
-        raise SpecError(f"{path}: {err}") if str(path) not in str(err) else err from None
+    return _load(ClusterProfile, path, overrides, "cluster profile")

@@ -4,9 +4,11 @@ Tasks never touch the output (the writer does) and catch every per-molecule erro
 molecule is a row with a reason. They are importable top-level functions, picklable for a
 process pool and for Dask. ``params`` is a plain dict built by :mod:`molpre.workflow.jobs`.
 
-Test hook: a molecule whose ``mol_id`` is listed in the environment variable
+Test hooks: a molecule whose ``mol_id`` is listed in the environment variable
 ``MOLPRE_WORKFLOW_CRASH_IDS`` (comma-separated) makes its worker process exit at once
-(``os._exit``), standing in for a segfault or an out-of-memory kill.
+(``os._exit``), standing in for a segfault or an out-of-memory kill; one listed in
+``MOLPRE_WORKFLOW_HANG_IDS`` makes its task sleep for an hour, standing in for a calculation
+stuck where no time limit is checked.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CRASH_ENV = "MOLPRE_WORKFLOW_CRASH_IDS"
+HANG_ENV = "MOLPRE_WORKFLOW_HANG_IDS"
 
 
 @dataclass
@@ -34,6 +37,10 @@ def _maybe_crash(mol_id: str) -> None:
     planted = os.environ.get(CRASH_ENV, "")
     if planted and mol_id in planted.split(","):
         os._exit(13)
+    if mol_id in os.environ.get(HANG_ENV, "").split(","):
+        import time
+
+        time.sleep(3600)
 
 
 def _reason(exc: BaseException) -> str:
@@ -126,4 +133,42 @@ def corpus_task(records: list, params: dict) -> list[Outcome]:
         except Exception as exc:
             outcome.error = f"conformers failed: {_reason(exc)}"
         out.append(outcome)
+    return out
+
+
+@dataclass
+class ConformerItem:
+    """One conformer of ``molpre label`` (``row``: its index in the input)."""
+
+    row: int
+    mol_id: str
+    input: str
+    atoms: Any
+    key: str
+    replace: bool = False
+
+
+_VALID_LEVELS: set = set()
+
+
+def conformer_label_task(items: list[ConformerItem], params: dict) -> list:
+    """PySCF labels of ready-made conformers: one ``QCResult`` per item.
+
+    params: level (LevelOfTheory), forces, threads. An unknown method or basis raises
+    ``LevelError`` (the run stops) instead of giving every row the same error.
+    """
+    from pyscf import lib
+
+    from molpre.qc.levels import validate_level
+    from molpre.qc.pyscf import compute
+
+    lib.num_threads(params.get("threads", 1))
+    level = params["level"]
+    if level not in _VALID_LEVELS:
+        validate_level(level)
+        _VALID_LEVELS.add(level)
+    out = []
+    for item in items:
+        _maybe_crash(item.mol_id)
+        out.append(compute(item.atoms, level, forces=params["forces"]))
     return out

@@ -120,8 +120,14 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     smi = tmp_path / "m.smi"
     smi.write_text("C\n")
     result = runner.invoke(main, ["submit", str(job), "--input", str(smi)])
-    assert result.exit_code == 2 and "unknown key 'levle'" in result.output
+    assert result.exit_code == 2 and "unknown config key 'levle'" in result.output
     job.write_text("kind: label\n")
+    for assignment, message in [("level.basiss=x", "unknown config key 'level.basiss'"),
+                                ("kind=dock", "'dock' is not one of"),
+                                ("chunk_size", "expected key=value")]:
+        result = runner.invoke(main, ["submit", str(job), "--input", str(smi),
+                                      "--set", assignment])
+        assert result.exit_code == 2 and message in result.output, result.output
     result = runner.invoke(main, ["submit", str(job), "--input", str(tmp_path / "none.smi")])
     assert result.exit_code == 2 and "none.smi: no such file" in result.output
     result = runner.invoke(main, ["submit", str(job), "--input", str(smi),

@@ -1,11 +1,13 @@
 """The label job with real worker processes and a real SQLite store."""
 
+import time
+
 import numpy as np
 import pytest
 from ase import Atoms
 
 from molpre.data.store import open_store, read_labels
-from molpre.qc.levels import LevelOfTheory
+from molpre.qc.levels import LevelError, LevelOfTheory
 from molpre.qc.pyscf import compute
 from molpre.qc.runner import check_threads, label_conformers
 
@@ -74,6 +76,26 @@ def test_time_limit_kills_worker_and_run_goes_on(mol, tmp_path):
     rows = {r.mol_id: r for r in open_store(tmp_path / "l.db").select()}
     assert rows["C6H6"].reason.startswith("time limit exceeded (5 s")
     assert rows["H2"].status == "ok"
+
+
+def test_a_conformer_stuck_outside_the_scf_is_killed_and_every_row_is_stored_once(
+        mol, tmp_path, monkeypatch):
+    monkeypatch.setenv("MOLPRE_WORKFLOW_HANG_IDS", "stuck")
+    level = LevelOfTheory("HF", "sto-3g", time_limit_s=2.0)
+    frames = [mol("H2"), mol("H2O", mol_id="stuck"), mol("H2O", conf_id=0), mol("NH3")]
+    start = time.monotonic()
+    summary = label_conformers(frames, tmp_path / "l.db", level, workers=2, kill_grace_s=1.0)
+    assert time.monotonic() - start < 120  # the stuck one sleeps for an hour
+    assert (summary.ok, summary.failed, summary.duplicates) == (2, 1, 1)
+    rows = list(open_store(tmp_path / "l.db").select())
+    assert len(rows) == 3 and len({r.key for r in rows}) == 3
+    (failed,) = [r for r in rows if r.status == "failed"]
+    assert failed.reason.startswith("time limit exceeded (2 s; worker killed after")
+
+
+def test_an_unknown_basis_stops_the_run(mol, tmp_path):
+    with pytest.raises(LevelError, match="unknown basis"):
+        label_conformers([mol("H2")], tmp_path / "l.db", LevelOfTheory("HF", "nosuchbasis"))
 
 
 def test_thread_budget_is_checked():

@@ -1,21 +1,24 @@
 """The run core on a real process pool: results, task errors, deaths, re-runs and splits."""
 
+import time
+
 import pytest
-from toy_tasks import Rec, square_or_die
+from toy_tasks import Rec, square_or_die, whoami
 
 from molpre.workflow.plan import Chunk
 from molpre.workflow.run import ProcessBackend, is_worker_death, run_chunks
 
 
-def _run(chunks, die=(), raise_=(), max_attempts=2):
+def _run(chunks, die=(), raise_=(), max_attempts=2, window=4, **extra):
     results, lost = {}, {}
     backend = ProcessBackend(2)
     try:
         stats = run_chunks(
-            backend, square_or_die, {"die": set(die), "raise": set(raise_)}, iter(chunks),
+            backend, square_or_die, {"die": set(die), "raise": set(raise_), **extra.pop(
+                "params", {})}, iter(chunks),
             lambda c, out: results.update(dict(out)),
             lambda c, why: lost.update({r.row: why for r in c.records}),
-            max_attempts=max_attempts, window=4)
+            max_attempts=max_attempts, window=window, **extra)
     finally:
         backend.close()
     return results, lost, stats
@@ -56,3 +59,37 @@ def test_death_detection_by_type_name():
 def test_split_singles_of_a_chunk_get_the_same_bounded_runs(size):
     results, lost, stats = _run(_chunks(4, size), die={2}, max_attempts=1)
     assert set(lost) == {2} and set(results) == {1, 3, 4}
+
+
+def test_a_task_over_its_deadline_becomes_an_error_row_and_the_others_are_rerun():
+    start = time.monotonic()
+    results, lost, stats = _run(_chunks(6, 1), window=2, params={"hang": {2}},
+                                deadline_s=1.5, limit_label=1.0)
+    assert time.monotonic() - start < 60  # the hung task (3600 s) was killed
+    assert set(lost) == {2} and lost[2].startswith("time limit exceeded (1 s; worker killed")
+    assert results == {r: r * r for r in (1, 3, 4, 5, 6)}  # every other row exactly once
+    assert stats.deaths == 0 and stats.reruns == 0  # the kill counts against no other chunk
+
+
+def test_deadline_counts_from_the_task_start_not_its_submission():
+    # 4 one-row chunks of 1 s each on 2 workers, all submitted at once: the last two start
+    # ~1 s after submission and would be overdue at 1.8 s if the clock started at submission
+    results, lost, _ = _run(_chunks(4, 1), window=4, deadline_s=1.8, params={"sleep": 1.0})
+    assert not lost and set(results) == {1, 2, 3, 4}
+
+
+def test_a_fatal_task_error_stops_the_run():
+    with pytest.raises(LookupError, match="fatal row 3"):
+        _run(_chunks(4, 1), params={"fatal": {3}}, fatal=(LookupError,))
+
+
+def test_process_backend_runs_n_workers_with_their_thread_count():
+    seen = []
+    backend = ProcessBackend(2, threads=3)
+    try:
+        run_chunks(backend, whoami, {}, iter(_chunks(8, 1)), lambda c, out: seen.extend(out),
+                   lambda c, why: None, window=2)
+    finally:
+        backend.close()
+    assert sorted(r for r, _, _ in seen) == list(range(1, 9))
+    assert len({pid for _, pid, _ in seen}) <= 2 and {t for _, _, t in seen} == {"3"}

@@ -19,11 +19,11 @@ def test_shipped_job_specs_load(name):
 def test_unknown_key_is_named_at_any_depth(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text("kind: label\nlevel: {method: HF, basiss: sto-3g}\n")
-    with pytest.raises(SpecError, match=r"unknown key 'level.basiss'") as err:
+    with pytest.raises(SpecError, match=r"unknown config key 'level.basiss'") as err:
         load_job(path)
     assert str(path) in str(err.value)
     path.write_text("kind: label\nchunksize: 3\n")
-    with pytest.raises(SpecError, match="unknown key 'chunksize'"):
+    with pytest.raises(SpecError, match="unknown config key 'chunksize'; did you mean 'chunk_size'"):
         load_job(path)
 
 
@@ -40,6 +40,24 @@ def test_wrong_types_and_kinds_are_refused(tmp_path):
         load_job(path)
     with pytest.raises(SpecError, match="no such job spec"):
         load_job(tmp_path / "missing.yaml")
+
+
+def test_overrides_apply_over_the_file_and_bad_ones_name_the_key(tmp_path):
+    from molpre.config import ConfigError
+
+    job = load_job(WORKFLOWS / "label.yaml", ["level.basis=sto-3g", "chunk_size=1",
+                                               "intake.elements=[H, C]"])
+    assert (job.level.basis, job.chunk_size, job.intake.elements) == ("sto-3g", 1, ("H", "C"))
+    assert load_job(WORKFLOWS / "label.yaml").level.basis == "6-31g"
+    with pytest.raises(SpecError, match="unknown config key 'level.basis_set'") as err:
+        load_job(WORKFLOWS / "label.yaml", ["level.basis_set=sto-3g"])
+    assert isinstance(err.value, ConfigError)
+    with pytest.raises(SpecError, match="level.max_cycle: expected int"):
+        load_job(WORKFLOWS / "label.yaml", ["level.max_cycle=lots"])
+    path = tmp_path / "job.yaml"
+    path.write_text("chunk_size: 2\n")
+    with pytest.raises(SpecError, match="kind: missing"):
+        load_job(path)
 
 
 def test_float_fields_accept_ints(tmp_path):

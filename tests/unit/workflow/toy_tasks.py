@@ -1,6 +1,7 @@
 """A toy task for the run-core tests, in a module light enough for a pool worker to import."""
 
 import os
+import time
 
 
 class Rec:
@@ -11,12 +12,23 @@ class Rec:
 
 
 def square_or_die(records, params):
-    """Dies on the rows in params['die'], raises on params['raise'], else returns row**2."""
+    """Dies on params['die'] rows, raises on 'raise' (ValueError) and 'fatal' (LookupError),
+    hangs on 'hang', else returns row**2."""
     out = []
     for r in records:
+        time.sleep(params.get("sleep", 0))
+        if r.row in params.get("hang", ()):
+            time.sleep(3600)  # stuck where no clock is checked
+        if r.row in params.get("fatal", ()):
+            raise LookupError(f"fatal row {r.row}")
         if r.row in params["die"]:
             os._exit(7)
         if r.row in params["raise"]:
             raise ValueError(f"bad row {r.row}")
         out.append((r.row, r.row ** 2))
     return out
+
+
+def whoami(records, params):
+    """(row, worker pid, its OMP_NUM_THREADS) per record."""
+    return [(r.row, os.getpid(), os.environ.get("OMP_NUM_THREADS")) for r in records]
