@@ -22,6 +22,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from molpre.chem.readers import ID_COLUMNS, SMILES_COLUMNS
+from molpre.errors import first_line
 
 #: Default size limit (atoms, hydrogens included), the same as molpre.chem's intake.
 MAX_ATOMS = 200
@@ -36,11 +37,6 @@ class Job:
     conformers: list[Atoms] = field(default_factory=list)
     error: str | None = None
     record: Any = None  # a MoleculeRecord still waiting for conformers
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def items_and_ids(inputs: Any, ids: list | None, smiles_col: str | None = None,

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from molpre.errors import first_line
 from molpre.models.energy import EnergyModel
 
 FORMAT = "molpre.finetune/1"
@@ -99,8 +100,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a foreign or corrupt file
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise CheckpointError(f"{path} is not a readable molpre checkpoint ({first})") from err
+        raise CheckpointError(f"{path} is not a readable molpre checkpoint ({first_line(err)})") from err
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt not in MODEL_FORMATS:
         raise CheckpointError(

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from molpre.errors import first_line
 from molpre.models.checkpoint import CheckpointError, read_checkpoint
 
 #: File names a molpre checkpoint may have inside a folder, in order of preference.
@@ -59,8 +60,7 @@ def _download(uri: str, dst: str) -> Path:
         local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=dst,
                                                     tracking_uri=store, registry_uri=store)
     except Exception as err:  # MlflowException, OSError, ...: say which model and why
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ModelLoadError(f"cannot load model {uri}: {first}") from err
+        raise ModelLoadError(f"cannot load model {uri}: {first_line(err)}") from err
     return Path(local)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
+from molpre.errors import first_line
 from molpre.qc.checks import check_all
 from molpre.qc.content_keys import charge_spin
 from molpre.qc.levels import LevelOfTheory
@@ -165,8 +166,7 @@ def compute(atoms: Atoms, level: LevelOfTheory, forces: bool = False) -> QCResul
         return QCResult(ok=False, reason=str(err), scf_cycles=cycles, ladder=ladder,
                         wall_s=time.monotonic() - start)
     except Exception as err:  # PySCF errors (unknown functional, linear dependence, ...)
-        text = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        return QCResult(ok=False, reason=f"pyscf error: {type(err).__name__}: {text}",
+        return QCResult(ok=False, reason=f"pyscf error: {type(err).__name__}: {first_line(err, 200)}",
                         scf_cycles=cycles, ladder=ladder, wall_s=time.monotonic() - start)
     result.scf_cycles, result.ladder = cycles, ladder
     result.wall_s = time.monotonic() - start

@@ -40,6 +40,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from molpre.errors import first_line
+
 #: Exception type names that mean "the worker running this died", whatever the backend.
 DEATH_TYPES = ("BrokenProcessPool", "KilledWorker", "CommClosedError", "FutureCancelledError")
 
@@ -384,8 +386,7 @@ def _settle(backend, future: Future, chunk: Chunk, retry: deque, isolated: deque
     if fatal and isinstance(exc, fatal):
         raise exc
     if not is_worker_death(exc):
-        text = str(exc).strip().splitlines()
-        return chunk, None, f"task error: {type(exc).__name__}: {text[0] if text else ''}"[:300]
+        return chunk, None, f"task error: {type(exc).__name__}: {first_line(exc)}"[:300]
     stats.deaths += 1
     if isinstance(exc, BrokenProcessPool):
         backend.renew()

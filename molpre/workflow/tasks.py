@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from molpre.errors import first_line
+
 CRASH_ENV = "MOLPRE_WORKFLOW_CRASH_IDS"
 HANG_ENV = "MOLPRE_WORKFLOW_HANG_IDS"
 
@@ -44,8 +46,7 @@ def _maybe_crash(mol_id: str) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+    return f"{type(exc).__name__}: {first_line(exc)}"[:300]
 
 
 def _conformers(record, params: dict):
