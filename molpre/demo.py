@@ -172,6 +172,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     from molpre.runtime import seed_everything
 
     out = Path(config.out)
+    study_config(config, out)  # bad budgets or sizes fail here, before any work
     out.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri
     seed_everything(config.seed)
@@ -263,10 +264,19 @@ def check_sizes(config: DemoConfig, n_data: int) -> None:
 
 
 def study_config(config: DemoConfig, out: Path):
-    """The demo's :class:`molpre.study.config.StudyConfig` (validated)."""
-    from molpre.study.config import EncoderSpec, SeedSpec, SplitSpec, StudyConfig, TrainSpec
+    """The demo's :class:`molpre.study.config.StudyConfig`; ConfigError if it is invalid."""
+    from molpre.study.config import (
+        EncoderSpec,
+        SeedSpec,
+        SplitSpec,
+        StudyConfig,
+        StudyConfigError,
+        TrainSpec,
+    )
 
-    return StudyConfig(
+    if not config.budgets:
+        raise ConfigError("demo.budgets: give at least one label budget, e.g. [15, 30, 60]")
+    study = StudyConfig(
         name="demo", data=str(out / "labeled.extxyz"), target="energy", unit="eV",
         out=str(out / "study"), experiment=EXPERIMENT,
         split=SplitSpec(kind="random", test_size=config.test_size, seed=config.seed),
@@ -278,7 +288,11 @@ def study_config(config: DemoConfig, out: Path):
         train=TrainSpec(preset=config.preset, epochs=config.finetune_epochs,
                         patience=config.patience, max_minutes=3.0, val_min=config.val_min),
         workers=config.workers,
-    ).validate()
+    )
+    try:
+        return study.validate()
+    except StudyConfigError as err:
+        raise ConfigError(f"demo: {err}") from None
 
 
 def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
