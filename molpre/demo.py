@@ -240,7 +240,8 @@ def pretrain_stage(config: DemoConfig, corpus: Path, out: Path) -> tuple[dict[st
     cfg = pretrain_config(config, corpus, out)
     outdir = Path(cfg["output"])
     record = outdir / "demo_stage.json"
-    key = fingerprint({"config": cfg, "corpus": corpus.read_text()})
+    same = {**cfg, "corpus": {k: v for k, v in cfg["corpus"].items() if k != "workers"}}
+    key = fingerprint({"config": same, "corpus": corpus.read_text()})  # workers: same result
     if cached(record, key) and (outdir / "encoder.pt").is_file():
         done = json.loads(record.read_text())
         return {"encoder": outdir / "encoder.pt", "run_id": done["run_id"],
