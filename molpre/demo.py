@@ -1,4 +1,4 @@
-"""``molpre demo``: the whole flow on the embedded corpus, small enough for a laptop.
+"""``molpre demo``: a small study end to end on the embedded corpus, small enough for a laptop.
 
 1. intake: the first ``molecules`` SMILES of RDKit's NCI sample are standardized; the
    ``label_molecules`` smallest valid ones (at most ``max_label_atoms`` atoms) become the
@@ -7,16 +7,26 @@
 2. conformers for the labeled set (ETKDGv3 + MMFF94), written as extxyz;
 3. PySCF labels (HF/STO-3G by default) into an ASE database;
 4. self-supervised pretraining (masked atoms, conformer contrast, denoising);
-5. finetuning from scratch and from the pretrained encoder on the same split;
-6. predictions with :class:`molpre.Predictor` from the finetuned model.
+5. a study (:mod:`molpre.study`): arms ``scratch``, ``pretrained:full`` and its random-init
+   ``pretrained:control-full`` beside the per-element ``linear`` baseline, over ``budgets`` x
+   ``seeds`` on one fixed test split; the report (table with intervals, verdicts, savings,
+   contamination audit) is printed;
+6. predictions with :class:`molpre.Predictor` from the pretrained arm's model at the largest
+   budget (seed 0), two inputs failing on purpose.
 
-Everything is tracked in an MLflow SQLite store inside the output folder. Uses only the
-public API of the stages, so it doubles as an end-to-end example.
+A rerun with the same OUT reuses everything it can: the conformers (same molecules and seed),
+the labels (the store skips conformers it holds), the pretrained encoder (same pretraining
+config) and the study's finished children (same study settings). Everything is tracked in
+an MLflow SQLite store inside OUT (artifacts in OUT/mlartifacts). Uses only the public API
+of the stages, so it doubles as an end-to-end example.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,32 +34,38 @@ from typing import Any
 
 import click
 
-from molpre.config import from_dict, setting
+from molpre.config import ConfigError, from_dict, setting, to_dict
 
 EXAMPLE_SMILES = ("CCO", "c1ccccc1O", "CC(=O)N", "C[Si](C)(C)C", "not-a-smiles")
+EXPERIMENT = "molpre-demo"
+ENCODER = "pretrained"
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes and levels of the demo; the defaults run in a few minutes on 2 CPU cores."""
+    """Sizes and levels of the demo; the defaults run in about 10 minutes on 2 CPU cores."""
 
     out: str = setting("molpre-demo", flags=("-o", "--output"), help="Output folder.",
                        click_type=click.Path(file_okay=False))
-    seed: int = setting(0, help="The one seed for every stage.")
+    seed: int = setting(0, help="The seed of intake, conformers, pretraining and the test split.")
     molecules: int = setting(600, click_type=click.IntRange(min=10),
                              help="NCI molecules to read.")
-    label_molecules: int = setting(60, click_type=click.IntRange(min=8),
+    label_molecules: int = setting(110, click_type=click.IntRange(min=8),
                                    help="Smallest molecules to label with PySCF.")
     max_label_atoms: int = 20
     method: str = "HF"
     basis: str = "sto-3g"
     workers: int = setting(2, click_type=click.IntRange(min=1),
-                           help="Worker processes for conformers and labels.")
+                           help="Worker processes for conformers, labels and study children.")
     pretrain_conformers: int = 2
     pretrain_steps: int = setting(300, click_type=click.IntRange(min=1), help="Pretraining steps.")
+    test_size: int = 40
+    budgets: tuple[int, ...] = (15, 30, 60)
+    seeds: int = setting(3, click_type=click.IntRange(min=2), help="Seeds per budget and arm.")
     finetune_epochs: int = setting(60, click_type=click.IntRange(min=1),
-                                   help="Finetuning epochs per arm.")
-    test_fraction: float = 0.25
+                                   help="Most finetuning epochs per study child.")
+    patience: int = 20
+    val_min: int = 5
     preset: str = "small"
     examples: tuple[str, ...] = field(default=EXAMPLE_SMILES)
 
@@ -60,13 +76,35 @@ class DemoConfig:
 
 @dataclass
 class DemoResult:
-    """Paths and headline numbers of a demo run."""
+    """Paths, counts and the study of a demo run."""
 
     out: Path
     counts: dict[str, int]
-    test_mae_mev: dict[str, float]
+    study: Any  # molpre.study.runner.StudyResult
     predictions: Any  # pandas DataFrame
     run_ids: dict[str, str]
+    reused: dict[str, bool] = field(default_factory=dict)
+
+
+def fingerprint(payload: Any) -> str:
+    """SHA-256 (hex, 16 chars) of a JSON-able payload: the identity of a cached stage."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached(record: Path, key: str) -> bool:
+    """Whether ``record`` (JSON) says its stage finished with fingerprint ``key``."""
+    try:
+        data = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False
+    return data.get("key") == key and data.get("done") is True
+
+
+def mark(record: Path, key: str, done: bool, **extra: Any) -> None:
+    """Write a stage record (JSON)."""
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"key": key, "done": done, **extra}))
 
 
 def split_corpus(records: Iterable, n_label: int, max_atoms: int) -> tuple[list, list, list]:
@@ -90,18 +128,41 @@ def write_smiles(records: Iterable, path: Path) -> Path:
     return path
 
 
-def make_conformers(records: list, path: Path, seed: int, workers: int) -> tuple[int, int]:
-    """One conformer per labeled molecule -> extxyz; returns (ok, failed)."""
+def make_conformers(records: list, path: Path, seed: int, workers: int) -> tuple[int, int, bool]:
+    """One conformer per labeled molecule -> extxyz; (ok, failed, reused). Reused when
+    ``path`` was written for the same molecules and seed (record ``path``.json)."""
     from molpre.chem import ConformerWriter, conformer_stream
 
+    record = path.with_suffix(".json")
+    key = fingerprint({"molecules": [(r.mol_id, r.smiles) for r in records], "seed": seed})
+    if path.is_file() and cached(record, key):
+        counts = json.loads(record.read_text())
+        return counts["ok"], counts["failed"], True
     with ConformerWriter(path) as writer:
         for outcome in conformer_stream(records, n=1, seed=seed, workers=workers):
             writer.write(outcome)
-    return writer.ok, writer.failed
+    mark(record, key, True, ok=writer.ok, failed=writer.failed)
+    return writer.ok, writer.failed, False
+
+
+def labeled_set(store: Path, frames: list, level, path: Path) -> int:
+    """Write the store's ok rows for exactly ``frames`` (by content key) to extxyz ``path``:
+    the study's data, so rows left in the store by other settings stay out. Returns rows."""
+    import ase.io
+
+    from molpre.data.store import read_labels
+    from molpre.qc.content_keys import content_key
+
+    keys = {content_key(atoms, level) for atoms in frames}
+    rows = [a for a in read_labels(store) if a.info.get("key") in keys]
+    for atoms in rows:  # ASE writes "" unquoted, which breaks the comment line
+        atoms.info = {k: v for k, v in atoms.info.items() if v is not None and v != ""}
+    ase.io.write(path, rows, format="extxyz")
+    return len(rows)
 
 
 def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoResult:
-    """Run every stage in order; ``echo`` receives one progress line per stage."""
+    """Run (or resume) every stage in order; ``echo`` receives the progress and the report."""
     import os
 
     import ase.io
@@ -111,6 +172,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     from molpre.runtime import seed_everything
 
     out = Path(config.out)
+    study_config(config, out)  # bad budgets or sizes fail here, before any work
     out.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri
     seed_everything(config.seed)
@@ -123,73 +185,150 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
          f"{len(unlabeled)} to pretrain on, {len(rejected)} rejected (unsupported elements, ...)")
 
     conf_path = out / "label_conformers.extxyz"
-    ok, failed = make_conformers(labeled, conf_path, config.seed, config.workers)
-    echo(f"[2/6] conformers: {ok} molecules embedded, {failed} failed -> {conf_path}")
+    ok, failed, reused = make_conformers(labeled, conf_path, config.seed, config.workers)
+    echo(f"[2/6] conformers: {ok} molecules embedded, {failed} failed -> {conf_path}"
+         + (" (reused)" if reused else ""))
 
     level = LevelOfTheory(method=config.method, basis=config.basis)
     frames = ase.io.read(conf_path, index=":") if ok else []
     labels = out / "labels.db"
     summary = label_conformers(frames, labels, level, workers=config.workers)
+    n_data = labeled_set(labels, frames, level, out / "labeled.extxyz")
     echo(f"[3/6] labels {config.method}/{config.basis}: {summary.line()} -> {labels}")
+    check_sizes(config, n_data)
 
-    pre = pretrain_stage(config, pretrain_smi, out)
-    echo(f"[4/6] pretraining: {pre.global_step} steps -> {pre.encoder_path} (run {pre.run_id})")
+    pre, pre_reused = pretrain_stage(config, pretrain_smi, out)
+    echo(f"[4/6] pretraining: {pre['steps']} steps -> {pre['encoder']} (run {pre['run_id']})"
+         + (" (reused: same config)" if pre_reused else ""))
 
-    results = {mode: finetune_stage(config, labels, mode, pre.encoder_path, out)
-               for mode in ("scratch", "full")}
-    mae = {m: r.metrics["test_mae_mev"] for m, r in results.items()}
-    echo(f"[5/6] finetuning on {results['scratch'].split_sizes.get('train', '?')} labels: test MAE "
-         f"scratch {mae['scratch']:.1f} meV, pretrained {mae['full']:.1f} meV "
-         f"(atomref only {results['scratch'].metrics.get('baseline_test_mae_mev', float('nan')):.1f} meV)")
+    study = study_stage(config, out, echo)
+    echo(f"[5/6] study: {study.ran} children run, {study.reused} reused; parent run "
+         f"{study.parent_run_id}\n\n{(study.out / 'report.md').read_text()}")
 
-    predictions = predict_stage(results["full"].out, config.examples)
+    model = out / "study" / "children" / f"{ENCODER}-full-N{max(config.budgets)}-s0"
+    predictions = predict_stage(model, config.examples)
     predictions.to_csv(out / "predictions.csv", index=False)
-    echo(f"[6/6] predictions -> {out / 'predictions.csv'}\n" + predictions.to_string(index=False))
+    echo(f"[6/6] predictions ({ENCODER}:full, N={max(config.budgets)}, seed 0) -> "
+         f"{out / 'predictions.csv'}\n" + predictions.to_string(index=False))
 
-    run_ids = {"pretrain": pre.run_id, **{f"finetune-{m}": r.run_id for m, r in results.items()}}
     counts = {"labeled": len(labeled), "pretrain_molecules": len(unlabeled),
-              "rejected": len(rejected), "labels_ok": summary.ok, "labels_failed": summary.failed}
-    return DemoResult(out, counts, mae, predictions, run_ids)
+              "rejected": len(rejected), "labels_ok": summary.ok, "labels_failed": summary.failed,
+              "labels_skipped": summary.skipped, "study_rows": n_data}
+    reuse = {"conformers": reused, "pretrain": pre_reused, "study": study.ran == 0}
+    return DemoResult(out, counts, study, predictions,
+                      {"pretrain": pre["run_id"], "study": study.parent_run_id}, reuse)
 
 
-def pretrain_stage(config: DemoConfig, corpus: Path, out: Path):
-    """A short pretraining with all three objectives on the unlabeled corpus."""
-    from molpre.train.pretrain import pretrain
-
-    return pretrain({
+def pretrain_config(config: DemoConfig, corpus: Path, out: Path) -> dict[str, Any]:
+    """The pretraining config: all three objectives on the unlabeled corpus."""
+    return {
         "seed": config.seed, "output": str(out / "pretrain"),
         "corpus": {"path": str(corpus), "max_molecules": None,
                    "conformers": config.pretrain_conformers, "workers": config.workers},
         "model": {"preset": config.preset},
         "train": {"max_steps": config.pretrain_steps, "epochs": 1000, "progress": False},
-        "tracking": {"experiment": "molpre-demo", "run_name": "demo-pretrain"},
-    })
+        "tracking": {"experiment": EXPERIMENT, "run_name": "demo-pretrain"},
+    }
 
 
-def finetune_stage(config: DemoConfig, labels: Path, mode: str, encoder: Path, out: Path):
-    """Finetune on the PySCF labels, from scratch or from the pretrained encoder."""
-    from molpre.train.config import FinetuneConfig
-    from molpre.train.finetune import finetune
+def pretrain_stage(config: DemoConfig, corpus: Path, out: Path) -> tuple[dict[str, Any], bool]:
+    """Pretrain, or reuse OUT/pretrain/encoder.pt when it was made with the same config and
+    corpus. ({"encoder", "run_id", "steps"}, reused). A changed config starts OUT/pretrain
+    afresh (the old run and its checkpoints stay in the MLflow store)."""
+    from molpre.train.pretrain import pretrain
 
-    return finetune(FinetuneConfig(
-        data=str(labels), target="energy", unit="eV", mode=mode,
-        encoder=None if mode == "scratch" else str(encoder), preset=config.preset,
-        epochs=config.finetune_epochs, test_fraction=config.test_fraction, seed=config.seed,
-        split_seed=config.seed, out=str(out / f"finetune-{mode}"), experiment="molpre-demo",
-        run_name=f"demo-finetune-{mode}", progress=False,
-    ))
+    cfg = pretrain_config(config, corpus, out)
+    outdir = Path(cfg["output"])
+    record = outdir / "demo_stage.json"
+    same = {**cfg, "corpus": {k: v for k, v in cfg["corpus"].items() if k != "workers"}}
+    key = fingerprint({"config": same, "corpus": corpus.read_text()})  # workers: same result
+    if cached(record, key) and (outdir / "encoder.pt").is_file():
+        done = json.loads(record.read_text())
+        return {"encoder": outdir / "encoder.pt", "run_id": done["run_id"],
+                "steps": done["steps"]}, True
+    started = json.loads(record.read_text()).get("key") if record.is_file() else None
+    if started != key and outdir.exists():
+        shutil.rmtree(outdir)  # other settings: its shards and checkpoints do not apply
+    mark(record, key, False)  # same key, not done: the next run resumes from last.ckpt
+    result = pretrain(cfg)
+    mark(record, key, True, run_id=result.run_id, steps=result.global_step)
+    return {"encoder": result.encoder_path, "run_id": result.run_id,
+            "steps": result.global_step}, False
+
+
+def check_sizes(config: DemoConfig, n_data: int) -> None:
+    """ConfigError unless the labels cover the test split and the largest budget."""
+    need = config.test_size + max(config.budgets)
+    if n_data < need:
+        raise ConfigError(f"demo: {n_data} labeled molecules, but test_size + the largest budget "
+                          f"need {need}: raise label_molecules or lower budgets / test_size")
+
+
+def study_config(config: DemoConfig, out: Path):
+    """The demo's :class:`molpre.study.config.StudyConfig`; ConfigError if it is invalid."""
+    from molpre.study.config import (
+        EncoderSpec,
+        SeedSpec,
+        SplitSpec,
+        StudyConfig,
+        StudyConfigError,
+        TrainSpec,
+    )
+
+    if not config.budgets:
+        raise ConfigError("demo.budgets: give at least one label budget, e.g. [15, 30, 60]")
+    study = StudyConfig(
+        name="demo", data=str(out / "labeled.extxyz"), target="energy", unit="eV",
+        out=str(out / "study"), experiment=EXPERIMENT,
+        split=SplitSpec(kind="random", test_size=config.test_size, seed=config.seed),
+        budgets=list(config.budgets),
+        seeds=SeedSpec(small=config.seeds, large=config.seeds, small_max=max(config.budgets)),
+        encoders=[EncoderSpec(name=ENCODER, path=str(out / "pretrain"), modes=["full"],
+                              control=["full"], seed=config.seed)],
+        baselines=["linear"],
+        train=TrainSpec(preset=config.preset, epochs=config.finetune_epochs,
+                        patience=config.patience, max_minutes=3.0, val_min=config.val_min),
+        workers=config.workers,
+    )
+    try:
+        return study.validate()
+    except StudyConfigError as err:
+        raise ConfigError(f"demo: {err}") from None
+
+
+def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
+    """Run (or resume) the study. Its finished children are reused only while everything
+    they depend on is the same (study settings, labels, encoder); otherwise a new parent
+    run starts (the old one stays in the store)."""
+    from molpre.runtime import file_sha256
+    from molpre.study.runner import run_study
+
+    study = study_config(config, out)
+    settings = {k: v for k, v in to_dict(config).items() if k not in ("out", "workers", "examples")}
+    key = fingerprint({"settings": settings, "data": file_sha256(study.data),
+                       "encoder": file_sha256(out / "pretrain" / "encoder.pt")})
+    record = out / "study" / "demo_stage.json"
+    if not cached(record, key):
+        (out / "study" / "study.json").unlink(missing_ok=True)  # a new parent run
+        mark(record, key, True)
+
+    def progress(r: dict) -> None:
+        echo(f"      {r['arm']} N={r['budget']} seed={r['seed']}: {r['test_mae_kcal']:.2f} "
+             f"kcal/mol ({r['seconds'] or 0:.0f} s)" + (" FAILED" if r["failed"] else ""))
+
+    return run_study(study, config.tracking_uri, progress=progress)
 
 
 def predict_stage(model_dir: Path, smiles: Iterable[str]):
-    """Predict energies for ``smiles`` with the finetuned model (errors become rows)."""
+    """Predict energies for ``smiles`` with a finetuned model (errors become rows)."""
     from molpre.predict import Predictor
 
     return Predictor.load(model_dir).predict(list(smiles))
 
 
 #: DemoConfig fields that ``molpre demo`` offers as options (help in the fields).
-CLI_FIELDS = ("out", "molecules", "label_molecules", "pretrain_steps", "finetune_epochs",
-              "workers", "seed")
+CLI_FIELDS = ("out", "molecules", "label_molecules", "pretrain_steps", "seeds",
+              "finetune_epochs", "workers", "seed")
 
 
 def config_from_dict(data: dict[str, Any]) -> DemoConfig:

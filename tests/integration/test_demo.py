@@ -1,8 +1,11 @@
-"""`molpre demo` end to end, in-process, at toy sizes (real RDKit, PySCF, Lightning, MLflow)."""
+"""`molpre demo` end to end, in-process, at toy sizes (real RDKit, PySCF, Lightning, MLflow),
+then again on the same folder: the second run must reuse conformers, labels, the pretrained
+encoder and the study's finished children."""
 
 from __future__ import annotations
 
-import math
+import sqlite3
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -10,29 +13,70 @@ from click.testing import CliRunner
 
 from molpre.cli import main
 
+ARMS = ("linear", "scratch", "pretrained:full", "pretrained:control-full")
+BUDGETS, SEEDS = (6, 12), 2
+TOY = ["--molecules", "150", "--label-molecules", "24", "--pretrain-steps", "4",
+       "--finetune-epochs", "2", "--seeds", str(SEEDS), "--workers", "1",
+       "--set", f"budgets=[{','.join(map(str, BUDGETS))}]", "--set", "test_size=10",
+       "--set", "val_min=2", "--set", "patience=2"]
 
-def test_demo_runs_every_stage_and_tracks_runs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / "demo"
-    result = CliRunner().invoke(main, [
-        "demo", "-o", str(out), "--molecules", "40", "--label-molecules", "10",
-        "--pretrain-steps", "4", "--finetune-epochs", "2",
-    ])
+
+def _demo(out: Path) -> str:
+    result = CliRunner().invoke(main, ["demo", "-o", str(out), *TOY])
     assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _runs(out: Path) -> pd.DataFrame:
+    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["molpre-demo"])
+
+
+def _label_rows(out: Path) -> int:
+    with sqlite3.connect(out / "labels.db") as db:
+        return db.execute("SELECT COUNT(*) FROM systems").fetchone()[0]
+
+
+def test_demo_runs_a_study_and_a_second_run_reuses_everything(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///unused.db")  # restored after the test
+    out = tmp_path / "demo"
+    first = _demo(out)
     for stage in range(1, 7):
-        assert f"[{stage}/6]" in result.output
-    assert (out / "labels.db").is_file() and (out / "pretrain" / "encoder.pt").is_file()
+        assert f"[{stage}/6]" in first
+    assert "24 ok" in first and "(reused" not in first
+    (header,) = [line for line in first.splitlines() if line.startswith("| N | ")]
+    assert sorted(header.strip("| ").split(" | ")[1:]) == sorted(ARMS)  # a column per arm
+    for budget in BUDGETS:
+        assert any(line.startswith(f"| {budget} | ") for line in first.splitlines())
+    assert "## Verdicts" in first and "| pretrained:full | 12 |" in first
+
+    runs = _runs(out)
+    parents = runs[runs["tags.stage"] == "study"]
+    assert len(parents) == 1
+    parent = parents.iloc[0]
+    children = runs[runs["tags.mlflow.parentRunId"] == parent.run_id]
+    assert len(children) == len(ARMS) * len(BUDGETS) * SEEDS
+    assert set(children["params.arm"]) == set(ARMS)
+    assert (children["tags.study.done"] == "1").all()
+    assert (runs["tags.stage"] == "pretrain").sum() == 1
+    assert parent.artifact_uri.startswith((out / "mlartifacts").resolve().as_uri())
+    assert not (tmp_path / "mlruns").exists()  # artifacts inside OUT, not the working dir
+    assert (out / "study" / "report.md").read_text().splitlines()[4] == header
 
     predictions = pd.read_csv(out / "predictions.csv")
     assert list(predictions["status"]) == ["ok", "ok", "ok", "error", "error"]
     assert predictions.loc[predictions.status == "ok", "energy_ev"].lt(0).all()
-    assert predictions.loc[predictions.status == "error", "energy_ev"].isna().all()
     assert "Si" in predictions.loc[3, "error"]
 
-    mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["molpre-demo"])
-    names = set(runs["tags.mlflow.runName"])
-    assert {"demo-pretrain", "demo-finetune-scratch", "demo-finetune-full"} <= names
-    finetunes = runs[runs["tags.mlflow.runName"].str.startswith("demo-finetune")]
-    assert finetunes["metrics.test_mae_mev"].map(math.isfinite).all()
-    assert finetunes["tags.git_sha"].notna().all()
+    rows, encoder_mtime = _label_rows(out), (out / "pretrain" / "encoder.pt").stat().st_mtime
+    second = _demo(out)
+    assert "(reused)" in second.split("[2/6]")[1].splitlines()[0]
+    assert "0 ok, 0 failed, 24 skipped (already stored)" in second
+    assert "(reused: same config)" in second
+    assert f"0 children run, {len(children)} reused; parent run {parent.run_id}" in second
+    assert header in second
+    assert _label_rows(out) == rows
+    assert (out / "pretrain" / "encoder.pt").stat().st_mtime == encoder_mtime
+    again = _runs(out)
+    assert len(again) == len(runs)  # no new children, no new pretraining run
