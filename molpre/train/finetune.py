@@ -10,6 +10,7 @@ against the atomref-only baseline, parity.png, and the model as an MLflow pyfunc
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import shutil
@@ -22,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from molpre.data.datasets import LabeledData, load_labeled
+from molpre.data import keys
+from molpre.data.datasets import DatasetError, LabeledData, labeled_from_atoms, load_labeled
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
 from molpre.models.atomref import fit_atomref
@@ -70,6 +72,30 @@ def split_data(config: FinetuneConfig, data: LabeledData) -> Split:
         test_fraction=config.test_fraction, test_rows=test_rows, budget=config.budget,
         val_fraction=config.val_fraction,
     )
+
+
+def resolve_forces(config: FinetuneConfig, data: LabeledData) -> LabeledData:
+    """``data`` with forces when the config fits them (``forces`` True, or None and every row
+    has forces and the target includes energy), else without; True without forces raises."""
+    if config.forces is False or "energy" not in data.targets:
+        if config.forces:
+            raise DatasetError("forces: true needs the energy target")
+        return dataclasses.replace(data, forces=None)
+    if data.forces is not None:
+        return data
+    try:
+        with_forces = labeled_from_atoms(data.atoms, config.target, config.unit, True,
+                                         source=data.source, sha256=data.sha256)
+    except DatasetError:
+        with_forces = None
+    if with_forces is not None and len(with_forces) == len(data):
+        return dataclasses.replace(data, forces=with_forces.forces)
+    if config.forces:
+        raise DatasetError(f"{data.source}: forces: true, but {len(data) - len(with_forces or [])}"
+                           f" of {len(data)} rows have no forces (label with `molpre label "
+                           "--forces`, or pass --no-forces)")
+    log.info("finetune: %s has rows without forces, fitting energies only", data.source)
+    return data
 
 
 def _samples(data: LabeledData, cutoff: float, forces: bool) -> list[dict[str, torch.Tensor]]:
@@ -136,7 +162,7 @@ def _loader(samples: list, batch_size: int, shuffle: bool, seed: int):
                       generator=generator)
 
 
-def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
+def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, forces):
     """Train ``model`` in place (best-validation weights restored); returns (best, history)."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
@@ -144,7 +170,8 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
     from molpre.train.task import BestWeights, MlflowEpochMetrics, PropertyTask
 
     task = PropertyTask(model, lr=config.lr, weight_decay=config.weight_decay,
-                        energy_weight=config.energy_weight, forces_weight=config.forces_weight,
+                        energy_weight=config.energy_weight,
+                        forces_weight=config.force_weight if forces else 0.0,
                         scales=scale, alpha=alpha, reference=reference, patience=config.patience)
     best, epochs = BestWeights(), MlflowEpochMetrics(prefix)
     trainer = pl.Trainer(
@@ -163,7 +190,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
     return best.best, epochs.history
 
 
-def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
+def _train(config, model, train, val, scale, forces: bool) -> tuple[float | None, list[dict]]:
     """Fit once (or once per alpha for ``prior``), keep the best validation model."""
     import mlflow
 
@@ -178,7 +205,8 @@ def _train(config, model, train, val, scale) -> tuple[float | None, list[dict]]:
         model.load_state_dict(start)
         seed_everything(config.seed)
         prefix = f"alpha_{alpha:g}." if len(alphas) > 1 else ""
-        val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix)
+        val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix,
+                                  forces)
         if len(alphas) > 1 and np.isfinite(val_mae):
             mlflow.log_metric(f"alpha_search.{monitor_name(_specs(model))}", val_mae,
                               step=alphas.index(alpha))
@@ -224,8 +252,28 @@ def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path,
                        f"({metrics['test_mae_kcal']:.2f} kcal/mol), "
                        f"{int(known.sum())} molecules")
             parity_plot(label, test_pred[spec.name], base, out / "parity.png", title=heading)
+    if val.forces is not None:
+        metrics.update(_force_metrics(model, val_samples, "best_val_"))
+        metrics.update(_force_metrics(model, [s for s, k in zip(test_samples, known, strict=True)
+                                              if k], "test_"))
     metrics["test_n"], metrics["test_n_unsupported"] = int(known.sum()), int((~known).sum())
     return metrics
+
+
+def _force_metrics(model, samples, prefix: str, batch_size: int = 64) -> dict[str, float]:
+    """``<prefix>forces_mae_mev_per_a`` / ``_rmse_`` over all force components (meV/Angstrom)."""
+    from molpre.evaluation import force_metrics
+
+    pred, ref = [], []
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        out = model(collate(chunk), compute_forces=True)
+        pred.append(out[keys.PREDICTED_FORCES].detach().double().cpu().numpy())
+        ref.append(torch.cat([s[keys.FORCES] for s in chunk]).double().numpy())
+    model.train(was_training)
+    return {prefix + k: v for k, v in force_metrics(pred, ref).items()}
 
 
 def _step0(model, val: LabeledData, samples) -> dict[str, float]:
@@ -248,14 +296,15 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    data = data if data is not None else load_labeled(config.data, config.target, config.unit,
-                                                      config.forces)
+    data = data if data is not None else load_labeled(config.data, config.target, config.unit)
+    data = resolve_forces(config, data)
+    forces = data.forces is not None
     split = split_data(config, data)
     train, val, test = (data.subset(split.train), data.subset(split.val), data.subset(split.test))
     encoder = start_encoder(config)
     model, scales, atomrefs = _build_model(config, encoder, train)
     cutoff = float(encoder.config.cutoff)
-    samples = [_samples(d, cutoff, config.forces) for d in (train, val, test)]
+    samples = [_samples(d, cutoff, forces) for d in (train, val, test)]
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     resolved = config.resolved()
@@ -268,7 +317,9 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
         mlflow.log_params({f"split.{k}": v for k, v in split.sizes().items()})
         step0 = _step0(model, val, samples[1])
         mlflow.log_metrics(step0, step=0)
-        alpha, history = _train(config, model, samples[0], samples[1], scales)
+        mlflow.log_params({"forces_fitted": forces, "forces_weight_used":
+                           config.force_weight if forces else 0.0})
+        alpha, history = _train(config, model, samples[0], samples[1], scales, forces)
         parts = [(val, samples[1]), (test, samples[2])]
         metrics = {**{f"step0_{k}": v for k, v in step0.items()},
                    **_evaluate(model, parts, train, atomrefs, out,
