@@ -35,4 +35,5 @@ def test_demo_runs_every_stage_and_tracks_runs(tmp_path, monkeypatch):
     assert {"demo-pretrain", "demo-finetune-scratch", "demo-finetune-full"} <= names
     finetunes = runs[runs["tags.mlflow.runName"].str.startswith("demo-finetune")]
     assert finetunes["metrics.test_mae_mev"].map(math.isfinite).all()
+    assert finetunes["metrics.test_forces_mae_mev_per_a"].map(math.isfinite).all()  # forces on
     assert finetunes["tags.git_sha"].notna().all()
