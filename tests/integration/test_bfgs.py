@@ -65,7 +65,7 @@ def trained(tmp_path_factory):
 
     level = LevelOfTheory(method="hf", basis="sto-3g")
     frames = []
-    for name in NAMES:
+    for name in [*NAMES, "C2H6"]:  # ethane is the test set: the six relaxed ones are trained on
         atoms = molecule(name)
         atoms.info.update({"mol_id": name, "charge": 0, "spin": 1})
         frames.append(atoms)
@@ -78,15 +78,17 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bfgs")
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    (tmp / "test_ids.txt").write_text("C2H6\n")
     config = FinetuneConfig(data="pyscf", epochs=400, patience=400, batch_size=6, lr=3e-3,
-                            test_fraction=0.15, max_minutes=2.0, out=str(tmp / "model"),
+                            test_ids=str(tmp / "test_ids.txt"), max_minutes=3.0,
+                            out=str(tmp / "model"),
                             progress=False, log_model=False, accelerator="cpu")
     try:
         result = finetune(config, data=labeled_from_atoms(labeled))
     finally:
         mp.undo()
     assert "test_forces_mae_mev_per_a" in result.metrics  # forces were fitted by default
-    return result.model.double().eval(), frames
+    return result.model.double().eval(), frames[:-1]
 
 
 @pytest.mark.slow
@@ -101,4 +103,9 @@ def test_bfgs_keeps_molecules_bonded(trained, name):
     for _ in opt.irun(fmax=0.05, steps=200):
         closest.append(closest_pair(atoms))
     assert min(closest) > 0.5, f"{name}: atoms {min(closest):.2f} Angstrom apart"
-    assert inchikey(atoms) == before, f"{name}: bonds changed during BFGS"
+    try:
+        after = inchikey(atoms)
+    except ValueError as err:  # no valid bonding left
+        after = str(err)
+    assert after == before, (f"{name}: bonds changed in {opt.get_number_of_steps()} BFGS steps: "
+                             f"{after}\n{atoms.get_all_distances().round(2)}")
