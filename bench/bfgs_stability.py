@@ -41,7 +41,7 @@ def read_qm9(path: Path) -> list:
 def choose(frames: list, n: int, max_atoms: int, seed: int) -> list:
     """``n`` molecules of at most ``max_atoms`` atoms, drawn with default_rng(seed)."""
     small = [i for i, a in enumerate(frames) if len(a) <= max_atoms]
-    picked = np.random.default_rng(seed).choice(small, size=n, replace=False)
+    picked = np.random.default_rng(seed).choice(small, size=min(n, len(small)), replace=False)
     return [frames[int(i)] for i in picked]
 
 
@@ -72,15 +72,16 @@ def label(frames: list, out: Path, perturb: int, sigma: float) -> Path:
     return db
 
 
-def train(db: Path, out: Path, test_ids: list[str], minutes: float, seed: int):
+def train(db: Path, out: Path, test_ids: list[str], minutes: float, seed: int,
+          lr: float = 3e-3, batch_size: int = 8):
     from molpre.train.config import FinetuneConfig
     from molpre.train.finetune import finetune
 
     ids = out / "test_ids.txt"
     ids.write_text("\n".join(test_ids) + "\n")
     config = FinetuneConfig(data=str(db), target="energy", unit="eV", test_ids=str(ids),
-                            val_fraction=0.1, epochs=10_000, patience=200, batch_size=8,
-                            lr=3e-3, max_minutes=minutes, threads=1, seed=seed,
+                            val_fraction=0.1, epochs=10_000, patience=200,
+                            batch_size=batch_size, lr=lr, max_minutes=minutes, threads=1, seed=seed,
                             out=str(out / "model"), progress=False, log_model=False,
                             accelerator="cpu")
     result = finetune(config)
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bfgs", type=int, default=5)
     parser.add_argument("--unseen", action="store_true", help="also relax unseen molecules")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
     import torch
 
@@ -153,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     chosen = choose(frames, args.train + 3, args.max_atoms, args.seed)
     labeled, test = chosen[:args.train], chosen[args.train:]
     db = label(labeled + test, args.out, args.perturb, args.sigma)
-    result = train(db, args.out, [a.info["mol_id"] for a in test], args.minutes, args.seed)
+    result = train(db, args.out, [a.info["mol_id"] for a in test], args.minutes, args.seed,
+                   args.lr, args.batch_size)
     keep = ("test_mae_mev", "test_forces_mae_mev_per_a", "best_val_mae_mev",
             "best_val_forces_mae_mev_per_a")
     print("model:", {k: round(result.metrics[k], 1) for k in keep if k in result.metrics},
