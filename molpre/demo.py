@@ -5,7 +5,8 @@
    labeled set, the rest the unlabeled pretraining corpus (so no labeled molecule is
    pretrained on);
 2. conformers for the labeled set (ETKDGv3 + MMFF94), written as extxyz;
-3. PySCF labels (HF/STO-3G by default) into an ASE database;
+3. PySCF energies and forces (HF/STO-3G by default) into an ASE database (finetuning
+   then fits both: forces are on whenever every label has them);
 4. self-supervised pretraining (masked atoms, conformer contrast, denoising);
 5. a study (:mod:`molpre.study`): arms ``scratch``, ``pretrained:full`` and its random-init
    ``pretrained:control-full`` beside the per-element ``linear`` baseline, over ``budgets`` x
@@ -192,7 +193,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     level = LevelOfTheory(method=config.method, basis=config.basis)
     frames = ase.io.read(conf_path, index=":") if ok else []
     labels = out / "labels.db"
-    summary = label_conformers(frames, labels, level, workers=config.workers)
+    summary = label_conformers(frames, labels, level, forces=True, workers=config.workers)
     n_data = labeled_set(labels, frames, level, out / "labeled.extxyz")
     echo(f"[3/6] labels {config.method}/{config.basis}: {summary.line()} -> {labels}")
     check_sizes(config, n_data)

@@ -83,11 +83,18 @@ def _read_frames(path: str) -> list:
 @click.option("--time-limit", type=float, default=None, metavar="S",
               help="Wall-clock seconds per conformer, checked in the SCF; a conformer still "
                    "running 10 s later is killed. Overruns become error rows.")
+@click.option("--perturb", type=click.IntRange(min=0), default=0, show_default=True, metavar="K",
+              help="Also label K randomly displaced copies of each conformer (non-equilibrium "
+                   "geometries, so a model learns the surface near its minima; use with --forces).")
+@click.option("--perturb-sigma", type=click.FloatRange(min=0, min_open=True), default=0.05,
+              show_default=True, metavar="A", help="Gaussian displacement per coordinate, Angstrom.")
+@click.option("--perturb-seed", type=int, default=0, show_default=True,
+              help="Seed of the displacements (frame i's copies depend on (seed, i) only).")
 @click.option("--retry-failed", is_flag=True,
               help="Recompute conformers whose stored row failed (default: skip them too).")
 def command(input_path, output, method, basis, forces, workers, threads, oversubscribe,
             grid_level, density_fit, auxbasis, cart, conv_tol, max_cycle, max_atoms, time_limit,
-            retry_failed) -> None:
+            perturb, perturb_sigma, perturb_seed, retry_failed) -> None:
     """Label conformers in INPUT.extxyz with PySCF; one store row per conformer, ok or failed.
 
     Charge and spin multiplicity come from each frame's info (`charge`, `spin`, default 0
@@ -95,7 +102,8 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
     is already stored, so a killed run resumes where it stopped. Several runs may write one
     store at once: each key is stored once. A lock file DB.lock left by a killed run is
     reported after $MOLPRE_STORE_LOCK_TIMEOUT seconds (default 60). Export with
-    `molpre export`.
+    `molpre export`. With --perturb K, K displaced copies of each conformer (seeded Gaussian,
+    --perturb-sigma Angstrom per coordinate) are labeled too, by the same PySCF path.
     """
     from molpre.data.store import StoreError, open_store
     from molpre.qc.runner import check_threads, label_conformers
@@ -111,6 +119,10 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
     level = _level(method, basis, density_fit, auxbasis, grid_level, cart, conv_tol, max_cycle,
                    time_limit, max_atoms)
     frames = _read_frames(input_path)
+    if perturb:
+        from molpre.chem.perturb import perturbed_copies
+
+        frames = perturbed_copies(frames, perturb, perturb_sigma, perturb_seed)
     try:
         open_store(output)  # creates it; a stale lock, a corrupt store, a read-only folder end here
     except StoreError as err:

@@ -181,6 +181,8 @@ def _key_values(atoms: Atoms, key: str, status: str, reason: str, meta: dict) ->
     kvp = {name: str(info.get(name) or "") for name in INFO_STR_KEYS}
     kvp.update(conf_id=int(info.get("conf_id", 0)), mol_charge=int(info.get("charge", 0)),
                spin=int(info.get("spin", 1)), status=status, reason=reason, key=key)
+    if "perturbation" in info:  # molpre label --perturb: which copy, displacement (Angstrom)
+        kvp.update(perturbation=int(info["perturbation"]), perturb_sigma=float(info["perturb_sigma"]))
     kvp.update(meta)
     return kvp
 

@@ -1,7 +1,8 @@
 """PropertyModel: one encoder, one head per target (molpre.targets); forces by autograd.
 
 For the ``energy`` target: ``E_mol = sum_i scale * MLP(h_i) + sum_i e_ref[Z_i]`` (eV),
-``F_i = -dE/dpos_i`` (eV/Angstrom), outputs PREDICTED_ENERGY / PREDICTED_FORCES. Other
+plus a fixed ZBL short-range pair repulsion (molpre.nn.repulsion, zero at bonding
+distances), ``F_i = -dE/dpos_i`` (eV/Angstrom), outputs PREDICTED_ENERGY / PREDICTED_FORCES. Other
 targets output ``predicted_<name>`` (``[B]`` or ``[B, 3]``, float64, molpre units).
 :class:`EnergyModel` builds the energy-only model (the first version's signature).
 """
@@ -17,6 +18,7 @@ from torch import nn
 from molpre.data import keys
 from molpre.models.encoder import Encoder, EncoderConfig
 from molpre.models.heads import DipoleHead, ExtensiveHead, IntensiveHead, build_head
+from molpre.nn.repulsion import ZBLRepulsion
 from molpre.targets import TargetSpec, get_target
 
 FORMAT = "molpre.property/1"
@@ -39,15 +41,22 @@ class PropertyModel(nn.Module):
     """Predict every target in ``heads`` (``{target name: head}``) from one :class:`Encoder`.
 
     ``elements``: atomic numbers seen in training (the Predictor refuses others); default the
-    elements of the extensive heads' atomrefs.
+    elements of the extensive heads' atomrefs. ``repulsion``: the short-range pair term added
+    to the ``energy`` target (and its forces); default a :class:`ZBLRepulsion`, ``False`` for
+    none. It has no parameters, so state dicts are the same with or without it; a config
+    without a ``repulsion`` key (checkpoints before it existed) rebuilds with it on.
     """
 
     def __init__(self, encoder: Encoder, heads: dict[str, nn.Module],
-                 elements: list[int] | None = None) -> None:
+                 elements: list[int] | None = None,
+                 repulsion: ZBLRepulsion | bool | None = True) -> None:
         super().__init__()
         self.encoder = encoder
         self.specs = {name: get_target(name) for name in heads}
         self.heads = nn.ModuleDict(heads)
+        if repulsion is True:
+            repulsion = ZBLRepulsion()
+        self.repulsion = repulsion if "energy" in heads and repulsion else None
         known = {z for h in heads.values() if isinstance(h, ExtensiveHead) for z in h.atomref.as_dict()}
         self.elements = sorted(int(z) for z in (elements if elements is not None else known))
 
@@ -67,7 +76,8 @@ class PropertyModel(nn.Module):
         """A JSON-friendly dict (apart from int atomref keys) that :meth:`from_config` rebuilds."""
         return {"format": FORMAT, "encoder": self.encoder.config.to_dict(),
                 "heads": {name: head.config() for name, head in self.heads.items()},
-                "elements": list(self.elements)}
+                "elements": list(self.elements),
+                "repulsion": self.repulsion.config() if self.repulsion is not None else None}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> PropertyModel:
@@ -81,7 +91,8 @@ class PropertyModel(nn.Module):
         heads = {name: build_head(get_target(name).kind, encoder.feature_dim,
                                   encoder.vector_channels, dict(cfg))
                  for name, cfg in config["heads"].items()}
-        return PropertyModel(encoder, heads, config.get("elements"))
+        repulsion = ZBLRepulsion.from_config(config["repulsion"]) if "repulsion" in config else True
+        return PropertyModel(encoder, heads, config.get("elements"), repulsion or False)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Also loads the energy-only state dicts of ``molpre.energy/1`` (readout.*, atomref.*)."""
@@ -120,6 +131,8 @@ class PropertyModel(nn.Module):
         key = self.specs[name].output_key
         if isinstance(head, ExtensiveHead):
             learned, atomic = head(out, index, num_graphs)
+            if name == "energy" and self.repulsion is not None:
+                learned = learned + self.repulsion(batch, pos, index, num_graphs).to(learned)
             total = learned.double() + head.reference(batch[keys.ATOMIC_NUMBERS], index, num_graphs)
             extra = {"_learned_energy": learned, keys.ATOMIC_ENERGY: atomic} if name == "energy" else {}
             return {key: total, **extra}

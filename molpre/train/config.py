@@ -20,6 +20,9 @@ __all__ = ["MODES", "ConfigError", "FinetuneConfig", "CLI_FIELDS"]
 
 MODES = ("scratch", "probe", "freeze:K", "full", "prior")
 _FREEZE = re.compile(r"^freeze:(\d+)$")
+#: Force-loss weight when forces are fitted and ``forces_weight`` is not given. Both terms
+#: are squared errors in units of the energy spread (eV), per molecule and per component.
+DEFAULT_FORCES_WEIGHT = 10.0
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,10 @@ class FinetuneConfig:
     data: label file (.db label store or extxyz). target: a registered target or data key
     of molpre.targets (``energy``, ``gap``, ``u0_atom``, ...), several comma-separated
     (``energy,gap``: one head each, trained jointly); unit: the stored unit of a single target
-    (None: the registry's). forces: also fit forces (needs forces in the data), weighted by
-    forces_weight (energy term weighted by energy_weight). Split: test_fraction of molecules,
+    (None: the registry's). forces: also fit forces, weighted by forces_weight (energy term
+    weighted by energy_weight); None ("auto", the default) fits them when the target includes
+    ``energy`` and every training row has forces, True requires them, False never. A
+    forces_weight > 0 given alone means True; 0 means False; None is DEFAULT_FORCES_WEIGHT. Split: test_fraction of molecules,
     or test_ids (file of mol_ids), or test_first (first N of default_rng(split_seed)
     .permutation(n_rows), the shared QM9 protocol); budget labels for train + val, of which
     val_fraction of the molecules validate. mode: scratch | probe | freeze:K | full | prior
@@ -50,10 +55,14 @@ class FinetuneConfig:
     unit: str | None = setting(None, help="Stored unit of a single target (eV, hartree, "
                                           "kcal/mol, debye, bohr^3, ...). Default: the "
                                           "registry's for the file.")
-    forces: bool = False
+    forces: bool | None = setting(None, help="Fit forces too (--no-forces: energies only). "
+                                             "Default: auto, on when every training row "
+                                             "has forces and the target includes energy.")
     energy_weight: float = 1.0
-    forces_weight: float = setting(0.0, help="Weight of the force loss (0: energies only).",
-                                   click_type=click.FloatRange(min=0))
+    forces_weight: float | None = setting(
+        None, click_type=click.FloatRange(min=0),
+        help=f"Weight of the force loss (0: energies only). Default: {DEFAULT_FORCES_WEIGHT} "
+             "when forces are fitted.")
     test_fraction: float = setting(0.1, help="Share of molecules held out for test.",
                                    click_type=click.FloatRange(0, 1, min_open=True, max_open=True))
     test_ids: str | None = setting(None, help="File of mol_ids (one per line) forming the test set.",
@@ -121,10 +130,12 @@ class FinetuneConfig:
             raise ConfigError(f"mode {self.mode!r}: use scratch, probe, freeze:K, full or prior")
         if self.mode != "scratch" and not self.encoder:
             raise ConfigError(f"mode {self.mode!r} needs an encoder checkpoint (--encoder)")
-        if self.forces_weight < 0 or self.energy_weight < 0:
+        if (self.forces_weight or 0) < 0 or self.energy_weight < 0:
             raise ConfigError("loss weights must be >= 0")
-        if self.forces_weight > 0 and not self.forces:
-            object.__setattr__(self, "forces", True)
+        if self.forces_weight is not None and self.forces is None:
+            object.__setattr__(self, "forces", self.forces_weight > 0)
+        if self.forces and self.forces_weight == 0:
+            raise ConfigError("forces: true needs forces_weight > 0 (or leave it unset)")
         if sum(x is not None for x in (self.test_ids, self.test_first)) > 1:
             raise ConfigError("give test_ids or test_first, not both")
         for name in ("epochs", "batch_size", "ensemble"):
@@ -141,6 +152,11 @@ class FinetuneConfig:
         if self.devices != 1:
             raise ConfigError(f"devices {self.devices!r}: finetune trains on one device "
                               "(pick a GPU with CUDA_VISIBLE_DEVICES)")
+
+    @property
+    def force_weight(self) -> float:
+        """The force-loss weight used when forces are fitted."""
+        return DEFAULT_FORCES_WEIGHT if self.forces_weight is None else float(self.forces_weight)
 
     def resolved(self) -> dict[str, Any]:
         """A plain, JSON-friendly dict of every field (absolute data path)."""
@@ -161,5 +177,5 @@ class FinetuneConfig:
 #: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
 CLI_FIELDS = ("data", "target", "unit", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "val_fraction", "mode", "encoder", "preset", "epochs", "batch_size",
-              "lr", "forces_weight", "patience", "seed", "ensemble", "max_minutes", "threads", "run_name",
+              "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "max_minutes", "threads", "run_name",
               "register_name", "accelerator", "devices", "out")

@@ -18,6 +18,7 @@ form a committee the same way; not built.)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import shutil
@@ -30,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from molpre.data.datasets import LabeledData, load_labeled
+from molpre.data import keys
+from molpre.data.datasets import DatasetError, LabeledData, labeled_from_atoms, load_labeled
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
 from molpre.models.atomref import fit_atomref
@@ -79,6 +81,30 @@ def split_data(config: FinetuneConfig, data: LabeledData) -> Split:
         test_fraction=config.test_fraction, test_rows=test_rows, budget=config.budget,
         val_fraction=config.val_fraction,
     )
+
+
+def resolve_forces(config: FinetuneConfig, data: LabeledData) -> LabeledData:
+    """``data`` with forces when the config fits them (``forces`` True, or None and every row
+    has forces and the target includes energy), else without; True without forces raises."""
+    if config.forces is False or "energy" not in data.targets:
+        if config.forces:
+            raise DatasetError("forces: true needs the energy target")
+        return dataclasses.replace(data, forces=None)
+    if data.forces is not None:
+        return data
+    try:
+        with_forces = labeled_from_atoms(data.atoms, config.target, config.unit, True,
+                                         source=data.source, sha256=data.sha256)
+    except DatasetError:
+        with_forces = None
+    if with_forces is not None and len(with_forces) == len(data):
+        return dataclasses.replace(data, forces=with_forces.forces)
+    if config.forces:
+        raise DatasetError(f"{data.source}: forces: true, but {len(data) - len(with_forces or [])}"
+                           f" of {len(data)} rows have no forces (label with `molpre label "
+                           "--forces`, or pass --no-forces)")
+    log.info("finetune: %s has rows without forces, fitting energies only", data.source)
+    return data
 
 
 def _samples(data: LabeledData, cutoff: float, forces: bool) -> list[dict[str, torch.Tensor]]:
@@ -145,7 +171,7 @@ def _loader(samples: list, batch_size: int, shuffle: bool, seed: int):
                       generator=generator)
 
 
-def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
+def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, forces):
     """Train ``model`` in place (best-validation weights restored); returns (best, history)."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
@@ -153,7 +179,8 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
     from molpre.train.task import BestWeights, MlflowEpochMetrics, PropertyTask
 
     task = PropertyTask(model, lr=config.lr, weight_decay=config.weight_decay,
-                        energy_weight=config.energy_weight, forces_weight=config.forces_weight,
+                        energy_weight=config.energy_weight,
+                        forces_weight=config.force_weight if forces else 0.0,
                         scales=scale, alpha=alpha, reference=reference, patience=config.patience)
     best, epochs = BestWeights(), MlflowEpochMetrics(prefix)
     trainer = pl.Trainer(
@@ -172,9 +199,10 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix):
     return best.best, epochs.history
 
 
-def _train(config, model, train, val, scale, member: str = "") -> tuple[float | None, list[dict]]:
+def _train(config, model, train, val, scale, forces: bool = False,
+           member: str = "") -> tuple[float | None, list[dict]]:
     """Fit once (or once per alpha for ``prior``), keep the best validation model;
-    ``member`` prefixes the MLflow metric names (``member_1.``)."""
+    ``forces``: fit forces too; ``member`` prefixes the MLflow metric names (``member_1.``)."""
     import mlflow
 
     alphas = [0.0]
@@ -188,7 +216,8 @@ def _train(config, model, train, val, scale, member: str = "") -> tuple[float | 
         model.load_state_dict(start)
         seed_everything(config.seed)
         prefix = member + (f"alpha_{alpha:g}." if len(alphas) > 1 else "")
-        val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix)
+        val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix,
+                                forces)
         if len(alphas) > 1 and np.isfinite(val_mae):
             mlflow.log_metric(f"{member}alpha_search.{monitor_name(_specs(model))}", val_mae,
                               step=alphas.index(alpha))
@@ -202,11 +231,12 @@ def _train(config, model, train, val, scale, member: str = "") -> tuple[float | 
     return (chosen[1] if config.mode == "prior" else None), chosen[3]
 
 
-def _train_committee(config, model, train_data: LabeledData, train, val, scale):
+def _train_committee(config, model, train_data: LabeledData, train, val, scale,
+                     forces: bool = False):
     """Train ``model`` (member 0) and, for ``config.ensemble`` K > 1, K - 1 more members
     seeded ``seed + k``; returns ``(model or Committee, alpha of member 0, its history)``."""
     minutes = config.max_minutes / config.ensemble if config.max_minutes else None
-    alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale)
+    alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale, forces)
     if config.ensemble == 1:
         return model, alpha, history
     members = [model]
@@ -214,7 +244,7 @@ def _train_committee(config, model, train_data: LabeledData, train, val, scale):
         member_config = config.replace(seed=config.seed + k, max_minutes=minutes)
         seed_everything(member_config.seed)
         member, _, _ = _build_model(member_config, start_encoder(member_config), train_data)
-        _train(member_config, member, train, val, scale, member=f"member_{k}.")
+        _train(member_config, member, train, val, scale, forces, member=f"member_{k}.")
         members.append(member)
     return Committee(members), alpha, history
 
@@ -252,8 +282,28 @@ def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path,
                        f"({metrics['test_mae_kcal']:.2f} kcal/mol), "
                        f"{int(known.sum())} molecules")
             parity_plot(label, test_pred[spec.name], base, out / "parity.png", title=heading)
+    if val.forces is not None:
+        metrics.update(_force_metrics(model, val_samples, "best_val_"))
+        metrics.update(_force_metrics(model, [s for s, k in zip(test_samples, known, strict=True)
+                                              if k], "test_"))
     metrics["test_n"], metrics["test_n_unsupported"] = int(known.sum()), int((~known).sum())
     return metrics
+
+
+def _force_metrics(model, samples, prefix: str, batch_size: int = 64) -> dict[str, float]:
+    """``<prefix>forces_mae_mev_per_a`` / ``_rmse_`` over all force components (meV/Angstrom)."""
+    from molpre.evaluation import force_metrics
+
+    pred, ref = [], []
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        out = model(collate(chunk), compute_forces=True)
+        pred.append(out[keys.PREDICTED_FORCES].detach().double().cpu().numpy())
+        ref.append(torch.cat([s[keys.FORCES] for s in chunk]).double().numpy())
+    model.train(was_training)
+    return {prefix + k: v for k, v in force_metrics(pred, ref).items()}
 
 
 def _step0(model, val: LabeledData, samples) -> dict[str, float]:
@@ -289,14 +339,15 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    data = data if data is not None else load_labeled(config.data, config.target, config.unit,
-                                                      config.forces)
+    data = data if data is not None else load_labeled(config.data, config.target, config.unit)
+    data = resolve_forces(config, data)
+    forces = data.forces is not None
     split = split_data(config, data)
     train, val, test = (data.subset(split.train), data.subset(split.val), data.subset(split.test))
     encoder = start_encoder(config)
     model, scales, atomrefs = _build_model(config, encoder, train)
     cutoff = float(encoder.config.cutoff)
-    samples = [_samples(d, cutoff, config.forces) for d in (train, val, test)]
+    samples = [_samples(d, cutoff, forces) for d in (train, val, test)]
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     resolved = config.resolved()
@@ -309,7 +360,10 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
         mlflow.log_params({f"split.{k}": v for k, v in split.sizes().items()})
         step0 = _step0(model, val, samples[1])
         mlflow.log_metrics(step0, step=0)
-        model, alpha, history = _train_committee(config, model, train, samples[0], samples[1], scales)
+        mlflow.log_params({"forces_fitted": forces, "forces_weight_used":
+                           config.force_weight if forces else 0.0})
+        model, alpha, history = _train_committee(config, model, train, samples[0], samples[1],
+                                                 scales, forces)
         parts = [(val, samples[1]), (test, samples[2])]
         metrics = {**{f"step0_{k}": v for k, v in step0.items()},
                    **_evaluate(model, parts, train, atomrefs, out,

@@ -2,7 +2,8 @@
 
 ``PropertyTask`` trains a PropertyModel on the weighted per-target (+ forces) loss, optionally
 with the L2-SP penalty, and reports each target's train/val MAE per epoch with its unit
-(``train_mae_mev`` / ``val_mae_mev`` for the energy, ``val_mae_gap_mev``, ``val_mae_dipole_debye``). ``BestWeights``
+(``train_mae_mev`` / ``val_mae_mev`` for the energy, ``val_mae_gap_mev``, ``val_mae_dipole_debye``,
+``val_forces_mae_mev_per_a`` when forces are fitted). ``BestWeights``
 keeps the weights of the best validation epoch in memory; ``MlflowEpochMetrics`` writes the
 per-epoch metrics to the active MLflow run with the epoch as step.
 """
@@ -59,6 +60,9 @@ class PropertyTask(pl.LightningModule):
         return self.model(batch, compute_forces=self.forces_weight > 0)
 
     def _record(self, stage: str, out: dict, batch: dict) -> None:
+        if self.forces_weight > 0 and keys.PREDICTED_FORCES in out:
+            err = (out[keys.PREDICTED_FORCES].detach() - batch[keys.FORCES].to(out[keys.PREDICTED_FORCES]))
+            self._abs[stage].setdefault("forces", []).append(err.abs().reshape(-1).double().cpu())
         for spec in self.specs:
             pred, label = out[spec.output_key].detach(), batch[spec.label_key]
             if spec.kind == "vector":
@@ -79,7 +83,7 @@ class PropertyTask(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._record("val", self.model(batch), batch)
+        self._record("val", self(batch), batch)
 
     def _epoch_mae(self, stage: str) -> dict[str, float]:
         """``{target: MAE in molpre units}`` of the epoch (and reset)."""
@@ -98,6 +102,9 @@ class PropertyTask(pl.LightningModule):
         for spec in self.specs:
             latest[spec.metric_name("mae", "train_")] = train[spec.name] * spec.metric_factor
             latest[spec.metric_name("mae", "val_")] = val[spec.name] * spec.metric_factor
+        if "forces" in val:  # meV/Angstrom over force components
+            latest["train_forces_mae_mev_per_a"] = train.get("forces", math.nan) * 1000.0
+            latest["val_forces_mae_mev_per_a"] = val["forces"] * 1000.0
         if len(self.specs) > 1:
             latest["val_score"] = sum(val[s.name] / self.scales[s.name] for s in self.specs)
         self.latest = latest
