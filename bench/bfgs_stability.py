@@ -74,8 +74,8 @@ def label(frames: list, out: Path, perturb: int, sigma: float) -> Path:
 
 def train(db: Path, out: Path, test_ids: list[str], minutes: float, seed: int,
           lr: float = 3e-3, batch_size: int = 8):
-    from molpre.train.config import FinetuneConfig
     from molpre.train.finetune import finetune
+    from molpre.train.finetune_config import FinetuneConfig
 
     ids = out / "test_ids.txt"
     ids.write_text("\n".join(test_ids) + "\n")

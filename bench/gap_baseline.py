@@ -20,8 +20,8 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.model_selection import GridSearchCV, KFold
 
 from molpre.data.datasets import load_labeled
-from molpre.train.config import FinetuneConfig
 from molpre.train.finetune import split_data
+from molpre.train.finetune_config import FinetuneConfig
 
 DATA = "../shared/data/qm9_sample3000.extxyz.gz"
 

@@ -154,8 +154,8 @@ def finetune_rates(data, device, batch_size: int, steps: int) -> tuple[float, fl
 def end_to_end(workdir: Path, shards: Path, data, steps: int) -> dict[str, str]:
     """pretrain() then finetune() with accelerator auto, then Predictor: wall times, status."""
     from molpre import Predictor
-    from molpre.train.config import FinetuneConfig
     from molpre.train.finetune import finetune
+    from molpre.train.finetune_config import FinetuneConfig
     from molpre.train.pretrain import pretrain
 
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow.db'}")

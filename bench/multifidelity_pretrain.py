@@ -45,8 +45,8 @@ def train(labels: Path, out: Path, minutes: float, seed: int) -> dict:
     from molpre.models.checkpoint import load_checkpoint, save_encoder
     from molpre.models.presets import build_encoder
     from molpre.runtime import seed_everything
-    from molpre.train.config import FinetuneConfig
     from molpre.train.finetune import finetune
+    from molpre.train.finetune_config import FinetuneConfig
 
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)

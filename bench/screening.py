@@ -46,8 +46,8 @@ def tiny_model(folder: Path) -> Path:
     """Train a small-preset model for 5 epochs on 60 QM9-sample molecules; its folder."""
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
     from molpre.data.datasets import load_labeled
-    from molpre.train.config import FinetuneConfig
     from molpre.train.finetune import finetune
+    from molpre.train.finetune_config import FinetuneConfig
 
     data = load_labeled(SHARED / "qm9_sample3000.extxyz.gz", "u0_atom", "kcal/mol").subset(range(80))
     config = FinetuneConfig(data="qm9-sample", target="u0_atom", unit="kcal/mol", budget=60,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from molpre.cli.options import config_options
-from molpre.train.config import CLI_FIELDS, FinetuneConfig
+from molpre.train.finetune_config import CLI_FIELDS, FinetuneConfig
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -42,8 +42,8 @@ def load_data(path: str, target: str, unit: str):
 
 
 def _split(job: dict, data):
-    from molpre.train.config import FinetuneConfig
     from molpre.train.finetune import split_data
+    from molpre.train.finetune_config import FinetuneConfig
 
     c = job["child"]
     cfg = FinetuneConfig(data=job["data"], target=job["target"], unit=job["unit"],
@@ -55,9 +55,9 @@ def _split(job: dict, data):
 def _finetune(job: dict, data) -> tuple[str, dict, np.ndarray]:
     """(run id, metrics, per-molecule absolute test errors eV) of a neural child."""
     from molpre.data.graph import atoms_to_sample
-    from molpre.train.config import FinetuneConfig
     from molpre.train.evaluate import predict_energies
     from molpre.train.finetune import finetune
+    from molpre.train.finetune_config import FinetuneConfig
 
     config = FinetuneConfig.from_dict(job["finetune"])
     result = finetune(config, data)

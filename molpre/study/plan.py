@@ -16,7 +16,7 @@ import numpy as np
 from molpre.data.datasets import LabeledData
 from molpre.data.splits import permutation_test_rows
 from molpre.study.config import StudyConfig
-from molpre.train.config import FinetuneConfig
+from molpre.train.finetune_config import FinetuneConfig
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ from molpre.models.energy import PropertyModel, make_head
 from molpre.models.inference import predict_targets, target_columns
 from molpre.runtime import seed_everything
 from molpre.targets import DEBYE_PER_E_ANGSTROM, TargetSpec, get_target, monitor_name
-from molpre.train.config import FinetuneConfig
 from molpre.train.evaluate import atomref_only, mean_only, parity_plot, target_metrics
+from molpre.train.finetune_config import FinetuneConfig
 from molpre.train.hardware import resolve_accelerator
 from molpre.train.losses import snapshot
 from molpre.train.modes import apply_mode, start_encoder

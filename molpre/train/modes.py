@@ -15,7 +15,7 @@ from molpre.models.checkpoint import DTYPES
 from molpre.models.encoder import Encoder, load_encoder
 from molpre.models.energy import EnergyModel
 from molpre.models.presets import build_encoder
-from molpre.train.config import ConfigError, FinetuneConfig
+from molpre.train.finetune_config import ConfigError, FinetuneConfig
 
 
 def start_encoder(config: FinetuneConfig) -> Encoder:

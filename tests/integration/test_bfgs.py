@@ -60,8 +60,8 @@ def trained(tmp_path_factory):
 
     from molpre.data.datasets import labeled_from_atoms
     from molpre.qc import LevelOfTheory, compute
-    from molpre.train.config import FinetuneConfig
     from molpre.train.finetune import finetune
+    from molpre.train.finetune_config import FinetuneConfig
 
     level = LevelOfTheory(method="hf", basis="sto-3g")
     frames = []

@@ -16,7 +16,7 @@ from molpre.demo import DemoConfig
 from molpre.models.encoder import EncoderConfig
 from molpre.models.presets import resolve_config
 from molpre.study.config import StudyConfig
-from molpre.train.config import FinetuneConfig
+from molpre.train.finetune_config import FinetuneConfig
 from molpre.train.pretrain_config import PretrainConfig, load_pretrain_config, resolve
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from molpre.cli import main
 from molpre.config import ConfigError
 from molpre.models.checkpoint import COMMITTEE_FORMAT, read_checkpoint
 from molpre.predict import Predictor
-from molpre.train.config import FinetuneConfig
+from molpre.train.finetune_config import FinetuneConfig
 
 NAMES = ["H2O", "NH3", "CH4", "CH3OH", "C2H2", "HCN", "H2CO", "C2H4", "CH3CHO", "C2H6"]
 

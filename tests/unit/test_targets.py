@@ -200,8 +200,8 @@ def test_a_new_target_is_one_registry_entry(monkeypatch):
 @pytest.mark.slow
 def test_energy_and_gap_heads_train_jointly_and_beat_the_mean(shared_data, tmp_path, monkeypatch):
     from molpre.data.datasets import load_labeled
-    from molpre.train.config import FinetuneConfig
     from molpre.train.finetune import finetune
+    from molpre.train.finetune_config import FinetuneConfig
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     data = load_labeled(shared_data / "qm9_sample3000.extxyz.gz", "u0_atom,gap").subset(range(240))

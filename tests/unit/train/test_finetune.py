@@ -10,9 +10,9 @@ from ase.optimize import BFGS
 from molpre.data.datasets import load_labeled
 from molpre.models.checkpoint import load_checkpoint
 from molpre.predict import Predictor
-from molpre.train.config import FinetuneConfig
 from molpre.train.evaluate import predict_energies
 from molpre.train.finetune import finetune
+from molpre.train.finetune_config import FinetuneConfig
 
 
 @pytest.fixture(scope="module")

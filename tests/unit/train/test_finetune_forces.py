@@ -6,8 +6,8 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from molpre.data.datasets import DatasetError, labeled_from_atoms
-from molpre.train.config import DEFAULT_FORCES_WEIGHT, ConfigError, FinetuneConfig
 from molpre.train.finetune import finetune, resolve_forces
+from molpre.train.finetune_config import DEFAULT_FORCES_WEIGHT, ConfigError, FinetuneConfig
 
 NAMES = ["H2O", "CH4", "NH3", "C2H6", "CH3OH", "C2H4", "HCN", "H2CO", "CO2", "C2H2"]
 

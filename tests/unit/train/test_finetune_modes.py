@@ -8,8 +8,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from molpre.data.datasets import labeled_from_atoms
 from molpre.models.encoder import load_encoder, save_encoder
 from molpre.models.presets import build_encoder
-from molpre.train.config import ConfigError, FinetuneConfig
 from molpre.train.finetune import finetune
+from molpre.train.finetune_config import ConfigError, FinetuneConfig
 from molpre.train.losses import l2sp_penalty, snapshot
 
 NAMES = ["H2O", "CH4", "NH3", "C2H6", "CH3OH", "C2H4", "HCN", "H2CO", "CO2", "C2H2", "CH3CN",

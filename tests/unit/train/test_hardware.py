@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 from molpre.cli import main
-from molpre.train.config import ConfigError, FinetuneConfig
+from molpre.train.finetune_config import ConfigError, FinetuneConfig
 from molpre.train.hardware import resolve_accelerator
 
 
