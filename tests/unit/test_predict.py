@@ -7,18 +7,7 @@ from ase.build import molecule
 from rdkit import Chem
 
 from molpre.models.checkpoint import FORMAT, save_checkpoint
-from molpre.models.energy import EnergyModel
-from molpre.models.presets import build_encoder
 from molpre.predict import ModelLoadError, Predictor, aggregate
-
-ATOMREF = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    torch.manual_seed(0)
-    model = EnergyModel(build_encoder("small"), ATOMREF, energy_scale=0.1)
-    return Predictor(model, model.encoder.config.cutoff, n_conformers=2, progress=False)
 
 
 def test_bad_inputs_become_error_rows_never_numbers(predictor):
