@@ -68,14 +68,23 @@ def label_task(records: list, params: dict) -> list[Outcome]:
 
     lib.num_threads(params.get("threads", 1))
     level = LevelOfTheory.from_dict(params["level"])
+
+    def labels(record, frames):
+        return [(a, content_key(a, level), compute(a, level, params["forces"]))
+                for a in frames], {}
+
+    return _per_molecule(records, params, labels)
+
+
+def _per_molecule(records: list, params: dict, value_of) -> list[Outcome]:
+    """One Outcome per record: its conformers, then ``value_of(record, frames) -> (value,
+    extra)``; any failure of one molecule becomes that molecule's error row."""
     out = []
     for record in records:
         _maybe_crash(record.mol_id)
         outcome = Outcome(record.row, record.mol_id, record.input)
         try:
-            frames = _conformers(record, params)
-            outcome.value = [(a, content_key(a, level), compute(a, level, params["forces"]))
-                             for a in frames]
+            outcome.value, outcome.extra = value_of(record, _conformers(record, params))
         except Exception as exc:  # one molecule's failure is its error row
             outcome.error = f"conformers failed: {_reason(exc)}"
         out.append(outcome)
@@ -121,20 +130,13 @@ def corpus_task(records: list, params: dict) -> list[Outcome]:
 
     from molpre.data.shards import murcko_scaffold
 
-    out = []
-    for record in records:
-        _maybe_crash(record.mol_id)
-        outcome = Outcome(record.row, record.mol_id, record.input)
-        try:
-            frames = _conformers(record, params)
-            outcome.value = (np.asarray(frames[0].numbers, dtype=np.uint8),
-                             np.stack([np.asarray(a.positions, dtype=np.float32) for a in frames]))
-            outcome.extra = {"smiles": record.smiles, "inchikey": record.inchikey,
-                             "scaffold": murcko_scaffold(record.mol)}
-        except Exception as exc:
-            outcome.error = f"conformers failed: {_reason(exc)}"
-        out.append(outcome)
-    return out
+    def shard_rows(record, frames):
+        value = (np.asarray(frames[0].numbers, dtype=np.uint8),
+                 np.stack([np.asarray(a.positions, dtype=np.float32) for a in frames]))
+        return value, {"smiles": record.smiles, "inchikey": record.inchikey,
+                       "scaffold": murcko_scaffold(record.mol)}
+
+    return _per_molecule(records, params, shard_rows)
 
 
 @dataclass
