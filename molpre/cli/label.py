@@ -100,8 +100,9 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
     Charge and spin multiplicity come from each frame's info (`charge`, `spin`, default 0
     and 1). A re-run skips every conformer whose content key (geometry, charge, spin, level)
     is already stored, so a killed run resumes where it stopped. Several runs may write one
-    store at once: each key is stored once. A lock file DB.lock left by a killed run is
-    reported after $MOLPRE_STORE_LOCK_TIMEOUT seconds (default 60). Export with
+    store at once: each key is stored once; a writer that holds DB.lock (an OS lock, freed
+    when its process dies) for over $MOLPRE_STORE_LOCK_TIMEOUT seconds (default 60) is
+    reported. Export with
     `molpre export`. With --perturb K, K displaced copies of each conformer (seeded Gaussian,
     --perturb-sigma Angstrom per coordinate) are labeled too, by the same PySCF path.
     """

@@ -16,10 +16,14 @@ the check and the insert, so any number of concurrent writers (several ``molpre 
 on one store) leave exactly one row per key. PostgreSQL stores keep the check and the insert in
 one transaction but have no unique index: give them one writer.
 
-ASE guards writes with a lock file ``STORE.lock``; a writer waits at most ``lock_timeout``
-seconds for it (default 60, or ``$MOLPRE_STORE_LOCK_TIMEOUT``), then fails with a message naming
-the file: a lock left by a killed run is stale and may be removed. A corrupt or truncated
-store, or one in a read-only folder, is a :class:`StoreError` with one line saying so.
+Writes are serialized by an operating-system lock on ``STORE.lock`` (``filelock``: ``flock``
+on POSIX), in place of ASE's own lock file, which a run killed inside a write left behind for
+ever. The OS releases the lock when its holder dies, so a leftover ``STORE.lock`` file is
+harmless; a writer waits at most ``lock_timeout`` seconds (default 60, or
+``$MOLPRE_STORE_LOCK_TIMEOUT``) for a *live* holder, then fails with a message naming the file.
+Keep SQLite stores on a local disk: ``flock`` and SQLite's own locks are unreliable over NFS.
+A corrupt or truncated store, or one in a read-only folder, is a :class:`StoreError` with one
+line saying so.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 
 import ase.db
 import numpy as np
+from filelock import FileLock
 from ase import Atoms
 from ase import units as ase_units
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -48,7 +53,7 @@ INFO_STR_KEYS = ("mol_id", "smiles", "inchikey")
 STORE_KEYS = ("mol_charge", "status", "reason", "key", "ladder", "wall_s")
 
 
-#: Seconds a writer waits for ASE's ``STORE.lock`` before giving up (env overrides).
+#: Seconds a writer waits for the ``STORE.lock`` held by another live writer (env overrides).
 DEFAULT_LOCK_TIMEOUT_S = 60.0
 LOCK_TIMEOUT_ENV = "MOLPRE_STORE_LOCK_TIMEOUT"
 #: The partial unique index that makes the content key unique in a SQLite store.
@@ -83,9 +88,9 @@ def store_errors(db) -> Iterator[None]:
     except TimeoutError:
         lock = f"{name}.lock"
         raise StoreError(
-            f"label store {name} is locked: {lock} was held for over {db.lock.timeout:g} s; if "
-            f"no other molpre label is writing to this store the lock is stale (left by a "
-            f"killed run): remove it (rm {lock}) and re-run") from None
+            f"label store {name} is locked: another running process has held {lock} for over "
+            f"{db.lock.timeout:g} s (another molpre label writing to this store?); wait for it "
+            f"or stop it, then re-run (${LOCK_TIMEOUT_ENV} sets the wait)") from None
     except sqlite3.IntegrityError:
         raise
     except OSError as err:  # the lock file or the folder cannot be created
@@ -107,14 +112,15 @@ def open_store(target: str | Path, *, write: bool = True, lock_timeout: float | 
 
     Args:
         target: passed to ``ase.db.connect`` unchanged.
-        write: prepare the store for writing: create it (and its unique key index), and wait
-            for a lock file left by another writer. ``write=False`` needs an existing store.
+        write: prepare the store for writing: create it (and its unique key index), waiting
+            for another live writer's lock. ``write=False`` needs an existing store.
         lock_timeout: seconds to wait for ``STORE.lock`` (default: ``$MOLPRE_STORE_LOCK_TIMEOUT``
             or 60).
 
     Raises:
-        StoreError (a RuntimeError): missing backend, missing store (``write=False``), a stale
-            lock, a corrupt store or an unwritable folder; one line saying what to do.
+        StoreError (a RuntimeError): missing backend, missing store (``write=False``), a
+            lock held too long by a live writer, a corrupt store or an unwritable folder; one line
+            saying what to do.
     """
     name = str(target)
     if not write and "://" not in name and not Path(name).is_file():
@@ -126,8 +132,8 @@ def open_store(target: str | Path, *, write: bool = True, lock_timeout: float | 
             f"cannot open {name!r}: {err} (PostgreSQL stores need `pip install ase-db-backends "
             "psycopg2-binary`)"
         ) from err
-    if db.lock is not None:
-        db.lock.timeout = _lock_timeout(lock_timeout)
+    if db.lock is not None:  # SQLite/JSON files: an OS lock that dies with its holder
+        db.lock = FileLock(f"{db.filename}.lock", timeout=_lock_timeout(lock_timeout))
     if write and _is_sqlite(db):
         with store_errors(db):
             Path(db.filename).parent.mkdir(parents=True, exist_ok=True)
@@ -136,10 +142,10 @@ def open_store(target: str | Path, *, write: bool = True, lock_timeout: float | 
 
 
 def _prepare_sqlite(db) -> None:
-    """Create the store's tables and the unique key index; fail early on a stale lock."""
+    """Create the store's tables and the unique key index; fail early on a held lock."""
     with store_errors(db):
         if db.lock is not None:
-            with db.lock:  # a stale lock file fails here, before any work starts
+            with db.lock:  # a writer that holds it too long fails here, before any work
                 pass
         with db:
             db.connection.execute("BEGIN IMMEDIATE")

@@ -1,5 +1,7 @@
 """The ASE-db label store: rows, the dedupe guard, reading back, extxyz export, URLs."""
 
+import multiprocessing
+
 import ase.db
 import ase.io
 import numpy as np
@@ -110,8 +112,6 @@ def _write_keys(path, keys, barrier):
 
 
 def test_concurrent_writer_processes_leave_one_row_per_key(tmp_path):
-    import multiprocessing
-
     path, keys, n_writers = tmp_path / "l.db", [f"k{i}" for i in range(25)], 4
     open_store(path)  # created once, as the runner does before starting work
     context = multiprocessing.get_context("fork")  # real processes, started fast
@@ -135,17 +135,52 @@ def test_the_store_refuses_a_second_row_with_the_same_key(tmp_path):
     assert db.count() == 1
 
 
-def test_stale_lock_file_fails_with_a_message_naming_it(tmp_path):
+def test_a_lock_file_left_by_a_killed_writer_does_not_block(tmp_path):
+    path = tmp_path / "l.db"
+    open_store(path)
+    (tmp_path / "l.db.lock").write_text("")  # what ASE's own lock left after a kill
+    db = open_store(path, lock_timeout=0.3)
+    assert write_row(db, conformer(), "k1", ok_result(3), META) == 1
+
+
+def _hold_lock(path, held, release) -> None:
+    from filelock import FileLock
+
+    with FileLock(f"{path}.lock"):
+        held.set()
+        release.wait(30)
+
+
+def test_a_lock_held_by_a_live_writer_fails_with_a_message_naming_it(tmp_path):
     path = tmp_path / "l.db"
     db = open_store(path)
-    lock = tmp_path / "l.db.lock"
-    lock.write_text("")  # left by a run killed inside a write
-    with pytest.raises(StoreError, match=r"l\.db\.lock.*stale.*rm .*l\.db\.lock"):
-        open_store(path, lock_timeout=0.3)
-    db.lock.timeout = 0.3
-    with pytest.raises(StoreError, match="locked"):
-        write_row(db, conformer(), "k1", ok_result(3), META)
-    lock.unlink()
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(path, held, release))
+    holder.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(StoreError, match=r"locked: another running process .*l\.db\.lock"):
+            open_store(path, lock_timeout=0.3)
+        db.lock.timeout = 0.3
+        with pytest.raises(StoreError, match="locked"):
+            write_row(db, conformer(), "k1", ok_result(3), META)
+    finally:
+        release.set()
+        holder.join(30)
+    assert write_row(db, conformer(), "k1", ok_result(3), META) == 1
+
+
+def test_a_writer_killed_while_holding_the_lock_frees_it(tmp_path):
+    path = tmp_path / "l.db"
+    db = open_store(path, lock_timeout=5)
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(path, held, release))
+    holder.start()
+    assert held.wait(60)
+    holder.kill()  # SIGKILL inside the lock: the old lock file stayed "held" for ever
+    holder.join(30)
     assert write_row(db, conformer(), "k1", ok_result(3), META) == 1
 
 
