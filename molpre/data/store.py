@@ -37,10 +37,10 @@ from pathlib import Path
 
 import ase.db
 import numpy as np
-from filelock import FileLock
 from ase import Atoms
 from ase import units as ase_units
 from ase.calculators.singlepoint import SinglePointCalculator
+from filelock import FileLock
 
 from molpre.errors import first_line
 from molpre.outputs import atomic_output
