@@ -21,9 +21,13 @@ import numpy as np
 from molpre.workflow.ledger import Ledger, LedgerRow
 from molpre.workflow.tasks import Outcome
 
-#: molpre's prediction columns (an input column of the same name keeps its name; ours gets
-#: the ``molpre_`` prefix).
-PREDICT_COLUMNS = ("mol_id", "smiles", "energy_ev", "status", "error", "n_conformers")
+#: Predictor columns that the ledger row already carries (mol_id, status, error).
+LEDGER_COLUMNS = ("id", "status", "error")
+
+
+def _plain(value):
+    """numpy scalars (float32, bool_) as the JSON number or bool they hold."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _row(outcome: Outcome, payload=None, error: str | None = None) -> LedgerRow:
@@ -80,9 +84,11 @@ class PredictWriter:
         self.out, self.input_path = Path(out), Path(input_path)
 
     def rows(self, outcome: Outcome) -> list[LedgerRow]:
+        """Every column of the Predictor's row (one per target with its unit, committee
+        ``_std`` and ``ood`` columns, ...) except those the ledger row carries."""
         value = outcome.value or {}
-        payload = json.dumps({k: value.get(k) for k in ("smiles", "energy_ev", "n_conformers")},
-                             default=float)
+        payload = json.dumps({k: v for k, v in value.items() if k not in LEDGER_COLUMNS},
+                             default=_plain)
         return [_row(outcome, payload)]
 
     def finish(self, ledger: Ledger, job: str) -> dict:
@@ -92,12 +98,11 @@ class PredictWriter:
         ours = []
         for r in ledger.rows(job):
             value = json.loads(r.payload) if r.payload else {}
-            energy = value.get("energy_ev") if r.status == "ok" else None
-            ours.append({"row": r.row, "mol_id": r.mol_id, "smiles": value.get("smiles") or "",
-                         "energy_ev": np.nan if energy is None else float(energy),
-                         "status": r.status, "error": r.reason,
-                         "n_conformers": int(value.get("n_conformers") or 0)})
-        ours = pd.DataFrame(ours).set_index("row")
+            if r.status != "ok":  # no made-up values on an error row
+                value = {k: v for k, v in value.items() if k in ("smiles", "n_conformers")}
+            ours.append({"row": r.row, "mol_id": r.mol_id, **value,
+                         "status": r.status, "error": r.reason})
+        ours = _predict_table(ours)
         if table is None:
             table = pd.DataFrame({"input": [r.input for r in ledger.rows(job)]},
                                  index=ours.index)
@@ -109,6 +114,22 @@ class PredictWriter:
         else:
             merged.to_csv(self.out, index=False)
         return {"rows_written": len(merged)}
+
+
+def _predict_table(rows: list[dict]):
+    """molpre's columns in the Predictor's order (mol_id, smiles, values, flags, status,
+    error, n_conformers), indexed by input row; missing values are NaN."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows).set_index("row")
+    if "smiles" not in table:
+        table["smiles"] = ""
+    table["smiles"] = table["smiles"].fillna("")
+    table["n_conformers"] = table.get("n_conformers", 0)
+    table["n_conformers"] = table["n_conformers"].fillna(0).astype(int)
+    values = [c for c in table.columns
+              if c not in ("mol_id", "smiles", "status", "error", "n_conformers")]
+    return table[["mol_id", "smiles", *values, "status", "error", "n_conformers"]]
 
 
 def _input_table(path: Path):
