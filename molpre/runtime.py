@@ -76,3 +76,18 @@ def provenance() -> dict[str, str]:
     tags = {"git_sha": git_sha()}
     tags.update({f"version.{k}": v for k, v in package_versions().items()})
     return tags
+
+
+def exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """In a pool worker: a daemon thread that ends this process once ``parent_pid`` is gone
+    (this process re-parented), so killing a command never leaves its workers computing."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+

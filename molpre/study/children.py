@@ -24,11 +24,16 @@ from molpre.units import EV_TO_KCAL_PER_MOL, EV_TO_MEV
 _DATA: dict[tuple, Any] = {}
 
 
-def worker_init() -> None:
-    """One thread per worker process (two children share two cores)."""
+def worker_init(parent_pid: int | None = None) -> None:
+    """One thread per worker process (two children share two cores); the worker ends when
+    the study process is killed instead of training on as an orphan."""
     import torch
 
+    from molpre.runtime import exit_with_parent
+
     torch.set_num_threads(1)
+    if parent_pid is not None:
+        exit_with_parent(parent_pid)
 
 
 def load_data(path: str, target: str, unit: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,8 @@ def _run_jobs(jobs: list[dict], workers: int, progress) -> list[dict]:
             keep(_run_one(job))
         return out
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=ch.worker_init) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=ch.worker_init,
+                             initargs=(os.getpid(),)) as pool:
         for future in as_completed([pool.submit(_run_one, job) for job in jobs]):
             keep(future.result())
     return out

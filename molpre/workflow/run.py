@@ -31,7 +31,6 @@ import itertools
 import multiprocessing
 import os
 import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from molpre.errors import first_line
+from molpre.runtime import exit_with_parent
 
 #: Exception type names that mean "the worker running this died", whatever the backend.
 DEATH_TYPES = ("BrokenProcessPool", "KilledWorker", "CommClosedError", "FutureCancelledError")
@@ -218,7 +218,7 @@ def init_worker(threads: int, parent_pid: int, notices=None, warm: tuple[str, ..
     _NOTICES = notices
     if notices is not None:
         notices.cancel_join_thread()  # never block this worker's exit on unread notices
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
+    exit_with_parent(parent_pid)
     for name in warm:
         importlib.import_module(name)
 
@@ -228,17 +228,6 @@ def noticed_call(task: Callable, records: list, params: dict, token: int):
     if _NOTICES is not None:
         _NOTICES.put((token, time.monotonic()))
     return task(records, params)
-
-
-def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
-    while True:
-        time.sleep(every_s)
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # the pid exists (reused by another user): keep going
-            continue
 
 
 @dataclass
