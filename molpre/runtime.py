@@ -79,15 +79,20 @@ def provenance() -> dict[str, str]:
 
 
 def exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
-    """In a pool worker: a daemon thread that ends this process once ``parent_pid`` is gone
-    (this process re-parented), so killing a command never leaves its workers computing."""
+    """In a pool worker: a daemon thread that ends this process once ``parent_pid`` (the
+    command's process; not always the worker's direct parent, e.g. under forkserver) is
+    gone, so killing a command never leaves its workers computing."""
     import threading
     import time
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while True:
             time.sleep(every_s)
-        os._exit(1)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # the pid exists (reused by another user): keep going
+                continue
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
