@@ -28,7 +28,7 @@ def command(store: str, output: str, include_failed: bool) -> None:
 
     if "://" not in store and not Path(store).is_file():
         raise click.UsageError(f"no label store at {store}")
-    refuse_overwriting_inputs([output], [store, f"{store}.lock"])
+    refuse_overwriting_inputs([output], [store, f"{store}.lock", f"{store}.flock"])
     try:
         n = export_extxyz(store, output, include_failed=include_failed)
     except RuntimeError as err:

@@ -39,7 +39,7 @@ def _check_output(output: str, input_path: str) -> None:
             f"-o {output}: the label store must be an ASE SQLite database (.db) or a "
             f"postgresql:// URL; write it as e.g. labels.db, then `molpre export labels.db "
             f"-o {output}`")
-    refuse_overwriting_inputs([output, f"{output}.lock"], [input_path])
+    refuse_overwriting_inputs([output, f"{output}.lock", f"{output}.flock"], [input_path])
 
 
 def _read_frames(path: str) -> list:
@@ -100,7 +100,7 @@ def command(input_path, output, method, basis, forces, workers, threads, oversub
     Charge and spin multiplicity come from each frame's info (`charge`, `spin`, default 0
     and 1). A re-run skips every conformer whose content key (geometry, charge, spin, level)
     is already stored, so a killed run resumes where it stopped. Several runs may write one
-    store at once: each key is stored once; a writer that holds DB.lock (an OS lock, freed
+    store at once: each key is stored once; a writer that holds DB.flock (an OS lock, freed
     when its process dies) for over $MOLPRE_STORE_LOCK_TIMEOUT seconds (default 60) is
     reported. Export with
     `molpre export`. With --perturb K, K displaced copies of each conformer (seeded Gaussian,

@@ -16,10 +16,13 @@ the check and the insert, so any number of concurrent writers (several ``molpre 
 on one store) leave exactly one row per key. PostgreSQL stores keep the check and the insert in
 one transaction but have no unique index: give them one writer.
 
-Writes are serialized by an operating-system lock on ``STORE.lock`` (``filelock``: ``flock``
-on POSIX), in place of ASE's own lock file, which a run killed inside a write left behind for
-ever. The OS releases the lock when its holder dies, so a leftover ``STORE.lock`` file is
-harmless; a writer waits at most ``lock_timeout`` seconds (default 60, or
+Writes are serialized by an operating-system lock on ``STORE.flock`` (``filelock``: ``flock``
+on POSIX), in place of ASE's own lock file ``STORE.lock``, which a run killed inside a write
+left behind for ever. The OS releases the lock when its holder dies, so a leftover
+``STORE.flock`` file is harmless, and a leftover ``STORE.lock`` is not read by molpre. The
+name differs from ASE's so that a plain ``ase.db`` writer on the same store (which still takes
+ASE's lock file) never waits on molpre's file; SQLite's own locking, the unique key index and
+the ``BEGIN IMMEDIATE`` check-and-insert keep such mixed writers consistent. a writer waits at most ``lock_timeout`` seconds (default 60, or
 ``$MOLPRE_STORE_LOCK_TIMEOUT``) for a *live* holder, then fails with a message naming the file.
 Keep SQLite stores on a local disk: ``flock`` and SQLite's own locks are unreliable over NFS.
 A corrupt or truncated store, or one in a read-only folder, is a :class:`StoreError` with one
@@ -53,7 +56,7 @@ INFO_STR_KEYS = ("mol_id", "smiles", "inchikey")
 STORE_KEYS = ("mol_charge", "status", "reason", "key", "ladder", "wall_s")
 
 
-#: Seconds a writer waits for the ``STORE.lock`` held by another live writer (env overrides).
+#: Seconds a writer waits for the ``STORE.flock`` held by another live writer (env overrides).
 DEFAULT_LOCK_TIMEOUT_S = 60.0
 LOCK_TIMEOUT_ENV = "MOLPRE_STORE_LOCK_TIMEOUT"
 #: The partial unique index that makes the content key unique in a SQLite store.
@@ -63,6 +66,11 @@ UNIQUE_KEY_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS molpre_unique_key "
 
 class StoreError(RuntimeError):
     """A label store that cannot be used; ``str(err)`` is one line naming it and what to do."""
+
+
+def writer_lock_path(store: str | Path) -> str:
+    """The OS lock file molpre's writers share: ``STORE.flock`` (not ASE's ``STORE.lock``)."""
+    return f"{store}.flock"
 
 
 def _lock_timeout(value: float | None) -> float:
@@ -86,7 +94,7 @@ def store_errors(db) -> Iterator[None]:
     try:
         yield
     except TimeoutError:
-        lock = f"{name}.lock"
+        lock = writer_lock_path(name)
         raise StoreError(
             f"label store {name} is locked: another running process has held {lock} for over "
             f"{db.lock.timeout:g} s (another molpre label writing to this store?); wait for it "
@@ -114,7 +122,7 @@ def open_store(target: str | Path, *, write: bool = True, lock_timeout: float | 
         target: passed to ``ase.db.connect`` unchanged.
         write: prepare the store for writing: create it (and its unique key index), waiting
             for another live writer's lock. ``write=False`` needs an existing store.
-        lock_timeout: seconds to wait for ``STORE.lock`` (default: ``$MOLPRE_STORE_LOCK_TIMEOUT``
+        lock_timeout: seconds to wait for ``STORE.flock`` (default: ``$MOLPRE_STORE_LOCK_TIMEOUT``
             or 60).
 
     Raises:
@@ -133,7 +141,7 @@ def open_store(target: str | Path, *, write: bool = True, lock_timeout: float | 
             "psycopg2-binary`)"
         ) from err
     if db.lock is not None:  # SQLite/JSON files: an OS lock that dies with its holder
-        db.lock = FileLock(f"{db.filename}.lock", timeout=_lock_timeout(lock_timeout))
+        db.lock = FileLock(writer_lock_path(db.filename), timeout=_lock_timeout(lock_timeout))
     if write and _is_sqlite(db):
         with store_errors(db):
             Path(db.filename).parent.mkdir(parents=True, exist_ok=True)

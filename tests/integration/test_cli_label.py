@@ -140,13 +140,13 @@ def test_lock_held_by_another_writer_is_reported_not_waited_on(tmp_path):
 
     src, db = tmp_path / "in.extxyz", tmp_path / "l.db"
     write_input(src, names=("H2",))
-    (tmp_path / "l.db.lock").write_text("")  # a leftover file alone blocks nothing
-    with FileLock(tmp_path / "l.db.lock"):  # another process would hold it the same way
+    (tmp_path / "l.db.lock").write_text("")  # ASE's file, left by a killed run: not read
+    with FileLock(tmp_path / "l.db.flock"):  # another process would hold it the same way
         result = CliRunner(env={"MOLPRE_STORE_LOCK_TIMEOUT": "0.5"}).invoke(
             main, ["label", str(src), "-o", str(db), *HF, "--workers", "1", "--threads", "1"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     (line,) = [x for x in result.output.splitlines() if x.startswith("Error")]
-    assert "l.db.lock" in line and "another running process" in line and "re-run" in line
+    assert "l.db.flock" in line and "another running process" in line and "re-run" in line
 
 
 @pytest.mark.parametrize("command", ["label", "export"])
