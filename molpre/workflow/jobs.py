@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from molpre.workflow.ledger import Ledger, LedgerRow, ledger_path
@@ -51,17 +51,11 @@ class JobSummary:
                 f"(re-runs {self.reruns}, splits {self.splits}, lost molecules {self.lost})")
 
 
-def _level(spec: JobSpec):
-    from molpre.qc.levels import LevelOfTheory
-
-    return LevelOfTheory(**asdict(spec.level))
-
-
 def task_and_params(spec: JobSpec) -> tuple[Callable, dict]:
     """The pure task of a job kind and its plain-dict parameters."""
     common = {"n": spec.conformers.n, "seed": spec.conformers.seed, "threads": spec.threads}
     if spec.kind == "label":
-        return label_task, {**common, "level": _level(spec).to_dict(), "forces": spec.forces}
+        return label_task, {**common, "level": spec.level.to_dict(), "forces": spec.forces}
     if spec.kind == "predict":
         from molpre.tracking import tracking_uri
 
@@ -78,7 +72,7 @@ def make_writer(spec: JobSpec, out: str | Path, input_path: str | Path):
     if spec.kind == "label":
         from molpre.qc.levels import validate_level
 
-        level = _level(spec)
+        level = spec.level
         validate_level(level)  # an unknown method/basis stops here, before any work
         return LabelWriter(out, level)
     if spec.kind == "predict":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molpre.config import ConfigError, from_dict, load_config, setting
+from molpre.qc.levels import LevelOfTheory
 
 KINDS = ("label", "predict", "corpus")
 
@@ -41,22 +42,6 @@ class ConformerSpec:
 
     n: int = 4
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class LevelSpec:
-    """A level of theory (fields of :class:`molpre.qc.levels.LevelOfTheory`)."""
-
-    method: str = "HF"
-    basis: str = "sto-3g"
-    density_fit: bool = True
-    auxbasis: str | None = None
-    grid_level: int = 3
-    cart: bool = False
-    conv_tol: float = 1e-9
-    max_cycle: int = 100
-    time_limit_s: float | None = None
-    max_atoms: int = 60
 
 
 @dataclass(frozen=True)
@@ -86,7 +71,7 @@ class JobSpec:
     experiment: str = setting("molpre-jobs", help="MLflow experiment of the job manifest.")
     intake: IntakeSpec = field(default_factory=IntakeSpec)
     conformers: ConformerSpec = field(default_factory=ConformerSpec)
-    level: LevelSpec = field(default_factory=LevelSpec)
+    level: LevelOfTheory = field(default_factory=LevelOfTheory)
     forces: bool = setting(False, help="label: also compute forces (eV/Angstrom).")
     model: ModelSpec = field(default_factory=ModelSpec)
     shard_size: int = setting(1000, help="corpus: molecules per shard.")
