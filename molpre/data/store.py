@@ -22,8 +22,9 @@ left behind for ever. The OS releases the lock when its holder dies, so a leftov
 ``STORE.flock`` file is harmless, and a leftover ``STORE.lock`` is not read by molpre. The
 name differs from ASE's so that a plain ``ase.db`` writer on the same store (which still takes
 ASE's lock file) never waits on molpre's file; SQLite's own locking, the unique key index and
-the ``BEGIN IMMEDIATE`` check-and-insert keep such mixed writers consistent. a writer waits at most ``lock_timeout`` seconds (default 60, or
-``$MOLPRE_STORE_LOCK_TIMEOUT``) for a *live* holder, then fails with a message naming the file.
+the ``BEGIN IMMEDIATE`` check-and-insert keep such mixed writers consistent. A writer waits at
+most ``lock_timeout`` seconds (default 60, or ``$MOLPRE_STORE_LOCK_TIMEOUT``) for a *live*
+holder, then fails with a message naming the file.
 Keep SQLite stores on a local disk: ``flock`` and SQLite's own locks are unreliable over NFS.
 A corrupt or truncated store, or one in a read-only folder, is a :class:`StoreError` with one
 line saying so.
