@@ -26,14 +26,6 @@ def _frames(with_forces: bool = True):
     return frames
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
-    yield
-    mp.undo()
-
-
 def test_config_forces_auto_and_weights():
     auto = FinetuneConfig()
     assert auto.forces is None and auto.force_weight == DEFAULT_FORCES_WEIGHT

@@ -29,15 +29,6 @@ def tiny_data():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One MLflow SQLite store for the module (creating a store costs seconds)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("enc") / "encoder.pt"

@@ -39,15 +39,6 @@ def shards(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One real MLflow SQLite store for the module (creating a store costs ~10 s)."""
-    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        yield uri
-
-
 def config(shards, outdir, objectives=("mask", "contrast", "denoise"), **train):
     weights = {name: {"weight": 1.0 if name in objectives else 0.0}
                for name in ("mask", "contrast", "denoise")}
