@@ -46,6 +46,38 @@ def load_data(path: str, target: str, unit: str):
     return _DATA[key]
 
 
+def cheap_energies(data, paths: list[str]):
+    """The study data's cheap-level energies ``[n]`` eV, centered per element
+    (molpre.data.multifidelity), read once per process."""
+    from molpre.data.multifidelity import align, center, read_cheap_energies
+
+    key = ("delta", data.source, data.sha256, tuple(paths))
+    if key not in _DATA:
+        cheap = read_cheap_energies(paths)
+        _DATA[key] = (center([a.numbers for a in data.atoms], align(data, cheap)), cheap)
+    return _DATA[key]
+
+
+def child_data(job: dict, data) -> tuple[Any, dict]:
+    """The data a child learns from, and tags describing it: the study's data, or for a
+    delta study ``target - s * E_cheap`` with ``s`` fitted on this child's training labels
+    (train + validation of its budget and seed) unless the study fixes it."""
+    delta = job.get("delta")
+    if not delta or not delta.get("data"):
+        return data, {}
+    from molpre.data.multifidelity import delta_data, fit_scale
+
+    cheap, source = cheap_energies(data, list(delta["data"]))
+    scale = delta.get("scale")
+    if scale is None:
+        split = _split(job, data)
+        rows = np.concatenate([split.train, split.val])
+        scale = fit_scale([data.atoms[i].numbers for i in rows], data.energy[rows], cheap[rows])
+    tags = {"delta.level": source.level, "delta.scale": f"{scale:.6f}",
+            "delta.data": source.source, "delta.sha256": source.sha256}
+    return delta_data(data, cheap, float(scale)), tags
+
+
 def _split(job: dict, data):
     from molpre.train.finetune import split_data
     from molpre.train.finetune_config import FinetuneConfig
@@ -117,7 +149,7 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
     """Write the study's params, tags, inputs and errors onto a finished child run."""
     import mlflow
 
-    from molpre.study.records import DONE, headline, log_split_inputs
+    from molpre.study.records import DONE, delta_fields, headline, log_split_inputs
 
     c = job["child"]
     out = Path(job["out"]) / "children" / Child(**c).slug
@@ -153,7 +185,7 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
             "test_mae_kcal": mae_kcal, "test_mae_mev": float(metrics.get("test_mae_mev", np.nan)),
             "baseline_test_mae_kcal": base, "failed": failed,
             "failure_reason": tags.get("failure_reason", ""), "errors_file": str(errors_file),
-            "seconds": seconds}
+            "seconds": seconds, **delta_fields(tags)}
 
 
 def run_child(job: dict) -> dict:
@@ -162,14 +194,14 @@ def run_child(job: dict) -> dict:
 
     os.environ["MLFLOW_TRACKING_URI"] = job["tracking_uri"]
     mlflow.set_tracking_uri(job["tracking_uri"])
-    data = load_data(job["data"], job["target"], job["unit"])
+    data, delta_tags = child_data(job, load_data(job["data"], job["target"], job["unit"]))
     start = time.perf_counter()
     if job["child"]["arm"] == "linear":
         run_id, metrics, errors = _linear(job, data)
     else:
         run_id, metrics, errors = _finetune(job, data)
     return _tag(job, run_id, metrics, errors, time.perf_counter() - start, data,
-                job.get("tags", {}))
+                {**job.get("tags", {}), **delta_tags})
 
 
 def krr_child(job: dict, kernel: np.ndarray, rows: np.ndarray, data, krr: dict) -> dict:
@@ -177,6 +209,7 @@ def krr_child(job: dict, kernel: np.ndarray, rows: np.ndarray, data, krr: dict) 
     from molpre.study.baselines import krr_baseline
 
     start = time.perf_counter()
+    data, delta_tags = child_data(job, data)
     split = _split(job, data)
     index = {int(r): i for i, r in enumerate(rows)}
     train = np.array([index[int(r)] for r in np.concatenate([split.train, split.val])])
@@ -189,7 +222,8 @@ def krr_child(job: dict, kernel: np.ndarray, rows: np.ndarray, data, krr: dict) 
              "krr_cv_mae_mev": choice["cv_mae_ev"] * EV_TO_MEV}
     run_id, metrics = _baseline_run(job, errors, extra)
     return _tag(job, run_id, metrics, errors, time.perf_counter() - start, data,
-                {"krr.choice": f"sigma={choice['sigma']:g}, lambda={choice['lambda']:g} (CV in budget)"})
+                {"krr.choice": f"sigma={choice['sigma']:g}, lambda={choice['lambda']:g} (CV in budget)",
+                 **job.get("tags", {}), **delta_tags})
 
 
 def child_job(child: Child, **fields: Any) -> dict:

@@ -16,6 +16,7 @@ pipelines/qm9_sample.yaml)::
                 fail_margin, dtype}
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
+    delta:     {data: [cheap-level stores], scale: null}   (delta learning; off when empty)
 """
 
 from __future__ import annotations
@@ -152,6 +153,24 @@ class ProbeSpec:
 
 
 @dataclass(frozen=True)
+class DeltaSpec:
+    """Delta learning on a cheap level (molpre.data.multifidelity): every arm, baselines
+    included, learns ``target - s * E_cheap`` and is scored on the target itself. ``data``:
+    label stores or extxyz files with the cheap level's energy for every molecule of the
+    study (test set included: a delta model needs the cheap level wherever it predicts);
+    empty: off. ``scale``: s; null fits it with per-element constants on each child's
+    training labels (never the test set)."""
+
+    data: list[str] = setting(default_factory=list,
+                              help="Cheap-level label stores/extxyz (all molecules); [] = off.")
+    scale: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.data)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A study: labeled data, a fixed test split, nested budgets x seeds x arms."""
 
@@ -172,6 +191,7 @@ class StudyConfig:
     train: TrainSpec = setting(default_factory=TrainSpec)
     audit: AuditSpec = setting(default_factory=AuditSpec)
     probes: ProbeSpec = setting(default_factory=ProbeSpec)
+    delta: DeltaSpec = setting(default_factory=DeltaSpec)
     workers: int = setting(1, click_type=click.IntRange(min=1),
                            help="Children run at once (one torch thread each).")
 

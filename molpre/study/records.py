@@ -81,7 +81,14 @@ def record_of(run) -> dict:
             "baseline_test_mae_kcal": metrics.get("baseline_test_mae_kcal"),
             "failed": tags.get("failed") == "true", "failure_reason": tags.get("failure_reason", ""),
             "errors_file": tags.get("study.errors_file", ""),
-            "seconds": metrics.get("wall_time_s")}
+            "seconds": metrics.get("wall_time_s"), **delta_fields(tags)}
+
+
+def delta_fields(tags: dict) -> dict:
+    """A delta child's cheap level and fitted scale (``{}`` for a plain child)."""
+    if "delta.level" not in tags:
+        return {}
+    return {"delta_level": tags["delta.level"], "delta_scale": float(tags["delta.scale"])}
 
 
 def headline(arm: str, budget: int, seed: int, mae_kcal: float, mae_mev: float,

@@ -129,13 +129,25 @@ def _fmt(cell: dict | None) -> str:
     return text + (f", {cell['failed']} failed" if cell.get("failed") else "")
 
 
+def _delta_lines(delta: dict) -> list[str]:
+    """The report's statement of a delta study (none for a plain one)."""
+    if not delta.get("data"):
+        return []
+    scale = "fitted per child on its training labels" if delta.get("scale") is None \
+        else f"fixed at {delta['scale']:g}"
+    return [f"Delta learning: every arm, baselines included, learns the target minus s x the "
+            f"{delta.get('level', 'cheap')} energy (s {scale}; cheap energies from "
+            f"{', '.join(delta['data'])}) and is scored on the target. Each prediction needs "
+            "that cheap calculation.", ""]
+
+
 def markdown(summary: dict) -> str:
     """The short report: table, verdicts, savings, audit, failures."""
     table, budgets = summary["table"], summary["budgets"]
     arms = list(table)
     lines = [f"# Study {summary['name']}: {summary['target']}, test MAE ({UNIT}), mean [95% interval]",
              "", f"Parent run `{summary['parent_run_id']}`; test set {summary['n_test']} molecules "
-             f"({summary['split']}).", "",
+             f"({summary['split']}).", "", *_delta_lines(summary.get("delta") or {}),
              "| N | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
     for b in budgets:
         lines.append(f"| {b} | " + " | ".join(_fmt(table[a].get(b) or table[a].get(str(b)))
@@ -285,6 +297,15 @@ def _parent_metrics(summary: dict) -> tuple[dict[str, float], dict[str, str]]:
     return metrics, tags
 
 
+def _delta_summary(config, records: list[dict]) -> dict:
+    """The delta spec and the cheap level (read from the children's tags), or {}."""
+    if not config.delta.enabled:
+        return {}
+    levels = {r.get("delta_level") for r in records if r.get("delta_level")}
+    return {"data": list(config.delta.data), "scale": config.delta.scale,
+            "level": ", ".join(sorted(levels)) or "cheap"}
+
+
 def finish_report(config, parent: str, records: list[dict], encoders: dict, audit: dict,
                   data, test_ids: Path, probes: dict | None = None) -> tuple[dict, list[Path]]:
     """Compute the summary, write the artifacts to OUT and log them on the parent run."""
@@ -309,6 +330,7 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
                          "pretrain_seed": e.seed, "weights_moved_from_init": e.relative_change}
                      for k, e in encoders.items()},
         "probes": probes or {},
+        "delta": _delta_summary(config, records),
         "children": records,
     }
     summary = json.loads(json.dumps(summary, default=float))  # int budget keys -> str

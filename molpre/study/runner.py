@@ -59,7 +59,7 @@ def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder]
     fields = dict(data=config.data, target=config.target, unit=config.unit,
                   test_ids=str(test_ids), val_fraction=val_fraction(config, child.budget),
                   out=str(out), fail_margin=config.train.fail_margin, tracking_uri=uri, parent_id=parent, experiment_id=experiment_id,
-                  tags=tags)
+                  tags=tags, delta={"data": list(config.delta.data), "scale": config.delta.scale})
     if not child.is_baseline:
         ft = finetune_config(config, child, test_ids, path, out, config.experiment)
         fields["finetune"] = ft.resolved()
@@ -158,6 +158,8 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
     share_runs_view(experiment_id)
     data = ch.load_data(config.data, config.target, config.unit)
+    if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
+        ch.cheap_energies(data, list(config.delta.data))
     test_ids = write_test_ids(config, data, out)
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
     audit = audit_study(config, encoders, data, test_ids)
