@@ -78,13 +78,22 @@ def evaluate_model(predictor, data: LabeledData, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     known = [unsupported_elements(a.numbers, predictor.elements) is None for a in data.atoms]
     usable = data.subset([i for i, k in enumerate(known) if k])
-    with_forces = usable.forces is not None
+    delta = getattr(predictor, "delta", None)
+    terms = [predictor.delta_term(a) for a in usable.atoms] if delta is not None else []
+    if delta is not None:  # a delta model: PySCF at its cheap level for every row
+        usable = usable.subset([i for i, t in enumerate(terms) if not isinstance(t, str)])
+        terms = [t for t in terms if not isinstance(t, str)]
+    with_forces = usable.forces is not None and delta is None
     pred, forces = predict_labeled(predictor, usable, with_forces, batch_size)
+    if delta is not None:
+        pred = pred + np.asarray(terms, dtype=np.float64)
     metrics = energy_metrics(pred, usable.energy)
     if with_forces:
         metrics.update(force_metrics(forces, usable.forces))
     metrics["n"], metrics["n_unsupported"] = len(usable), len(data) - len(usable)
     base = atomref_only([a.numbers for a in usable.atoms], predictor.model.atomref.as_dict())
+    if delta is not None:
+        base = base + np.array([sum(delta.reference(z) for z in a.numbers) for a in usable.atoms])
     parity = parity_plot(usable.energy, pred, base, out / "parity.png") if len(usable) else None
     rows = pd.DataFrame({"mol_id": usable.mol_ids, "energy_ref_ev": usable.energy,
                          "energy_pred_ev": pred, "error_mev": (pred - usable.energy) * EV_TO_MEV})

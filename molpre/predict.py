@@ -40,6 +40,7 @@ import torch
 from ase.units import kB
 
 from molpre.data import keys
+from molpre.data.multifidelity import DeltaBaseline
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
 from molpre.models.committee import STD, Committee, Domain, mean_and_std
@@ -118,6 +119,7 @@ class Predictor:
         self.cutoff = float(cutoff)
         self.meta = dict(meta or {})
         self.domain = Domain.from_meta(self.meta) if self.is_committee else None
+        self.delta = DeltaBaseline.from_meta(self.meta.get("delta"))
         self.configure(n_conformers=n_conformers, aggregation=aggregation,
                        temperature=temperature, batch_size=batch_size, seed=seed,
                        workers=workers, progress=progress, max_atoms=max_atoms, chunk=chunk)
@@ -244,9 +246,13 @@ class Predictor:
         return pd.concat(frames) if frames else pd.DataFrame(columns=[*self.columns, "embedding"])
 
     def calculator(self):
-        """An ASE calculator (energy eV, forces eV/Angstrom) on the model's device and dtype."""
+        """An ASE calculator (energy eV, forces eV/Angstrom) on the model's device and dtype.
+        A delta model has none: its forces would need the cheap level's forces each step."""
         from molpre.calculator import MolpreCalculator
 
+        if self.delta is not None:
+            raise ValueError("a delta-learning model has no ASE calculator (it would need the "
+                             "cheap level's forces at every step); use predict()")
         return MolpreCalculator(self.model, self.cutoff, domain=self.domain)
 
     # -- internals ---------------------------------------------------------------------
@@ -286,6 +292,8 @@ class Predictor:
         outputs = self._evaluate([model_sample(a, self.cutoff) for _, a in flat],
                                  int(self.batch_size), embeddings)
         per_job: dict[int, list] = {}
+        if self.delta is not None:
+            outputs = [self._add_cheap_level(a, out) for (_, a), out in zip(flat, outputs, strict=True)]
         for (k, _), out in zip(flat, outputs, strict=True):
             per_job.setdefault(k, []).append(out)
         rows = [self._row(job, per_job.get(k, []), embeddings) for k, job in enumerate(jobs)]
@@ -358,6 +366,30 @@ class Predictor:
             row.append(np.mean([o["embedding"] for o in outputs], axis=0))
         return row
 
+    def delta_term(self, atoms) -> float | str:
+        """A delta model's baseline for one conformer: ``scale * (E_cheap - offsets)`` eV with
+        ``E_cheap`` computed here by PySCF at the model's cheap level, or the reason that
+        calculation failed. (0.0 for a plain model.)"""
+        from molpre.qc.levels import LevelOfTheory
+        from molpre.qc.pyscf import compute
+
+        if self.delta is None:
+            return 0.0
+        level = LevelOfTheory.from_dict(self.delta.level)
+        result = compute(atoms, level)
+        if not result.ok:
+            return f"cheap level {level.tag} failed: {result.reason}"
+        return self.delta.term(atoms.numbers, result.energy)
+
+    def _add_cheap_level(self, atoms, out: dict | str) -> dict | str:
+        """A delta model's energy: its output plus :meth:`delta_term`, or why it failed."""
+        if isinstance(out, str):
+            return out
+        term = self.delta_term(atoms)
+        if isinstance(term, str):
+            return term
+        return {**out, "energy_ev": out["energy_ev"] + term}
+
     def _out_of_domain(self, result: dict[str, float], n_atoms: int) -> str:
         """Why a committee row is out of domain ('' when not; '' without a calibration)."""
         if self.domain is None:
@@ -368,7 +400,8 @@ class Predictor:
     def _reference_energy(self, numbers) -> float:
         """Sum of the model's per-element reference energies (eV) for ``numbers``."""
         table = self.model.atomref.as_dict()
-        return float(sum(table[int(z)] for z in numbers))
+        extra = self.delta.reference if self.delta is not None else (lambda z: 0.0)
+        return float(sum(table[int(z)] + extra(z) for z in numbers))
 
 
 def value_columns(targets: list[str], committee: bool = False) -> list[str]:

@@ -94,14 +94,77 @@ def element_counts(numbers: Sequence[np.ndarray], elements: Sequence[int]) -> np
     return np.array([[np.count_nonzero(z == e) for e in elements] for z in numbers], dtype=float)
 
 
-def center(numbers: Sequence[np.ndarray], cheap: np.ndarray) -> np.ndarray:
-    """``cheap`` minus its own per-element least-squares fit ``[n]`` eV: the same information
-    (the models refit per-element constants anyway) at atomization-energy magnitudes, so a
-    float32 model never adds ~1e4 eV totals. Uses cheap energies only, no expensive label."""
+def element_offsets(numbers: Sequence[np.ndarray], cheap: np.ndarray) -> dict[int, float]:
+    """Per-element least-squares fit of the cheap energies ``{Z: eV}`` (cheap energies only,
+    no expensive label: the test set's may be used)."""
     elements = sorted({int(z) for zs in numbers for z in zs})
-    counts = element_counts(numbers, elements)
-    coef, *_ = np.linalg.lstsq(counts, cheap, rcond=None)
-    return np.asarray(cheap, dtype=np.float64) - counts @ coef
+    coef, *_ = np.linalg.lstsq(element_counts(numbers, elements), cheap, rcond=None)
+    return {z: float(c) for z, c in zip(elements, coef, strict=True)}
+
+
+def center(numbers: Sequence[np.ndarray], cheap: np.ndarray,
+           offsets: dict[int, float] | None = None) -> np.ndarray:
+    """``cheap`` minus its per-element fit (``offsets``, default fitted here) ``[n]`` eV: the
+    same information (the models refit per-element constants anyway) at atomization-energy
+    magnitudes, so a float32 model never adds ~1e4 eV totals."""
+    offsets = element_offsets(numbers, cheap) if offsets is None else offsets
+    return np.asarray(cheap, dtype=np.float64) - np.array(
+        [sum(offsets[int(z)] for z in zs) for zs in numbers])
+
+
+@dataclass(frozen=True)
+class DeltaBaseline:
+    """What a delta model adds to its own output: ``scale * (E_cheap - sum_Z offsets[Z])`` eV,
+    with ``E_cheap`` computed at ``level`` (a molpre.qc LevelOfTheory dict). Stored in the
+    model's checkpoint meta under ``delta``."""
+
+    level: dict
+    scale: float
+    offsets: dict[int, float]
+
+    def to_meta(self) -> dict:
+        return {"level": dict(self.level), "scale": self.scale,
+                "offsets": {str(z): v for z, v in self.offsets.items()}}
+
+    @classmethod
+    def from_meta(cls, meta: dict | None) -> DeltaBaseline | None:
+        if not meta:
+            return None
+        return cls(dict(meta["level"]), float(meta["scale"]),
+                   {int(z): float(v) for z, v in meta["offsets"].items()})
+
+    def term(self, numbers: np.ndarray, cheap_energy: float) -> float:
+        """The baseline term (eV) of one molecule; KeyError for an element never fitted."""
+        return self.scale * (cheap_energy - sum(self.offsets[int(z)] for z in numbers))
+
+    def reference(self, z: int) -> float:
+        """The per-element part of the baseline, ``scale * offsets[z]`` eV: added to a delta
+        model's own atomref it gives the per-element reference of the target."""
+        return self.scale * self.offsets[int(z)]
+
+
+def level_from_tag(tag: str) -> dict:
+    """The LevelOfTheory fields of a store's ``level`` tag (``hf/sto-3g/df``,
+    ``b3lyp/6-31g(2df,p)/df/grid3``; the inverse of ``LevelOfTheory.tag``); DatasetError
+    for a tag that does not parse (``unknown``: an extxyz without a level)."""
+    parts = tag.split("/")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise DatasetError(f"cannot read a level of theory from {tag!r}: delta learning needs "
+                           "cheap energies from a molpre label store (they name their level)")
+    level: dict = {"method": parts[0], "basis": parts[1], "density_fit": False}
+    for part in parts[2:]:
+        if part == "df" or part.startswith("df:"):
+            level["density_fit"] = True
+            level["auxbasis"] = part[3:] or None
+        elif part.startswith("grid"):
+            level["grid_level"] = int(part[4:])
+        elif part == "cart":
+            level["cart"] = True
+        elif part.startswith("tol"):
+            level["conv_tol"] = float(part[3:])
+        else:
+            raise DatasetError(f"cannot read a level of theory from {tag!r}: unknown part {part!r}")
+    return level
 
 
 def fit_scale(numbers: Sequence[np.ndarray], energy: np.ndarray, cheap: np.ndarray) -> float:

@@ -107,6 +107,30 @@ def resolve_forces(config: FinetuneConfig, data: LabeledData) -> LabeledData:
     return data
 
 
+def apply_delta(config: FinetuneConfig, data: LabeledData, split: Split):
+    """``(data, baseline)``: for delta learning the energy labels become ``target - s *
+    E_cheap`` (s fitted on the split's train + val rows unless ``delta_scale`` is set) and
+    the DeltaBaseline a prediction adds back; otherwise ``(data, None)``."""
+    if not config.delta:
+        return data, None
+    from molpre.data.multifidelity import (DeltaBaseline, align, center, delta_data,
+                                           element_offsets, fit_scale, level_from_tag,
+                                           read_cheap_energies)
+
+    cheap = read_cheap_energies([p.strip() for p in config.delta.split(",") if p.strip()])
+    level = level_from_tag(cheap.level)
+    raw = align(data, cheap)
+    numbers = [a.numbers for a in data.atoms]
+    offsets = element_offsets(numbers, raw)
+    centered = center(numbers, raw, offsets)
+    rows = np.concatenate([split.train, split.val])
+    scale = config.delta_scale
+    if scale is None:
+        scale = fit_scale([numbers[i] for i in rows], data.energy[rows], centered[rows])
+    log.info("finetune: delta learning on %s, scale %.4f", cheap.level, scale)
+    return delta_data(data, centered, float(scale)), DeltaBaseline(level, float(scale), offsets)
+
+
 def _samples(data: LabeledData, cutoff: float, forces: bool) -> list[dict[str, torch.Tensor]]:
     """One sample per row with every target's label (``[1]`` or ``[1, 3]``, float64)."""
     samples = []
@@ -340,9 +364,12 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     if config.threads:
         torch.set_num_threads(config.threads)
     data = data if data is not None else load_labeled(config.data, config.target, config.unit)
+    if config.delta:  # the cheap level's forces are not read: energies only
+        data = dataclasses.replace(data, forces=None)
     data = resolve_forces(config, data)
     forces = data.forces is not None
     split = split_data(config, data)
+    data, delta = apply_delta(config, data, split)
     train, val, test = (data.subset(split.train), data.subset(split.val), data.subset(split.test))
     encoder = start_encoder(config)
     model, scales, atomrefs = _build_model(config, encoder, train)
@@ -377,6 +404,9 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
                 "metrics": metrics, "dataset_sha256": data.sha256, "run_id": run.info.run_id}
         if domain is not None:
             meta.update(committee=model.size, domain=domain)
+        if delta is not None:
+            meta["delta"] = delta.to_meta()
+            mlflow.log_metric("delta_scale", delta.scale)
         ckpt = save_checkpoint(model, out / "model.ckpt", resolved, meta)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         mlflow.log_artifact(str(out / "metrics.json"))

@@ -1,0 +1,104 @@
+"""Delta learning through finetune and the Predictor, with real PySCF (HF/STO-3G).
+
+Labels are made so the answer is known: ``y = 0.7 * E_HF + sum_Z c_Z`` (eV), with E_HF the
+HF/STO-3G energy of the same geometry, so ``y - 0.7 * E_HF`` is per-element linear. The
+finetune must fit s = 0.7 from the cheap-level store, and the Predictor, computing HF/STO-3G
+itself for geometries it never saw, must give back y to meV, which the model alone (the
+delta part) is far from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from molpre import Predictor
+from molpre.data.datasets import labeled_from_atoms
+from molpre.data.store import read_labels
+from molpre.qc.levels import LevelOfTheory
+from molpre.qc.pyscf import compute
+from molpre.qc.runner import label_conformers
+from molpre.train.finetune import finetune
+from molpre.train.finetune_config import ConfigError, FinetuneConfig
+
+LEVEL = LevelOfTheory("hf", "sto-3g")
+C = {1: -12.0, 6: -1020.0, 7: -1470.0, 8: -2030.0}
+
+
+def _rattled(name: str, k: int, seed: int):
+    atoms = molecule(name)
+    atoms.rattle(0.04, seed=seed)
+    atoms.info.update(mol_id=f"{name}_{k}", charge=0, spin=1)
+    return atoms
+
+
+def _target(atoms, hf_energy: float) -> float:
+    return 0.7 * hf_energy + sum(C[int(z)] for z in atoms.numbers)
+
+
+@pytest.fixture(scope="module")
+def delta_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("delta_ft")
+    frames = [_rattled(n, k, 10 * i + k) for i, n in enumerate(("H2O", "NH3", "CH4"))
+              for k in range(8)]
+    label_conformers(frames, tmp / "cheap.db", LEVEL)
+    hf = {a.info["mol_id"]: a.calc.results["energy"] for a in read_labels(tmp / "cheap.db")}
+    labeled = []
+    for atoms in frames:
+        atoms = atoms.copy()
+        atoms.calc = SinglePointCalculator(atoms, energy=_target(atoms, hf[atoms.info["mol_id"]]))
+        labeled.append(atoms)
+    data = labeled_from_atoms(labeled, "energy")
+    config = FinetuneConfig(delta=str(tmp / "cheap.db"), epochs=2, batch_size=4, seed=0,
+                            test_fraction=0.2, out=str(tmp / "ft"), experiment="delta-ft",
+                            log_model=False, progress=False)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    result = finetune(config, data)
+    yield result
+    mp.undo()
+
+
+def test_finetune_fits_the_scale_and_stores_the_cheap_level(delta_model):
+    meta = Predictor.load(delta_model.checkpoint).meta["delta"]
+    assert meta["scale"] == pytest.approx(0.7, abs=1e-6)
+    assert LevelOfTheory.from_dict(meta["level"]).tag == "hf/sto-3g/df"
+    assert delta_model.metrics["test_mae_mev"] < 20.0  # the residual is per-element linear
+
+
+def test_predictor_computes_the_cheap_level_for_new_geometries(delta_model):
+    predictor = Predictor.load(delta_model.checkpoint, progress=False)
+    new = [_rattled("H2O", 99, 1234), _rattled("CH4", 99, 4321)]
+    table = predictor.predict(new, ids=["water", "methane"])
+    assert table["status"].tolist() == ["ok", "ok"]
+    for atoms, energy in zip(new, table["energy_ev"], strict=True):
+        expected = _target(atoms, compute(atoms, LEVEL).energy)
+        assert energy == pytest.approx(expected, abs=0.03)
+    # an O-H bond stretched 0.2 A, far outside the training rattles: the cheap level carries it
+    stretched = molecule("H2O")
+    stretched.positions[1] += 0.2 * stretched.positions[1] / np.linalg.norm(stretched.positions[1])
+    pair = [molecule("H2O"), stretched]
+    energies = predictor.predict(pair, ids=["eq", "stretched"])["energy_ev"].to_numpy()
+    expected = [_target(a, compute(a, LEVEL).energy) for a in pair]
+    assert expected[1] - expected[0] > 0.2
+    assert energies[1] - energies[0] == pytest.approx(expected[1] - expected[0], abs=0.03)
+    model_only = [e - predictor.delta_term(a) for e, a in zip(energies, pair, strict=True)]
+    assert abs((model_only[1] - model_only[0]) - (expected[1] - expected[0])) > 0.1
+    with pytest.raises(ValueError, match="no ASE calculator"):
+        predictor.calculator()
+
+
+def test_a_failed_cheap_calculation_is_an_error_row(delta_model):
+    predictor = Predictor.load(delta_model.checkpoint, progress=False)
+    odd = molecule("H2O")
+    odd.info.update(charge=0, spin=2)  # 10 electrons cannot be a doublet
+    table = predictor.predict([odd], ids=["odd"])
+    assert table["status"].tolist() == ["error"]
+    assert "cheap level hf/sto-3g/df failed" in table["error"][0]
+
+
+def test_delta_with_forces_is_refused():
+    with pytest.raises(ConfigError, match="energies only"):
+        FinetuneConfig(delta="x.db", forces=True, out="x")
