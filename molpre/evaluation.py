@@ -92,8 +92,6 @@ def evaluate_model(predictor, data: LabeledData, out: str | Path,
         metrics.update(force_metrics(forces, usable.forces))
     metrics["n"], metrics["n_unsupported"] = len(usable), len(data) - len(usable)
     base = atomref_only([a.numbers for a in usable.atoms], predictor.model.atomref.as_dict())
-    if delta is not None:
-        base = base + np.array([sum(delta.reference(z) for z in a.numbers) for a in usable.atoms])
     parity = parity_plot(usable.energy, pred, base, out / "parity.png") if len(usable) else None
     rows = pd.DataFrame({"mol_id": usable.mol_ids, "energy_ref_ev": usable.energy,
                          "energy_pred_ev": pred, "error_mev": (pred - usable.energy) * EV_TO_MEV})

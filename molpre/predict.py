@@ -400,8 +400,7 @@ class Predictor:
     def _reference_energy(self, numbers) -> float:
         """Sum of the model's per-element reference energies (eV) for ``numbers``."""
         table = self.model.atomref.as_dict()
-        extra = self.delta.reference if self.delta is not None else (lambda z: 0.0)
-        return float(sum(table[int(z)] + extra(z) for z in numbers))
+        return float(sum(table[int(z)] for z in numbers))
 
 
 def value_columns(targets: list[str], committee: bool = False) -> list[str]:

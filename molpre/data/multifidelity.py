@@ -115,8 +115,9 @@ def center(numbers: Sequence[np.ndarray], cheap: np.ndarray,
 @dataclass(frozen=True)
 class DeltaBaseline:
     """What a delta model adds to its own output: ``scale * (E_cheap - sum_Z offsets[Z])`` eV,
-    with ``E_cheap`` computed at ``level`` (a molpre.qc LevelOfTheory dict). Stored in the
-    model's checkpoint meta under ``delta``."""
+    with ``E_cheap`` computed at ``level`` (a molpre.qc LevelOfTheory dict). The term has no
+    per-element part (``offsets`` take it out), so the model's own atomref stays the target's
+    per-element reference. Stored in the model's checkpoint meta under ``delta``."""
 
     level: dict
     scale: float
@@ -136,11 +137,6 @@ class DeltaBaseline:
     def term(self, numbers: np.ndarray, cheap_energy: float) -> float:
         """The baseline term (eV) of one molecule; KeyError for an element never fitted."""
         return self.scale * (cheap_energy - sum(self.offsets[int(z)] for z in numbers))
-
-    def reference(self, z: int) -> float:
-        """The per-element part of the baseline, ``scale * offsets[z]`` eV: added to a delta
-        model's own atomref it gives the per-element reference of the target."""
-        return self.scale * self.offsets[int(z)]
 
 
 def level_from_tag(tag: str) -> dict:

@@ -73,9 +73,14 @@ def test_predictor_computes_the_cheap_level_for_new_geometries(delta_model):
     new = [_rattled("H2O", 99, 1234), _rattled("CH4", 99, 4321)]
     table = predictor.predict(new, ids=["water", "methane"])
     assert table["status"].tolist() == ["ok", "ok"]
-    for atoms, energy in zip(new, table["energy_ev"], strict=True):
+    atomref = predictor.model.atomref.as_dict()
+    for atoms, energy, rest in zip(new, table["energy_ev"], table["energy_minus_atomref_ev"],
+                                   strict=True):
         expected = _target(atoms, compute(atoms, LEVEL).energy)
         assert energy == pytest.approx(expected, abs=0.03)
+        # the target's per-element reference is the model's own atomref (no cheap bulk)
+        assert rest == pytest.approx(energy - sum(atomref[int(z)] for z in atoms.numbers))
+        assert abs(rest) < 5.0
     # an O-H bond stretched 0.2 A, far outside the training rattles: the cheap level carries it
     stretched = molecule("H2O")
     stretched.positions[1] += 0.2 * stretched.positions[1] / np.linalg.norm(stretched.positions[1])
