@@ -11,7 +11,11 @@ from molpre.study.config import CLI_FIELDS, StudyConfig
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @config_options(StudyConfig, CLI_FIELDS, section="study", set_example="train.epochs=50")
 @click.option("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
-def command(config: StudyConfig, tracking_uri: str | None) -> None:
+@click.option("--report-only", is_flag=True,
+              help="Run no child: rebuild the report from every finished child of the "
+                   "study's parent run (all budgets and arms it holds, also those run "
+                   "with other --set budgets=... or encoders).")
+def command(config: StudyConfig, tracking_uri: str | None, report_only: bool) -> None:
     """Measure how many labels pretraining saves, with honest statistics.
 
     Runs every (arm, budget, seed) child: scratch, each pretrained encoder's modes, the
@@ -35,7 +39,7 @@ def command(config: StudyConfig, tracking_uri: str | None) -> None:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        result = run_study(config, tracking_uri)
+        result = run_study(config, tracking_uri, report_only=report_only)
     except (ConfigError, ContaminationError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo((result.out / "report.md").read_text())

@@ -318,7 +318,8 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
     summary = {
         "name": config.name, "parent_run_id": parent, "target": config.target, "unit": UNIT,
         "data": config.data, "split": f"{config.split.kind}, seed {config.split.seed}",
-        "n_test": len(test_ids.read_text().split()), "budgets": list(config.budgets),
+        "n_test": len(test_ids.read_text().split()),
+        "budgets": sorted(set(config.budgets) | {int(r["budget"]) for r in records}),
         "table": arm_table(records), "comparisons": comparisons(records), "savings": saved,
         "power_law": laws,
         "failed": [{"arm": r["arm"], "budget": r["budget"], "seed": r["seed"],

@@ -141,8 +141,10 @@ def _probes(config: StudyConfig, encoders: dict[str, PreparedEncoder], data, tes
         return {"error": str(err)}
 
 
-def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_echo) -> StudyResult:
-    """Run (or resume) a study and write its report; see the module docstring."""
+def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_echo,
+              report_only: bool = False) -> StudyResult:
+    """Run (or resume) a study and write its report; see the module docstring.
+    ``report_only``: run no child, report on the finished ones (every budget and arm)."""
     import mlflow
 
     from molpre.study.audit_step import audit_study
@@ -164,7 +166,7 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
     audit = audit_study(config, encoders, data, test_ids)
     done = finished_children(experiment_id, parent)
-    todo = [c for c in plan(config) if c.key not in done]
+    todo = [] if report_only else [c for c in plan(config) if c.key not in done]
     log.warning("study %s: %d children finished, %d to run", config.name, len(done), len(todo))
     jobs = [_job(config, c, encoders, test_ids, out, uri, parent, experiment_id) for c in todo]
     new = _krr(config, [j for j in jobs if j["child"]["arm"] == "krr"], data)

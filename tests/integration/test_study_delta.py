@@ -89,3 +89,13 @@ def test_a_molecule_without_a_cheap_energy_stops_the_study_before_any_child(delt
 def test_delta_config_is_checked():
     with pytest.raises(StudyConfigError, match="delta.scal"):
         load_study_config(raw={"data": "x.extxyz", "delta": {"scal": 1.0}})
+
+
+def test_report_only_runs_nothing_and_reports_every_finished_budget(delta_study):
+    _, raw, uri, first = delta_study
+    other = load_study_config(raw={**raw, "budgets": [60]})
+    result = run_study(other, uri, report_only=True)
+    assert result.ran == 0 and result.reused == len(first.records)
+    assert result.parent_run_id == first.parent_run_id
+    assert result.summary["budgets"] == [40, 60]  # the finished N=40 children are reported
+    assert "| 40 |" in (result.out / "report.md").read_text()
