@@ -74,7 +74,8 @@ class EncoderSpec:
     """A pretrained encoder: ``path`` is a ``molpre pretrain`` OUTDIR (encoder.pt, run.json,
     shards/) or an encoder.pt. modes: finetuning paths (probe, full, prior). control: the
     modes also run from the untrained encoder with the pretraining run's initialization
-    (``seed`` = the pretraining seed; read from the pretraining run when null)."""
+    (``seed`` = the pretraining seed; read from the pretraining run when null). budgets:
+    the study budgets at which this encoder's arms run (null: every budget)."""
 
     name: str = "pretrained"
     path: str = setting("", help="A molpre pretrain OUTDIR or encoder.pt.")
@@ -82,6 +83,7 @@ class EncoderSpec:
     control: list[Mode] = setting(default_factory=lambda: ["full"])
     seed: int | None = None
     corpus: str | None = None  # shard dir or molecule file for the audit (default OUTDIR/shards)
+    budgets: list[int] | None = None  # run this encoder's arms at these budgets only (None: all)
 
     def __post_init__(self) -> None:
         if not self.path:

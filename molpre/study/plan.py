@@ -58,6 +58,12 @@ def arms(config: StudyConfig) -> list[Child]:
     return out
 
 
+def runs_at(config: StudyConfig, encoder: str | None, budget: int) -> bool:
+    """Whether the arms of ``encoder`` (None: scratch) run at ``budget``."""
+    spec = next((e for e in config.encoders if e.name == encoder), None)
+    return spec is None or spec.budgets is None or budget in spec.budgets
+
+
 def plan(config: StudyConfig) -> list[Child]:
     """Every child of the study, baselines first, small budgets first."""
     children = []
@@ -65,7 +71,7 @@ def plan(config: StudyConfig) -> list[Child]:
         for seed in range(config.seeds.count(budget)):
             children += [Child(b, budget, seed) for b in config.baselines]
             children += [Child(a.arm, budget, seed, a.mode, a.encoder, a.control)
-                         for a in arms(config)]
+                         for a in arms(config) if runs_at(config, a.encoder, budget)]
     return children
 
 

@@ -72,6 +72,19 @@ def test_plan_counts_and_small_budget_validation():
     assert val_fraction(c, 100) == 0.2 and val_fraction(c, 1000) == 0.1
 
 
+def test_an_encoder_can_be_limited_to_some_budgets():
+    import yaml
+
+    raw = yaml.safe_load(open("pipelines/qm9_sample.yaml"))["study"]
+    raw["encoders"][0]["budgets"] = [100]
+    c = load_study_config(raw=raw)
+    by_arm = {}
+    for ch in plan(c):
+        by_arm.setdefault(ch.arm, set()).add(ch.budget)
+    assert by_arm["pretrained:full"] == by_arm["pretrained:control-full"] == {100}
+    assert by_arm["scratch"] == by_arm["krr"] == set(c.budgets) and len(c.budgets) > 1
+
+
 def test_budgets_are_nested_per_seed_and_avoid_the_test_set():
     groups = [f"m{i}" for i in range(3000)]
     test = permutation_test_rows(3000, 1000, 0)
