@@ -84,6 +84,7 @@ class EncoderSpec:
     seed: int | None = None
     corpus: str | None = None  # shard dir or molecule file for the audit (default OUTDIR/shards)
     budgets: list[int] | None = None  # run this encoder's arms at these budgets only (None: all)
+    control_of: str | None = None  # compare with that encoder's control arms (same init)
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -204,6 +205,18 @@ class StudyConfig:
         names = [e.name for e in self.encoders]
         if len(set(names)) != len(names):
             raise ValueError(f"encoders: names must be unique, got {names}")
+        by_name = {e.name: e for e in self.encoders}
+        for e in self.encoders:
+            if e.control_of is None:
+                continue
+            other = by_name.get(e.control_of)
+            if other is None or other is e:
+                raise ValueError(f"encoders: {e.name}.control_of {e.control_of!r} must name "
+                                 f"another encoder of the study ({names})")
+            if None not in (e.seed, other.seed) and e.seed != other.seed:
+                raise ValueError(f"encoders: {e.name}.control_of {other.name!r}: pretraining "
+                                 f"seeds differ ({e.seed} vs {other.seed}), so the initial "
+                                 "weights do")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
 

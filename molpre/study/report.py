@@ -74,9 +74,12 @@ def _fails_more(fails: dict, arm: str, budget: int) -> str | None:
     return None
 
 
-def comparisons(records: list[dict]) -> dict[str, dict[int, dict]]:
-    """Pretrained arms (``enc:mode``): paired differences vs scratch and vs their control,
-    on the seeds where neither child failed, and a verdict per budget."""
+def comparisons(records: list[dict], control_of: dict[str, str] | None = None
+                ) -> dict[str, dict[int, dict]]:
+    """Pretrained arms (``enc:mode``): paired differences vs scratch and vs their control
+    (``enc:control-mode``, or ``other:control-mode`` when ``control_of[enc] == other``), on
+    the seeds where neither child failed, and a verdict per budget."""
+    control_of = control_of or {}
     data = curves(records)
     fails = failures(records)
     arms_budgets: dict = {}
@@ -87,7 +90,7 @@ def comparisons(records: list[dict]) -> dict[str, dict[int, dict]]:
         if ":" not in arm or ":control-" in arm:
             continue
         enc, mode = arm.split(":", 1)
-        control = data.get(f"{enc}:control-{mode}", {})
+        control = data.get(f"{control_of.get(enc, enc)}:control-{mode}", {})
         for budget in sorted(budgets):
             by_seed = data.get(arm, {}).get(budget, {})
             vs_s = stats.paired_difference(by_seed, data.get("scratch", {}).get(budget, {}))
@@ -320,7 +323,10 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
         "data": config.data, "split": f"{config.split.kind}, seed {config.split.seed}",
         "n_test": len(test_ids.read_text().split()),
         "budgets": sorted(set(config.budgets) | {int(r["budget"]) for r in records}),
-        "table": arm_table(records), "comparisons": comparisons(records), "savings": saved,
+        "table": arm_table(records),
+        "comparisons": comparisons(records, {e.name: e.control_of for e in config.encoders
+                                             if e.control_of}),
+        "savings": saved,
         "power_law": laws,
         "failed": [{"arm": r["arm"], "budget": r["budget"], "seed": r["seed"],
                     "run_id": r["run_id"], "reason": r["failure_reason"]} for r in records if r["failed"]],

@@ -83,3 +83,30 @@ def test_verdict_counts_failures_as_harm():
             for a, v, f in (("scratch", 9.0 + 0.1 * s, False), ("bad:full", float("nan"), True))]
     out = comparisons(recs)["bad:full"][100]
     assert out["verdict"] == "negative transfer" and "diverges" in out["reason"]
+
+
+def test_an_encoder_can_share_another_encoders_control():
+    from molpre.study.report import comparisons
+
+    recs = [{"arm": a, "budget": 100, "seed": s, "test_mae_kcal": v + 0.01 * s, "failed": False}
+            for s in range(5)
+            for a, v in (("scratch", 5.0), ("hf:control-full", 5.0), ("hf:full", 6.0),
+                         ("ssl:full", 4.0))]
+    alone = comparisons(recs)["ssl:full"][100]
+    assert alone["vs_control"] is None
+    shared = comparisons(recs, {"ssl": "hf"})["ssl:full"][100]
+    assert shared["vs_control"]["mean"] == pytest.approx(-1.0)
+    assert shared["verdict"] == "gain"
+
+
+@pytest.mark.parametrize("encoders, message", [
+    ([{"name": "a", "path": "p", "control_of": "b"}], "must name another encoder"),
+    ([{"name": "a", "path": "p", "control_of": "a"}], "must name another encoder"),
+    ([{"name": "a", "path": "p", "seed": 1}, {"name": "b", "path": "q", "seed": 2, "control_of": "a"}],
+     "seeds differ"),
+])
+def test_control_of_is_checked(encoders, message):
+    from molpre.study.config import StudyConfigError, load_study_config
+
+    with pytest.raises(StudyConfigError, match=message):
+        load_study_config(raw={"data": "x", "encoders": encoders})
