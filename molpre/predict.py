@@ -40,8 +40,8 @@ import torch
 from ase.units import kB
 
 from molpre.data import keys
-from molpre.data.multifidelity import DeltaBaseline
 from molpre.data.graph import atoms_to_sample, collate
+from molpre.data.multifidelity import DeltaBaseline
 from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
 from molpre.models.committee import STD, Committee, Domain, mean_and_std
 from molpre.models.inference import aggregate_columns, columns_from_targets, target_columns

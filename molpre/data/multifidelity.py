@@ -174,6 +174,20 @@ def fit_scale(numbers: Sequence[np.ndarray], energy: np.ndarray, cheap: np.ndarr
     return float(coef[-1])
 
 
+def make_delta(data: LabeledData, cheap: CheapEnergies, train_rows: np.ndarray,
+               scale: float | None = None) -> tuple[LabeledData, float, dict[int, float]]:
+    """``(delta data, s, offsets)`` for ``data``: its cheap energies matched and centered,
+    ``s`` fitted on ``train_rows`` (train + validation, never test) unless given."""
+    numbers = [a.numbers for a in data.atoms]
+    raw = align(data, cheap)
+    offsets = element_offsets(numbers, raw)
+    centered = center(numbers, raw, offsets)
+    if scale is None:
+        rows = np.asarray(train_rows)
+        scale = fit_scale([numbers[i] for i in rows], data.energy[rows], centered[rows])
+    return delta_data(data, centered, float(scale)), float(scale), offsets
+
+
 def delta_data(data: LabeledData, cheap: np.ndarray, scale: float) -> LabeledData:
     """``data`` with its energy labels replaced by ``energy - scale * cheap`` (eV).
 

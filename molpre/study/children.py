@@ -46,15 +46,14 @@ def load_data(path: str, target: str, unit: str):
     return _DATA[key]
 
 
-def cheap_energies(data, paths: list[str]):
-    """The study data's cheap-level energies ``[n]`` eV, centered per element
-    (molpre.data.multifidelity), read once per process."""
-    from molpre.data.multifidelity import align, center, read_cheap_energies
+def cheap_energies(paths: list[str]):
+    """The cheap-level energies of a delta study (molpre.data.multifidelity), read once
+    per process."""
+    from molpre.data.multifidelity import read_cheap_energies
 
-    key = ("delta", data.source, data.sha256, tuple(paths))
+    key = ("delta", tuple(paths))
     if key not in _DATA:
-        cheap = read_cheap_energies(paths)
-        _DATA[key] = (center([a.numbers for a in data.atoms], align(data, cheap)), cheap)
+        _DATA[key] = read_cheap_energies(paths)
     return _DATA[key]
 
 
@@ -65,17 +64,15 @@ def child_data(job: dict, data) -> tuple[Any, dict]:
     delta = job.get("delta")
     if not delta or not delta.get("data"):
         return data, {}
-    from molpre.data.multifidelity import delta_data, fit_scale
+    from molpre.data.multifidelity import make_delta
 
-    cheap, source = cheap_energies(data, list(delta["data"]))
-    scale = delta.get("scale")
-    if scale is None:
-        split = _split(job, data)
-        rows = np.concatenate([split.train, split.val])
-        scale = fit_scale([data.atoms[i].numbers for i in rows], data.energy[rows], cheap[rows])
-    tags = {"delta.level": source.level, "delta.scale": f"{scale:.6f}",
-            "delta.data": source.source, "delta.sha256": source.sha256}
-    return delta_data(data, cheap, float(scale)), tags
+    cheap = cheap_energies(list(delta["data"]))
+    split = _split(job, data)
+    data, scale, _ = make_delta(data, cheap, np.concatenate([split.train, split.val]),
+                                delta.get("scale"))
+    tags = {"delta.level": cheap.level, "delta.scale": f"{scale:.6f}",
+            "delta.data": cheap.source, "delta.sha256": cheap.sha256}
+    return data, tags
 
 
 def _split(job: dict, data):

@@ -161,7 +161,9 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     share_runs_view(experiment_id)
     data = ch.load_data(config.data, config.target, config.unit)
     if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
-        ch.cheap_energies(data, list(config.delta.data))
+        from molpre.data.multifidelity import align
+
+        align(data, ch.cheap_energies(list(config.delta.data)))
     test_ids = write_test_ids(config, data, out)
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
     audit = audit_study(config, encoders, data, test_ids)

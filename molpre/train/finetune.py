@@ -113,22 +113,19 @@ def apply_delta(config: FinetuneConfig, data: LabeledData, split: Split):
     the DeltaBaseline a prediction adds back; otherwise ``(data, None)``."""
     if not config.delta:
         return data, None
-    from molpre.data.multifidelity import (DeltaBaseline, align, center, delta_data,
-                                           element_offsets, fit_scale, level_from_tag,
-                                           read_cheap_energies)
+    from molpre.data.multifidelity import (
+        DeltaBaseline,
+        level_from_tag,
+        make_delta,
+        read_cheap_energies,
+    )
 
     cheap = read_cheap_energies([p.strip() for p in config.delta.split(",") if p.strip()])
-    level = level_from_tag(cheap.level)
-    raw = align(data, cheap)
-    numbers = [a.numbers for a in data.atoms]
-    offsets = element_offsets(numbers, raw)
-    centered = center(numbers, raw, offsets)
+    level = level_from_tag(cheap.level)  # predictions must be able to recompute it
     rows = np.concatenate([split.train, split.val])
-    scale = config.delta_scale
-    if scale is None:
-        scale = fit_scale([numbers[i] for i in rows], data.energy[rows], centered[rows])
+    data, scale, offsets = make_delta(data, cheap, rows, config.delta_scale)
     log.info("finetune: delta learning on %s, scale %.4f", cheap.level, scale)
-    return delta_data(data, centered, float(scale)), DeltaBaseline(level, float(scale), offsets)
+    return data, DeltaBaseline(level, scale, offsets)
 
 
 def _samples(data: LabeledData, cutoff: float, forces: bool) -> list[dict[str, torch.Tensor]]:
