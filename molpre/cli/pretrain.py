@@ -52,6 +52,9 @@ def command(config: PretrainConfig, objectives: str | None) -> None:
     probe = (f", best probe MAE {result.best_probe_mae:.4g} at step {result.best_step}"
              if result.best_probe_mae is not None else "")
     alarm = " [collapse suspected]" if result.collapse_suspected else ""
-    click.echo(f"pretrained {result.global_step} steps on {result.manifest['conformers']} "
-               f"conformers of {result.manifest['molecules']} molecules{probe}{alarm}; "
+    held = result.manifest["molecules"]
+    used = (f"{held} molecules ({result.manifest['conformers']} conformers)"
+            if result.molecules_used >= held else
+            f"the first {result.molecules_used} of {held} molecules (--max-molecules)")
+    click.echo(f"pretrained {result.global_step} steps on {used}{probe}{alarm}; "
                f"encoder {result.encoder_path}; MLflow run {result.run_id}")

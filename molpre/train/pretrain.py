@@ -56,6 +56,7 @@ class PretrainResult:
     collapse_suspected: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    molecules_used: int = 0  # of manifest["molecules"]: corpus.max_molecules may take fewer
 
 
 class PretrainInterrupted(KeyboardInterrupt):
@@ -264,12 +265,16 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
             raise PretrainInterrupted(None, last, run.info.run_id) from exc
         if checkpoints.stopped_at is not None:
             raise PretrainInterrupted(checkpoints.stopped_at, last, run.info.run_id)
-        return finish(cfg, outdir, run.info.run_id, trainer, callbacks, manifest)
+        return finish(cfg, outdir, run.info.run_id, trainer, callbacks, manifest,
+                      dataset.n_molecules)
 
 
 def finish(cfg: Mapping[str, Any], outdir: Path, run_id: str, trainer: L.Trainer,
-           callbacks: list[L.Callback], manifest: dict) -> PretrainResult:
-    """Log artifacts and the selection tags, and collect the result."""
+           callbacks: list[L.Callback], manifest: dict, molecules_used: int) -> PretrainResult:
+    """Log artifacts and the selection tags, and collect the result.
+
+    ``molecules_used``: how many of the shards' molecules the run drew from.
+    """
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -280,6 +285,7 @@ def finish(cfg: Mapping[str, Any], outdir: Path, run_id: str, trainer: L.Trainer
     run = client.get_run(run_id)
     encoder_meta = torch.load(outdir / "encoder.pt", weights_only=True)["meta"]
     client.set_tag(run_id, "encoder.selected_by", str(encoder_meta.get("selected_by")))
+    client.set_tag(run_id, "corpus.molecules_used", str(molecules_used))
     step = int(torch.load(outdir / "last.ckpt", weights_only=True)["global_step"])
     probe = next((c for c in callbacks if isinstance(c, cb.ProbeProxy)), None)
     return PretrainResult(
@@ -288,4 +294,4 @@ def finish(cfg: Mapping[str, Any], outdir: Path, run_id: str, trainer: L.Trainer
         global_step=step, best_step=encoder_meta.get("step"),
         best_probe_mae=probe.best_mae if probe and probe.history else encoder_meta.get("probe_mae"),
         collapse_suspected=run.data.tags.get("collapse") == "suspected",
-        metrics=dict(run.data.metrics), manifest=manifest)
+        metrics=dict(run.data.metrics), manifest=manifest, molecules_used=molecules_used)

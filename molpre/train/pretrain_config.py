@@ -36,8 +36,9 @@ class CorpusConfig:
                                click_type=click.Path(exists=True, dir_okay=False),
                                help="Molecule file (SMILES/CSV/SDF/XYZ). Default: RDKit's NCI sample.")
     smiles_col: str | None = None
-    max_molecules: int | None = setting(1000, click_type=click.IntRange(min=1),
-                                        help="Use the first M molecules.")
+    max_molecules: int | None = setting(
+        None, click_type=click.IntRange(min=1),
+        help="Use the first M molecules of the corpus or of --shards (default: all).")
     conformers: int = setting(4, click_type=click.IntRange(min=1), help="Conformers per molecule.")
     workers: int = 1
     shard_size: int = 1000

@@ -136,7 +136,22 @@ def test_cli_runs_and_rejects_bad_input(shards, tmp_path, store):
     finally:
         torch.set_num_threads(threads)
     assert ok.exit_code == 0, ok.output
-    assert "pretrained 2 steps" in ok.output and (tmp_path / "o" / "encoder.pt").is_file()
+    held = read_manifest(shards)["molecules"]
+    assert f"pretrained 2 steps on {held} molecules" in ok.output  # every shard molecule
+    assert (tmp_path / "o" / "encoder.pt").is_file()
+
+
+def test_max_molecules_on_shards_is_stated_not_silent(shards, tmp_path, store):
+    """A run that draws from part of the shards says so (it once printed the shards' total)."""
+    held = read_manifest(shards)["molecules"]
+    result = CliRunner().invoke(main, [
+        "pretrain", "--shards", str(shards), "--max-molecules", "8", "--objectives", "denoise",
+        "--max-steps", "1", "--batch-size", "4", "--accelerator", "cpu",
+        "--set", "train.progress=false", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert f"on the first 8 of {held} molecules" in result.output
+    run_id = json.loads((tmp_path / "o" / "run.json").read_text())["run_id"]
+    assert mlflow.MlflowClient().get_run(run_id).data.tags["corpus.molecules_used"] == "8"
 
 
 def test_cli_default_corpus_builds_shards_in_outdir(tmp_path, store):
