@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -231,8 +232,9 @@ def parse_override(assignment: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. train.lr=3e-4")
     key, text = assignment.split("=", 1)
     key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {assignment!r}: the key must be a dotted name, e.g. train.lr")
+    if not key or any(not part for part in key.split(".")) or not _PATH.fullmatch(key):
+        raise ConfigError(f"--set {assignment!r}: the key must be a dotted name, e.g. train.lr "
+                          "or encoders[0].budgets")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as err:
@@ -240,17 +242,54 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     return key, value
 
 
+_PATH = re.compile(r"[^.\[\]]+(\[-?\d+\])*(\.[^.\[\]]+(\[-?\d+\])*)*")
+
+
+def key_path(key: str) -> list[str | int]:
+    """``"encoders[0].budgets"`` -> ``["encoders", 0, "budgets"]``: names and list indices."""
+    path: list[str | int] = []
+    for part in key.split("."):
+        name, *indices = re.split(r"\[", part)
+        path.append(name)
+        path.extend(int(index.rstrip("]")) for index in indices)
+    return path
+
+
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``data[a][b] = value`` for ``key="a.b"`` in place (sections created as needed)."""
-    *parents, leaf = key.split(".")
-    node = data
-    for depth, name in enumerate(parents):
-        child = node.setdefault(name, {})
-        if not isinstance(child, dict):
-            where = ".".join(parents[: depth + 1])
+    """Set ``data[a][b] = value`` for ``key="a.b"`` in place (sections created as needed).
+
+    ``name[i]`` addresses item ``i`` of a list that is already there (``encoders[0].budgets``);
+    an index outside the list is a ConfigError naming the list's length.
+    """
+    *parents, leaf = key_path(key)
+    node: Any = data
+    for depth, step in enumerate([*parents, leaf]):
+        where = _render(parents[: depth + 1]) if depth < len(parents) else key
+        if isinstance(step, int):
+            if not isinstance(node, list):
+                raise ConfigError(f"{key}: {_render(parents[:depth])} is not a list")
+            if not -len(node) <= step < len(node):
+                raise ConfigError(f"{key}: {_render(parents[:depth])} has {len(node)} item(s); "
+                                  f"index {step} is out of range")
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{key}: {_render(parents[:depth])} is a value, not a section")
+        if depth == len(parents):
+            node[step] = value
+            return
+        if isinstance(step, str):
+            node = node.setdefault(step, {})
+        else:
+            node = node[step]
+        if not isinstance(node, (dict, list)):
             raise ConfigError(f"{key}: {where} is a value, not a section")
-        node = child
-    node[leaf] = value
+
+
+def _render(path: list[str | int]) -> str:
+    """``["encoders", 0, "budgets"]`` -> ``"encoders[0].budgets"``."""
+    text = ""
+    for step in path:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else step)
+    return text
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -113,7 +113,8 @@ def config_options(cls: type, fields: Sequence[str], *, section: str | None = No
         wrapper = click.option(
             "--set", "config_sets", multiple=True, metavar="KEY=VALUE",
             help="Override any config key by dotted path, value read as YAML "
-                 f"(repeatable), e.g. --set {set_example}. Flags override --set.")(wrapper)
+                 f"(repeatable), e.g. --set {set_example}; a list item as "
+                 "name[i].key. Flags override --set.")(wrapper)
         wrapper = click.option(
             "--config", "config_file", type=click.Path(exists=True, dir_okay=False),
             help=f"YAML config ({where}top-level keys); --set and flags override it.")(wrapper)

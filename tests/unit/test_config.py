@@ -100,6 +100,25 @@ def test_override_values_are_yaml_and_keys_checked():
         load_config(Outer, None, ["seed=1", "seed.x=1"])
 
 
+def test_set_addresses_list_items(tmp_path):
+    """``--set encoders[0].budgets=[100]``: an item of a list already in the file."""
+    path = tmp_path / "study.yaml"
+    path.write_text("study:\n  data: x.extxyz\n  target: u0_atom\n  encoders:\n"
+                    "  - {name: a, path: a.pt}\n  - {name: b, path: b.pt}\n")
+    config = load_config(StudyConfig, path, ["encoders[0].budgets=[100]",
+                                            "encoders[-1].modes=[probe]"], section="study")
+    assert config.encoders[0].budgets == [100] and config.encoders[1].modes == ["probe"]
+    assert config.encoders[1].budgets is None
+    with pytest.raises(ConfigError, match=r"encoders\[2\].budgets: encoders has 2 item"):
+        load_config(StudyConfig, path, ["encoders[2].budgets=[100]"], section="study")
+    with pytest.raises(ConfigError, match="train is not a list"):
+        load_config(StudyConfig, path, ["train[0]=1"], section="study")
+    with pytest.raises(ConfigError, match="must be a dotted name"):
+        parse_override("encoders[x].budgets=1")
+    with pytest.raises(ConfigError, match=r"encoders\[0\].budgetz"):  # unknown key, still named
+        load_config(StudyConfig, path, ["encoders[0].budgetz=[100]"], section="study")
+
+
 def test_sections_pick_one_command(tmp_path):
     path = write(tmp_path, "finetune: {lr: 0.01}\ndemo: {seed: 3}\n")
     assert load_config(FinetuneConfig, path, section="finetune").lr == 0.01
