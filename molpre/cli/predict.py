@@ -17,7 +17,9 @@ TABLE_SUFFIXES = (".csv", ".tsv")
               help="A finetune OUTDIR, its model/ dir, a model.ckpt, runs:/<id>/model, "
                    "models:/<name>/<version> or models:/<name>@<alias>. No code from it runs.")
 @click.option("--conformers", default=3, show_default=True, type=click.IntRange(min=1),
-              help="Conformers per molecule (SMILES/2D inputs).")
+              help="Conformers per molecule (SMILES/2D inputs): at most this many; ETKDG "
+                   "prunes those within 0.5 A heavy-atom RMS of another, so a rigid molecule "
+                   "(benzene, ethanol) keeps 1. n_conformers reports how many were used.")
 @click.option("--aggregation", default="lowest", show_default=True,
               type=click.Choice(["lowest", "boltzmann"]), help="How conformer energies combine.")
 @click.option("--temperature", default=298.15, show_default=True, type=click.FloatRange(min=1),
