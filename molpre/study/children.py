@@ -10,6 +10,7 @@ tag ``study.done`` (see molpre.study.records). A neural child whose test MAE is 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict
@@ -185,10 +186,18 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
             "seconds": seconds, **delta_fields(tags)}
 
 
+def quiet_lightning() -> None:
+    """Children print one progress line each, not Lightning's per-fit banners and tips
+    (``GPU available: ...``, ``Tip: ...``); its warnings still show."""
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_child(job: dict) -> dict:
     """Run one child job (a plain dict, picklable for a process pool) and return its record."""
     import mlflow
 
+    quiet_lightning()
     os.environ["MLFLOW_TRACKING_URI"] = job["tracking_uri"]
     mlflow.set_tracking_uri(job["tracking_uri"])
     data, delta_tags = child_data(job, load_data(job["data"], job["target"], job["unit"]))
