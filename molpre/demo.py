@@ -220,10 +220,19 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
                       {"pretrain": pre["run_id"], "study": study.parent_run_id}, reuse)
 
 
+PRETRAIN_SEED_OFFSET = 1000
+
+
+def pretrain_seed(config: DemoConfig) -> int:
+    """Pretraining's seed, derived from the one seed but never a finetune seed (0..seeds-1):
+    else the control arm and scratch at that seed would start from the same weights."""
+    return config.seed + PRETRAIN_SEED_OFFSET
+
+
 def pretrain_config(config: DemoConfig, corpus: Path, out: Path) -> dict[str, Any]:
     """The pretraining config: all three objectives on the unlabeled corpus."""
     return {
-        "seed": config.seed, "output": str(out / "pretrain"),
+        "seed": pretrain_seed(config), "output": str(out / "pretrain"),
         "corpus": {"path": str(corpus), "max_molecules": None,
                    "conformers": config.pretrain_conformers, "workers": config.workers},
         "model": {"preset": config.preset},
@@ -285,7 +294,7 @@ def study_config(config: DemoConfig, out: Path):
         budgets=list(config.budgets),
         seeds=SeedSpec(small=config.seeds, large=config.seeds, small_max=max(config.budgets)),
         encoders=[EncoderSpec(name=ENCODER, path=str(out / "pretrain"), modes=["full"],
-                              control=["full"], seed=config.seed)],
+                              control=["full"], seed=pretrain_seed(config))],
         baselines=["linear"],
         train=TrainSpec(preset=config.preset, epochs=config.finetune_epochs,
                         patience=config.patience, max_minutes=3.0, val_min=config.val_min),

@@ -18,7 +18,7 @@ import torch
 
 from molpre.models.encoder import Encoder, EncoderConfig, load_encoder, save_encoder
 from molpre.runtime import seed_everything
-from molpre.study.config import EncoderSpec, StudyConfigError
+from molpre.study.config import EncoderSpec, StudyConfig, StudyConfigError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,28 @@ def _run_params(run_id: str | None) -> dict[str, str]:
     except Exception as err:  # noqa: BLE001 - a run in another store: provenance only
         log.warning("pretraining run %s not found in this tracking store (%s)", run_id, err)
         return {}
+
+
+def shared_start_warnings(config: StudyConfig, encoders: dict[str, PreparedEncoder]) -> list[str]:
+    """One line per encoder whose random-init control starts from a scratch arm's weights.
+
+    Scratch seed ``s`` builds the encoder after ``seed_everything(s)``, the control after
+    ``seed_everything(pretraining seed)``: equal seeds make that pair one run twice, and
+    its paired difference a zero that narrows the interval. Pretrain with a seed outside
+    the study's finetune seeds (0 .. k-1).
+    """
+    if not config.scratch:
+        return []
+    seeds = max(config.seeds.count(b) for b in config.budgets)
+    lines = []
+    for spec in config.encoders:
+        seed = encoders[spec.name].seed
+        if (spec.control or spec.control_of) and seed is not None and 0 <= seed < seeds:
+            lines.append(f"encoders.{spec.name}: pretraining seed {seed} is also a finetune seed "
+                         f"(0..{seeds - 1}): its control and scratch seed {seed} start from the "
+                         "same weights, so that pair's difference is not a measurement; "
+                         f"pretrain with a seed >= {seeds}")
+    return lines
 
 
 def prepare_encoder(spec: EncoderSpec, out: Path) -> PreparedEncoder:

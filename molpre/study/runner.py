@@ -19,7 +19,7 @@ import numpy as np
 
 from molpre.study import children as ch
 from molpre.study.config import StudyConfig
-from molpre.study.encoders import PreparedEncoder, prepare_encoder
+from molpre.study.encoders import PreparedEncoder, prepare_encoder, shared_start_warnings
 from molpre.study.plan import Child, finetune_config, plan, val_fraction, write_test_ids
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
         align(data, ch.cheap_energies(list(config.delta.data)))
     test_ids = write_test_ids(config, data, out)
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
+    for line in shared_start_warnings(config, encoders):
+        log.warning(line)
     audit = audit_study(config, encoders, data, test_ids)
     done = finished_children(experiment_id, parent)
     todo = [] if report_only else [c for c in plan(config) if c.key not in done]

@@ -60,6 +60,8 @@ def test_demo_runs_a_study_and_a_second_run_reuses_everything(tmp_path, monkeypa
     assert set(children["params.arm"]) == set(ARMS)
     assert (children["tags.study.done"] == "1").all()
     assert (runs["tags.stage"] == "pretrain").sum() == 1
+    # pretraining's seed is derived from --seed but is no finetune seed: control != scratch
+    assert runs.loc[runs["tags.stage"] == "pretrain", "params.seed"].item() == "1000"
     assert parent.artifact_uri.startswith((out / "mlartifacts").resolve().as_uri())
     assert not (tmp_path / "mlruns").exists()  # artifacts inside OUT, not the working dir
     assert (out / "study" / "report.md").read_text().splitlines()[4] == header

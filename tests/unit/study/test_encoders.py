@@ -8,8 +8,14 @@ import torch
 from molpre.chem import records_from_smiles
 from molpre.data.shards import build_shards
 from molpre.models.encoder import load_encoder
-from molpre.study.config import EncoderSpec
-from molpre.study.encoders import initial_encoder, prepare_encoder, relative_change
+from molpre.study.config import EncoderSpec, StudyConfig
+from molpre.study.encoders import (
+    PreparedEncoder,
+    initial_encoder,
+    prepare_encoder,
+    relative_change,
+    shared_start_warnings,
+)
 from molpre.train.pretrain import pretrain
 
 SMILES = ["CCCCO", "CCOCC", "NCCCN", "OCCCO", "CCCC(=O)O", "CCNCC", "CC(C)CO", "CCCCN"]
@@ -52,3 +58,16 @@ def test_prepare_encoder_reads_the_run_and_writes_the_control(pretrained, tmp_pa
     control = load_encoder(enc.control_path)
     for a, b in zip(control.state_dict().values(), load_encoder(result.encoder_path).state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-8)
+
+
+def test_a_control_that_starts_where_a_scratch_seed_does_is_flagged(tmp_path):
+    def study(seed, **spec):
+        config = StudyConfig(data="x.extxyz", target="u0_atom", budgets=[100, 1000],
+                             encoders=[EncoderSpec(name="p", path="p.pt", **spec)])
+        prepared = {"p": PreparedEncoder("p", tmp_path / "p.pt", None, None, None, seed, None)}
+        return shared_start_warnings(config, prepared)
+
+    (line,) = study(3, control=["full"])  # finetune seeds 0..4 (5 at N <= 300)
+    assert "seed 3 is also a finetune seed (0..4)" in line and "seed >= 5" in line
+    assert study(7, control=["full"]) == []
+    assert study(3, control=[]) == []  # no control arm, no degenerate pair
