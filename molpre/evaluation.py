@@ -79,7 +79,7 @@ def evaluate_model(predictor, data: LabeledData, out: str | Path,
     known = [unsupported_elements(a.numbers, predictor.elements) is None for a in data.atoms]
     usable = data.subset([i for i, k in enumerate(known) if k])
     delta = getattr(predictor, "delta", None)
-    terms = [predictor.delta_term(a) for a in usable.atoms] if delta is not None else []
+    terms = predictor.delta_terms(list(usable.atoms)) if delta is not None else []
     if delta is not None:  # a delta model: PySCF at its cheap level for every row
         usable = usable.subset([i for i, t in enumerate(terms) if not isinstance(t, str)])
         terms = [t for t in terms if not isinstance(t, str)]

@@ -29,6 +29,7 @@ no ``ood`` (a single model has no spread to calibrate). Error rows have NaN spre
 from __future__ import annotations
 
 import copy
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -293,7 +294,7 @@ class Predictor:
                                  int(self.batch_size), embeddings)
         per_job: dict[int, list] = {}
         if self.delta is not None:
-            outputs = [self._add_cheap_level(a, out) for (_, a), out in zip(flat, outputs, strict=True)]
+            outputs = self._add_cheap_level([a for _, a in flat], outputs)
         for (k, _), out in zip(flat, outputs, strict=True):
             per_job.setdefault(k, []).append(out)
         rows = [self._row(job, per_job.get(k, []), embeddings) for k, job in enumerate(jobs)]
@@ -370,25 +371,35 @@ class Predictor:
         """A delta model's baseline for one conformer: ``scale * (E_cheap - offsets)`` eV with
         ``E_cheap`` computed here by PySCF at the model's cheap level, or the reason that
         calculation failed. (0.0 for a plain model.)"""
+        return self.delta_terms([atoms])[0]
+
+    def delta_terms(self, frames: list) -> list[float | str]:
+        """:meth:`delta_term` for many conformers, on ``workers`` processes."""
         from molpre.qc.levels import LevelOfTheory
-        from molpre.qc.pyscf import compute
+        from molpre.qc.runner import compute_conformers
 
         if self.delta is None:
-            return 0.0
+            return [0.0] * len(frames)
         level = LevelOfTheory.from_dict(self.delta.level)
-        result = compute(atoms, level)
-        if not result.ok:
-            return f"cheap level {level.tag} failed: {result.reason}"
-        return self.delta.term(atoms.numbers, result.energy)
+        workers = int(self.workers) or (os.cpu_count() or 1)  # 0: one per core
+        results = compute_conformers(frames, level, workers=workers)
+        return [self.delta.term(atoms.numbers, r.energy) if r.ok
+                else f"cheap level {level.tag} failed: {r.reason}"
+                for atoms, r in zip(frames, results, strict=True)]
 
-    def _add_cheap_level(self, atoms, out: dict | str) -> dict | str:
-        """A delta model's energy: its output plus :meth:`delta_term`, or why it failed."""
-        if isinstance(out, str):
-            return out
-        term = self.delta_term(atoms)
-        if isinstance(term, str):
-            return term
-        return {**out, "energy_ev": out["energy_ev"] + term}
+    def _add_cheap_level(self, frames: list, outputs: list[dict | str]) -> list[dict | str]:
+        """A delta model's energies: each output plus its :meth:`delta_term`, or why it failed.
+        The cheap level runs only for conformers the model evaluated."""
+        todo = [k for k, out in enumerate(outputs) if not isinstance(out, str)]
+        terms = dict(zip(todo, self.delta_terms([frames[k] for k in todo]), strict=True))
+        added: list[dict | str] = []
+        for k, out in enumerate(outputs):
+            term = terms.get(k)
+            if isinstance(out, str) or isinstance(term, str):
+                added.append(out if isinstance(out, str) else term)
+            else:
+                added.append({**out, "energy_ev": out["energy_ev"] + term})
+        return added
 
     def _out_of_domain(self, result: dict[str, float], n_atoms: int) -> str:
         """Why a committee row is out of domain ('' when not; '' without a calibration)."""

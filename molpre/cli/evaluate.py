@@ -15,12 +15,14 @@ import click
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True,
               help="Where the model runs: auto (a GPU if torch sees one), cpu, cuda.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Processes for a delta model's cheap-level PySCF (0: one per CPU core).")
 @click.option("--mlflow/--no-mlflow", "log_mlflow", default=False, show_default=True,
               help="Log the metrics and files as an MLflow run (MLFLOW_TRACKING_URI).")
 @click.option("--experiment", default="molpre", show_default=True, help="MLflow experiment.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="OUTDIR: metrics.json, parity.png, predictions.csv.")
-def command(source, data_path, target, unit, forces, batch_size, device, log_mlflow,
+def command(source, data_path, target, unit, forces, batch_size, device, workers, log_mlflow,
             experiment, output) -> None:
     """Score MODEL (as for `molpre predict --model`) on DATA (.extxyz or label .db).
 
@@ -32,7 +34,7 @@ def command(source, data_path, target, unit, forces, batch_size, device, log_mlf
     from molpre.predict import ModelLoadError, Predictor
 
     try:
-        predictor = Predictor.load(source, device=device, progress=False)
+        predictor = Predictor.load(source, device=device, progress=False, workers=workers)
         target = target or predictor.meta.get("target", "energy")
         unit = unit or predictor.meta.get("unit", "eV")
         data = _labeled(data_path, target, unit, forces)

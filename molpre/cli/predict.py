@@ -29,7 +29,8 @@ TABLE_SUFFIXES = (".csv", ".tsv")
 @click.option("--id-col", help="Id column of a CSV input (default: guessed; else FILE-ROW).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Conformer seed.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0),
-              help="Conformer processes (0: one per CPU core).")
+              help="Conformer processes, also for a delta model's cheap-level PySCF "
+                   "(0: one per CPU core).")
 @click.option("--device", default="auto", show_default=True,
               help="Where the model runs: auto (a GPU if torch sees one), cpu, cuda, cuda:1.")
 @click.option("--chunk", default=256, show_default=True, type=click.IntRange(min=1),

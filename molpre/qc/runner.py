@@ -168,3 +168,42 @@ def label_conformers(
         bar.close()
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def compute_conformers(frames: list[Atoms], level: LevelOfTheory, forces: bool = False,
+                       workers: int = 1, threads: int = 1) -> list[QCResult]:
+    """PySCF results for ``frames`` in input order, without a store (a delta model's cheap
+    level at prediction time).
+
+    ``workers`` > 1 runs them on the label runner's process pool (a worker that dies or
+    overruns ``level.time_limit_s`` gives that conformer a failed result with the reason);
+    ``workers`` = 1 computes them here, one after another.
+    """
+    from molpre.qc.pyscf import compute
+
+    if workers <= 1 or len(frames) <= 1:
+        return [compute(atoms, level, forces=forces) for atoms in frames]
+    results: list[QCResult | None] = [None] * len(frames)
+    chunks = (Chunk(i, [ConformerItem(i, str(a.info.get("mol_id", i)), "", a, "")])
+              for i, a in enumerate(frames))
+
+    def on_result(chunk: Chunk, out: list[QCResult]) -> None:
+        results[chunk.index] = out[0]
+
+    def on_lost(chunk: Chunk, reason: str) -> None:
+        results[chunk.index] = QCResult(ok=False, reason=reason)
+
+    limit = level.time_limit_s
+    backend = ProcessBackend(min(workers, len(frames)), threads, warm=WARM_IMPORTS)
+    try:
+        run_chunks(backend, conformer_label_task,
+                   {"level": level, "forces": forces, "threads": threads}, chunks,
+                   on_result, on_lost, max_attempts=MAX_ATTEMPTS, window=2 * workers,
+                   fatal=(LevelError,), deadline_s=limit + 10.0 if limit else None,
+                   limit_label=limit)
+    except BaseException:
+        backend.kill()
+        raise
+    finally:
+        backend.close()
+    return [r if r is not None else QCResult(ok=False, reason="no result") for r in results]

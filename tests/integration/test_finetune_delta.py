@@ -104,6 +104,33 @@ def test_a_failed_cheap_calculation_is_an_error_row(delta_model):
     assert "cheap level hf/sto-3g/df failed" in table["error"][0]
 
 
+def test_the_cheap_level_runs_on_worker_processes_in_input_order(delta_model):
+    odd = molecule("H2O")
+    odd.info.update(charge=0, spin=2)
+    inputs = [_rattled("H2O", 99, 11), odd, _rattled("CH4", 99, 12), _rattled("CH4", 98, 13)]
+    ids = ["water", "odd", "methane", "methane2"]
+    serial = Predictor.load(delta_model.checkpoint, progress=False).predict(inputs, ids=ids)
+    pooled = Predictor.load(delta_model.checkpoint, progress=False, workers=2)
+    table = pooled.predict(inputs, ids=ids)
+    assert table["status"].tolist() == ["ok", "error", "ok", "ok"]
+    assert "cheap level hf/sto-3g/df failed" in table["error"][1]
+    ok = table["status"] == "ok"
+    np.testing.assert_allclose(table.loc[ok, "energy_ev"], serial.loc[ok, "energy_ev"],
+                               atol=1e-7)
+
+
+def test_evaluate_computes_the_cheap_level_on_workers(delta_model, tmp_path):
+    from molpre.evaluation import evaluate_model
+
+    frames = [_rattled(n, 97, 50 + i) for i, n in enumerate(("H2O", "NH3", "CH4", "H2O"))]
+    for atoms in frames:
+        atoms.calc = SinglePointCalculator(atoms, energy=_target(atoms, compute(atoms, LEVEL).energy))
+    data = labeled_from_atoms(frames, "energy")
+    pooled = Predictor.load(delta_model.checkpoint, progress=False, workers=2)
+    report = evaluate_model(pooled, data, tmp_path / "eval")
+    assert report.metrics["n"] == 4 and report.metrics["mae_mev"] < 30.0
+
+
 def test_delta_with_forces_is_refused():
     with pytest.raises(ConfigError, match="energies only"):
         FinetuneConfig(delta="x.db", forces=True, out="x")
