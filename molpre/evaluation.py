@@ -25,7 +25,7 @@ from molpre.data import keys
 from molpre.data.datasets import LabeledData
 from molpre.data.graph import collate
 from molpre.predict_inputs import unsupported_elements
-from molpre.train.evaluate import atomref_only, energy_metrics, parity_plot
+from molpre.train.evaluate import atomref_only, parity_plot, target_metrics
 from molpre.units import EV_TO_MEV
 
 
@@ -39,27 +39,32 @@ class Evaluation:
     parity_path: Path | None
 
 
-def predict_labeled(predictor, data: LabeledData, with_forces: bool,
-                    batch_size: int = 64) -> tuple[np.ndarray, list[np.ndarray] | None]:
-    """Energies ``[n]`` eV and, if asked, forces ``n x [n_atoms, 3]`` eV/Angstrom at the given
-    geometries, in batches on the predictor's device."""
+def predict_labeled(predictor, data: LabeledData, with_forces: bool, batch_size: int = 64,
+                    targets: tuple[str, ...] = ("energy",)
+                    ) -> tuple[dict[str, np.ndarray], list[np.ndarray] | None]:
+    """Model outputs per target name at the given geometries, in batches on the predictor's
+    device: ``[n]`` (``[n, 3]`` for a vector target) in molpre units (energy eV), and, if
+    asked, forces ``n x [n_atoms, 3]`` eV/Angstrom."""
     from molpre.predict import model_sample
+    from molpre.targets import get_target
 
     samples = [model_sample(a, predictor.cutoff) for a in data.atoms]
-    energies, forces = [], []
+    values: dict[str, list[np.ndarray]] = {name: [] for name in targets}
+    forces: list[np.ndarray] = []
     device = predictor.device
     for start in range(0, len(samples), batch_size):
         part = samples[start:start + batch_size]
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate(part).items()}
         with torch.no_grad():
             out = predictor.model(batch, compute_forces=with_forces)
-        energies.append(out[keys.PREDICTED_ENERGY].detach().double().cpu().numpy())
+        for name in targets:
+            values[name].append(out[get_target(name).output_key].detach().double().cpu().numpy())
         if with_forces:
             flat = out[keys.PREDICTED_FORCES].detach().double().cpu().numpy()
             sizes = [len(s[keys.ATOMIC_NUMBERS]) for s in part]
             forces.extend(np.split(flat, np.cumsum(sizes)[:-1]))
-    energy = np.concatenate(energies) if energies else np.zeros(0)
-    return energy, (forces if with_forces else None)
+    arrays = {name: np.concatenate(v) if v else np.zeros(0) for name, v in values.items()}
+    return arrays, (forces if with_forces else None)
 
 
 def force_metrics(pred: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, float]:
@@ -73,29 +78,71 @@ def force_metrics(pred: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, fl
 
 def evaluate_model(predictor, data: LabeledData, out: str | Path,
                    batch_size: int = 64) -> Evaluation:
-    """Metrics, ``predictions.csv``, ``metrics.json`` and ``parity.png`` in ``out``."""
+    """Metrics, ``predictions.csv``, ``metrics.json`` and ``parity.png`` in ``out``.
+
+    Every target of ``data`` (energy, gap, dipole, ...) is scored with its own metric names
+    and report unit (molpre.targets); the model must have a head for each.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    missing = [s.name for s in data.specs if s.name not in predictor.model.targets]
+    if missing:
+        raise ValueError(f"the model has no head for {', '.join(missing)} "
+                         f"(its targets: {', '.join(predictor.model.targets)})")
     known = [unsupported_elements(a.numbers, predictor.elements) is None for a in data.atoms]
     usable = data.subset([i for i, k in enumerate(known) if k])
-    delta = getattr(predictor, "delta", None)
+    delta = getattr(predictor, "delta", None) if "energy" in usable.targets else None
     terms = predictor.delta_terms(list(usable.atoms)) if delta is not None else []
     if delta is not None:  # a delta model: PySCF at its cheap level for every row
         usable = usable.subset([i for i, t in enumerate(terms) if not isinstance(t, str)])
         terms = [t for t in terms if not isinstance(t, str)]
     with_forces = usable.forces is not None and delta is None
-    pred, forces = predict_labeled(predictor, usable, with_forces, batch_size)
+    preds, forces = predict_labeled(predictor, usable, with_forces, batch_size,
+                                    tuple(usable.targets))
     if delta is not None:
-        pred = pred + np.asarray(terms, dtype=np.float64)
-    metrics = energy_metrics(pred, usable.energy)
+        preds["energy"] = preds["energy"] + np.asarray(terms, dtype=np.float64)
+    metrics: dict[str, float] = {}
+    for spec in usable.specs:
+        metrics.update(target_metrics(spec, preds[spec.name], usable.labels[spec.name]))
     if with_forces:
         metrics.update(force_metrics(forces, usable.forces))
     metrics["n"], metrics["n_unsupported"] = len(usable), len(data) - len(usable)
-    base = atomref_only([a.numbers for a in usable.atoms], predictor.model.atomref.as_dict())
-    parity = parity_plot(usable.energy, pred, base, out / "parity.png") if len(usable) else None
-    rows = pd.DataFrame({"mol_id": usable.mol_ids, "energy_ref_ev": usable.energy,
-                         "energy_pred_ev": pred, "error_mev": (pred - usable.energy) * EV_TO_MEV})
+    parity = _parity(predictor, usable, preds, out / "parity.png") if len(usable) else None
+    rows = _rows(usable, preds)
     rows.to_csv(out / "predictions.csv", index=False)
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2))
     return Evaluation(metrics, rows, metrics_path, parity)
+
+
+def _parity(predictor, data: LabeledData, preds: dict[str, np.ndarray], path: Path) -> Path:
+    """The energy's parity plot relative to the atomref baseline, else the first target's."""
+    spec = next((s for s in data.specs if s.name == "energy"), data.specs[0])
+    if spec.name == "energy":
+        base = atomref_only([a.numbers for a in data.atoms], predictor.model.atomref.as_dict())
+        return parity_plot(data.energy, preds["energy"], base, path)
+    ref, pred = _scalar(data.labels[spec.name]), _scalar(preds[spec.name])
+    mae = np.abs(pred - ref).mean() * spec.metric_factor
+    return parity_plot(ref, pred, np.zeros_like(ref), path,
+                       title=f"test {spec.name}: MAE {mae:.3g} {spec.metric_unit}",
+                       unit=spec.unit)
+
+
+def _scalar(values: np.ndarray) -> np.ndarray:
+    """``[n]`` values, or the norms of ``[n, 3]`` vectors."""
+    values = np.asarray(values, dtype=float)
+    return np.linalg.norm(values, axis=-1) if values.ndim == 2 else values
+
+
+def _rows(data: LabeledData, preds: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per conformer: reference, prediction and error per target (vectors as norms);
+    the energy keeps ``energy_ref_ev``, ``energy_pred_ev``, ``error_mev``."""
+    columns: dict[str, object] = {"mol_id": data.mol_ids}
+    for spec in data.specs:
+        ref, pred = _scalar(data.labels[spec.name]), _scalar(preds[spec.name])
+        unit = spec.column.rsplit("_", 1)[1]
+        columns[f"{spec.name}_ref_{unit}"] = ref
+        columns[f"{spec.name}_pred_{unit}"] = pred
+        error = "error_mev" if spec.name == "energy" else f"{spec.name}_error_{spec.metric_unit.lower()}"
+        columns[error] = (pred - ref) * spec.metric_factor
+    return pd.DataFrame(columns)

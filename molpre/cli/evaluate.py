@@ -26,8 +26,10 @@ def command(source, data_path, target, unit, forces, batch_size, device, workers
             experiment, output) -> None:
     """Score MODEL (as for `molpre predict --model`) on DATA (.extxyz or label .db).
 
-    Every labeled conformer is predicted at its own geometry; prints MAE and RMSE of the
-    energy in meV and kcal/mol (and of force components in meV/Angstrom when scored).
+    Every labeled conformer is predicted at its own geometry; prints MAE and RMSE of each
+    target the model was finetuned on (energy in meV and kcal/mol, gap/homo/lumo in meV,
+    dipole in Debye, ...; --target picks some) and of force components in meV/Angstrom
+    when scored.
     """
     from molpre.data.datasets import DatasetError
     from molpre.evaluation import evaluate_model
@@ -69,10 +71,21 @@ def _labeled(path: str, target: str, unit: str, forces: bool | None):
 
 
 def _summary(metrics: dict, target: str, output: str) -> str:
+    from molpre.targets import parse_targets
+
     if not metrics.get("n"):
         return f"no conformer could be scored ({metrics.get('n_unsupported', 0)} unsupported)"
-    text = (f"{int(metrics['n'])} conformers, {target}: MAE {metrics['mae_mev']:.1f} meV "
-            f"({metrics['mae_kcal']:.3f} kcal/mol), RMSE {metrics['rmse_mev']:.1f} meV")
+    parts = []
+    for spec in parse_targets(target):
+        if spec.name == "energy":
+            parts.append(f"{target if ',' not in target else 'energy'}: MAE "
+                         f"{metrics['mae_mev']:.1f} meV ({metrics['mae_kcal']:.3f} kcal/mol), "
+                         f"RMSE {metrics['rmse_mev']:.1f} meV")
+        else:
+            parts.append(f"{spec.name}: MAE {metrics[spec.metric_name('mae')]:.4g} "
+                         f"{spec.metric_unit}, RMSE {metrics[spec.metric_name('rmse')]:.4g} "
+                         f"{spec.metric_unit}")
+    text = f"{int(metrics['n'])} conformers, " + "; ".join(parts)
     if "forces_mae_mev_per_a" in metrics:
         text += f"; forces MAE {metrics['forces_mae_mev_per_a']:.1f} meV/A"
     if metrics.get("n_unsupported"):

@@ -61,9 +61,11 @@ def atomref_only(numbers: Sequence[Sequence[int]], atomref: dict[int, float]) ->
 
 
 def parity_plot(
-    ref: np.ndarray, pred: np.ndarray, baseline: np.ndarray, path: str | Path, title: str = ""
+    ref: np.ndarray, pred: np.ndarray, baseline: np.ndarray, path: str | Path, title: str = "",
+    unit: str | None = None,
 ) -> Path:
-    """Save a parity plot of energies relative to the atomref baseline (eV), as PNG."""
+    """Save a parity plot of energies relative to the atomref baseline (eV), as PNG; with
+    ``unit`` (another target: gap in eV, dipole in Debye) the axes are the plain values."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,8 +77,8 @@ def parity_plot(
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     mae = np.abs(y - x).mean() * EV_TO_MEV
-    ax.set_xlabel("reference - atomref (eV)")
-    ax.set_ylabel("predicted - atomref (eV)")
+    ax.set_xlabel(f"reference ({unit})" if unit else "reference - atomref (eV)")
+    ax.set_ylabel(f"predicted ({unit})" if unit else "predicted - atomref (eV)")
     ax.set_title(title or f"test: MAE {mae:.1f} meV ({mae / 43.364:.2f} kcal/mol)", fontsize=9)
     fig.tight_layout()
     path = Path(path)

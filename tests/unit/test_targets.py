@@ -247,3 +247,34 @@ def test_homo_gets_an_intensive_head_not_reference_energies():
     assert scales["homo"] == pytest.approx(np.std([-0.25, -0.30, -0.35]) * HARTREE_TO_EV)
     energy_heads, _, refs = _heads(labeled_from_atoms(frames, "u0_atom"), Encoder(TINY))
     assert isinstance(energy_heads["energy"], ExtensiveHead) and set(refs["energy"]) == {1, 8}
+
+
+def test_evaluate_scores_every_target_in_its_unit(model, tmp_path):
+    """`molpre evaluate` once scored the energy alone; labels offset from the model's own
+    predictions by known amounts must come back as those errors, each in its unit."""
+    from molpre.evaluation import evaluate_model
+    from molpre.predict import Predictor
+
+    predictor = Predictor(model, TINY.cutoff, progress=False)
+    frames = []
+    for seed in range(4):
+        atoms = molecule("H2O")
+        atoms.rattle(0.05, seed=seed)
+        frames.append(atoms)
+    pred = predictor.predict(frames)
+    for atoms, (_, row) in zip(frames, pred.iterrows(), strict=True):
+        atoms.calc = SinglePointCalculator(atoms, energy=row.energy_ev - 0.05)
+        atoms.info.update(gap=row.gap_ev + 0.1, dipole_debye=row.dipole_debye + 0.2)
+    data = labeled_from_atoms(frames, "energy,gap,dipole")
+    report = evaluate_model(predictor, data, tmp_path / "eval")
+    m = report.metrics
+    assert m["mae_mev"] == pytest.approx(50.0, abs=1e-3)
+    assert m["mae_gap_mev"] == pytest.approx(100.0, abs=1e-3)
+    assert m["mae_dipole_debye"] == pytest.approx(0.2, abs=1e-6)
+    assert report.rows["gap_error_mev"].to_numpy() == pytest.approx([-100.0] * 4, abs=1e-3)
+    assert (tmp_path / "eval" / "parity.png").is_file()
+    gap_only = evaluate_model(predictor, labeled_from_atoms(frames, "gap"), tmp_path / "gap")
+    assert set(gap_only.metrics) == {"mae_gap_mev", "rmse_gap_mev", "n", "n_unsupported"}
+    energy_only = PropertyModel(Encoder(TINY).double(), {"energy": model.heads["energy"]}).eval()
+    with pytest.raises(ValueError, match="no head for gap"):
+        evaluate_model(Predictor(energy_only, TINY.cutoff, progress=False), data, tmp_path / "x")
