@@ -126,3 +126,54 @@ def test_xyz_too_many_atoms_is_rejected_before_bond_perception(tmp_path):
     path.write_text("300\n\n" + "\n".join(lines) + "\n")
     (rec,) = _rows(path)
     assert rec.error == "too large: 300 atoms > 200"
+
+
+# gdb_90041 (QM9, B3LYP geometry): a strained cage whose cross-ring distances made the
+# covalent-radius connectivity fail ("Final molecular charge (0) does not match input (2)")
+CAGE = """23
+Properties=species:S:1:pos:R:3 mol_id=gdb_90041
+C -0.2183 1.6297 -0.1735
+C -0.0159 0.1220 -0.0551
+C 1.0156 -0.5846 -1.0497
+C 1.9061 -0.8286 0.1857
+C 2.5822 -1.7266 1.2620
+C 2.0418 -0.4164 2.0190
+C 2.1745 -0.1252 3.4929
+C 2.6437 0.3823 0.8454
+C 0.7388 -0.6108 1.1482
+H 0.7142 2.1908 -0.2626
+H -0.8150 1.8571 -1.0648
+H -0.7622 2.0173 0.6946
+H -1.0040 -0.3411 -0.1343
+H 0.5920 -1.4934 -1.4863
+H 1.4414 0.0288 -1.8501
+H 2.0758 -2.6667 1.4985
+H 3.6712 -1.8487 1.2457
+H 3.2263 -0.1284 3.8019
+H 1.7570 0.8586 3.7333
+H 1.6443 -0.8719 4.0939
+H 3.7351 0.3788 0.7559
+H 2.2480 1.3830 0.6816
+H 0.1768 -1.5112 1.4189
+"""
+METHYL = """4
+Properties=species:S:1:pos:R:3 mol_id=methyl
+C 0.0 0.0 0.0
+H 1.08 0.0 0.0
+H -0.54 0.94 0.0
+H -0.54 -0.94 0.0
+"""
+
+
+def test_xyz_strained_cage_falls_back_to_hueckel_connectivity(tmp_path):
+    path = tmp_path / "cage.extxyz"
+    path.write_text(CAGE + METHYL)
+    cage, methyl = _rows(path)
+    assert cage.ok and cage.formula == "C9H14" and cage.mol_id == "gdb_90041"
+    skeleton = Chem.MolFromSmiles(cage.smiles)  # saturated C9H14: three rings, single bonds
+    assert skeleton.GetNumBonds() - skeleton.GetNumAtoms() + 1 == 3
+    assert all(b.GetBondType() == Chem.BondType.SINGLE for b in skeleton.GetBonds())
+    assert len(Chem.GetMolFrags(cage.mol)) == 1
+    assert all(a.GetFormalCharge() == 0 for a in cage.mol.GetAtoms())
+    # a radical at charge 0 still fails, with both attempts named
+    assert not methyl.ok and "extended-Hueckel connectivity" in methyl.error
