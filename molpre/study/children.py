@@ -87,17 +87,27 @@ def _split(job: dict, data):
     return split_data(cfg, data)
 
 
-def _finetune(job: dict, data) -> tuple[str, dict, np.ndarray]:
-    """(run id, metrics, per-molecule absolute test errors eV) of a neural child."""
+def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
+    """(run id, metrics, per-molecule absolute test errors eV) of a neural child.
+
+    In a delta study ``data`` is the study's own data and finetune applies the delta itself
+    (same split, so the same fitted ``s``), so that the child's saved model carries the
+    cheap level and adds ``s * E_cheap`` back when loaded by the Predictor; ``scored`` is
+    the delta data its test errors are computed on (the model's raw output is the delta).
+    """
     from molpre.data.graph import atoms_to_sample
     from molpre.train.evaluate import predict_energies
     from molpre.train.finetune import finetune
     from molpre.train.finetune_config import FinetuneConfig
 
-    config = FinetuneConfig.from_dict(job["finetune"])
-    result = finetune(config, data)
-    split = _split(job, data)
-    test = data.subset(split.test)
+    fields = dict(job["finetune"])
+    delta = job.get("delta") or {}
+    if scored is not None and delta.get("data"):
+        fields.update(delta=",".join(delta["data"]), delta_scale=delta.get("scale"))
+    scored = data if scored is None else scored
+    result = finetune(FinetuneConfig.from_dict(fields), data)
+    split = _split(job, scored)
+    test = scored.subset(split.test)
     cutoff = float(result.model.encoder.config.cutoff)
     samples = [atoms_to_sample(a, cutoff) for a in test.atoms]
     errors = np.abs(predict_energies(result.model, samples) - test.energy)
@@ -200,12 +210,13 @@ def run_child(job: dict) -> dict:
     quiet_lightning()
     os.environ["MLFLOW_TRACKING_URI"] = job["tracking_uri"]
     mlflow.set_tracking_uri(job["tracking_uri"])
-    data, delta_tags = child_data(job, load_data(job["data"], job["target"], job["unit"]))
+    raw = load_data(job["data"], job["target"], job["unit"])
+    data, delta_tags = child_data(job, raw)
     start = time.perf_counter()
     if job["child"]["arm"] == "linear":
         run_id, metrics, errors = _linear(job, data)
     else:
-        run_id, metrics, errors = _finetune(job, data)
+        run_id, metrics, errors = _finetune(job, raw, data if delta_tags else None)
     return _tag(job, run_id, metrics, errors, time.perf_counter() - start, data,
                 {**job.get("tags", {}), **delta_tags})
 

@@ -67,6 +67,23 @@ def test_delta_study_fits_the_scale_and_scores_on_the_target(delta_study):
     assert result.summary["delta"]["level"] == "synthetic/cheap"
 
 
+def test_a_neural_childs_saved_model_adds_the_cheap_level_back(delta_study):
+    """The child models once carried no delta: loaded by the Predictor they gave the
+    residual ``y - s * E_cheap`` as ``energy_ev``."""
+    from molpre import Predictor
+
+    _, _, _, result = delta_study
+    (record,) = [r for r in result.records if r["arm"] == "scratch"]
+    predictor = Predictor.load(result.out / "children" / "scratch-N40-s0", progress=False)
+    assert predictor.delta is not None
+    assert predictor.delta.scale == pytest.approx(record["delta_scale"], abs=1e-9)
+    assert predictor.delta.level["method"] == "synthetic"
+    # a level molpre cannot compute is an error row naming it, not a residual as an energy
+    frame = ase.io.read(QM9, index="0", format="extxyz")
+    table = predictor.predict([frame])
+    assert table["status"].tolist() == ["error"] and "synthetic/cheap" in table["error"][0]
+
+
 def test_the_same_study_without_the_cheap_level_is_far_off(delta_study):
     tmp, raw, uri, _ = delta_study
     plain = {**raw, "name": "plain", "out": str(tmp / "plain"), "baselines": ["linear"],
