@@ -10,6 +10,7 @@ tag ``study.done`` (see molpre.study.records). A neural child whose test MAE is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -196,18 +197,26 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
             "seconds": seconds, **delta_fields(tags)}
 
 
-def quiet_lightning() -> None:
-    """Children print one progress line each, not Lightning's per-fit banners and tips
-    (``GPU available: ...``, ``Tip: ...``); its warnings still show."""
-    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+@contextlib.contextmanager
+def quiet_lightning():
+    """While a child trains, Lightning prints no per-fit banners and tips (``GPU available:
+    ...``, ``Tip: ...``); its warnings still show, and the levels are restored after."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric",
+                                                "pytorch_lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def run_child(job: dict) -> dict:
     """Run one child job (a plain dict, picklable for a process pool) and return its record."""
     import mlflow
 
-    quiet_lightning()
     os.environ["MLFLOW_TRACKING_URI"] = job["tracking_uri"]
     mlflow.set_tracking_uri(job["tracking_uri"])
     raw = load_data(job["data"], job["target"], job["unit"])
@@ -216,7 +225,8 @@ def run_child(job: dict) -> dict:
     if job["child"]["arm"] == "linear":
         run_id, metrics, errors = _linear(job, data)
     else:
-        run_id, metrics, errors = _finetune(job, raw, data if delta_tags else None)
+        with quiet_lightning():
+            run_id, metrics, errors = _finetune(job, raw, data if delta_tags else None)
     return _tag(job, run_id, metrics, errors, time.perf_counter() - start, data,
                 {**job.get("tags", {}), **delta_tags})
 

@@ -18,20 +18,23 @@ class Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_quiet_lightning_drops_the_banners_but_keeps_warnings():
+def test_quiet_lightning_drops_the_banners_while_a_child_trains():
     names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")
     before = {name: logging.getLogger(name).level for name in names}
     collect = Collect()
-    logging.getLogger("lightning.pytorch").addHandler(collect)
+    logger = logging.getLogger("lightning.pytorch")
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)  # as Lightning sets it, whatever ran before in this process
     try:
         L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
         assert any("GPU available" in m for m in collect.messages)  # Lightning's default
         collect.messages.clear()
-        quiet_lightning()
-        L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+        with quiet_lightning():
+            L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+            assert logger.isEnabledFor(logging.WARNING)
         assert not any("GPU available" in m for m in collect.messages)
-        assert logging.getLogger("lightning.pytorch").isEnabledFor(logging.WARNING)
+        assert logger.level == logging.INFO  # restored: an in-process study changes nothing
     finally:
-        logging.getLogger("lightning.pytorch").removeHandler(collect)
+        logger.removeHandler(collect)
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
