@@ -197,12 +197,17 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
             "seconds": seconds, **delta_fields(tags)}
 
 
+#: Lightning's banners go through the rank_zero loggers (as in molpre.cli's setup).
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning",
+                     "lightning.pytorch.utilities.rank_zero",
+                     "lightning.fabric.utilities.rank_zero")
+
+
 @contextlib.contextmanager
 def quiet_lightning():
     """While a child trains, Lightning prints no per-fit banners and tips (``GPU available:
     ...``, ``Tip: ...``); its warnings still show, and the levels are restored after."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric",
-                                                "pytorch_lightning")]
+    loggers = [logging.getLogger(n) for n in LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)

@@ -6,7 +6,7 @@ import logging
 
 import lightning as L
 
-from molpre.study.children import quiet_lightning
+from molpre.study.children import LIGHTNING_LOGGERS, quiet_lightning
 
 
 class Collect(logging.Handler):
@@ -19,12 +19,13 @@ class Collect(logging.Handler):
 
 
 def test_quiet_lightning_drops_the_banners_while_a_child_trains():
-    names = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")
-    before = {name: logging.getLogger(name).level for name in names}
+    before = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
     collect = Collect()
     logger = logging.getLogger("lightning.pytorch")
     logger.addHandler(collect)
-    logger.setLevel(logging.INFO)  # as Lightning sets it, whatever ran before in this process
+    for name in LIGHTNING_LOGGERS:  # as Lightning sets them in a fresh worker process (a CLI
+        logging.getLogger(name).setLevel(logging.NOTSET)  # test before this one quiets them)
+    logger.setLevel(logging.INFO)
     try:
         L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
         assert any("GPU available" in m for m in collect.messages)  # Lightning's default
