@@ -74,12 +74,7 @@ def main() -> None:
                         help="Write OUTDIR/mmff_labels.extxyz and stop (a later run reuses it).")
     args = parser.parse_args()
 
-    from molpre.models.checkpoint import load_checkpoint
-    from molpre.models.encoder import save_encoder
-    from molpre.models.presets import build_encoder
-    from molpre.runtime import seed_everything
-    from molpre.train.finetune import finetune
-    from molpre.train.finetune_config import FinetuneConfig
+    from multifidelity_pretrain import train  # the same supervised-pretraining path
 
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,25 +99,11 @@ def main() -> None:
     if args.labels_only:
         return
 
-    seed_everything(args.seed)
-    save_encoder(build_encoder("small"), out / "init.pt",
-                 meta={"selected_by": "init", "pretrain_seed": args.seed})
-    config = FinetuneConfig(
-        data=str(out / "mmff_labels.extxyz"), target="energy", forces=True,
-        test_fraction=0.05, val_fraction=0.05, mode="full", encoder=str(out / "init.pt"),
-        epochs=1000, batch_size=16, lr=5e-3, patience=60, seed=args.seed,
-        max_minutes=args.minutes, threads=args.threads, out=str(out / "ft"),
-        experiment="molpre-pretrain-mmff", run_name="mmff94-pretrain", log_model=False,
-        progress=False, accelerator="cpu")
-    result = finetune(config)
-    model, _ = load_checkpoint(result.checkpoint)
-    metrics = {k: float(v) for k, v in result.metrics.items()}
-    save_encoder(model.encoder, out / "mmff_encoder.pt",
-                 meta={"selected_by": "mmff94_finetune", "pretrain_seed": args.seed,
-                       "run_id": result.run_id, "data": config.data, "metrics": metrics})
-    record = {"run_id": result.run_id, "labels": labels,
-              "wall_seconds": time.perf_counter() - start, "metrics": metrics}
+    record = train(out / "mmff_labels.extxyz", out, args.minutes, args.seed, forces=True,
+                   threads=args.threads, name="mmff")
+    record.update(labels=labels, wall_seconds=time.perf_counter() - start)
     (out / "mmff_pretrain.json").write_text(json.dumps(record, indent=1))
+    metrics = record["metrics"]
     print(json.dumps({k: round(v, 3) for k, v in metrics.items() if "mae" in k}))
 
 

@@ -40,8 +40,10 @@ def write_pool(out: Path, test_size: int = 1000) -> int:
     return len(pool)
 
 
-def train(labels: Path, out: Path, minutes: float, seed: int) -> dict:
-    """Finetune (mode full) from the seeded initial encoder on the cheap labels; save the encoder."""
+def train(labels: Path, out: Path, minutes: float, seed: int, *, forces: bool = False,
+          threads: int = 1, name: str = "hf") -> dict:
+    """Finetune (mode full) from the seeded initial encoder on ``labels`` (energies, and forces
+    with ``forces``); save OUTDIR/{name}_encoder.pt and OUTDIR/{name}_pretrain.json."""
     from molpre.models.checkpoint import load_checkpoint, save_encoder
     from molpre.models.presets import build_encoder
     from molpre.runtime import seed_everything
@@ -53,19 +55,19 @@ def train(labels: Path, out: Path, minutes: float, seed: int) -> dict:
     save_encoder(build_encoder("small"), out / "init.pt",
                  meta={"selected_by": "init", "pretrain_seed": seed})
     config = FinetuneConfig(
-        data=str(labels), target="energy", test_fraction=0.05, val_fraction=0.05, mode="full",
-        encoder=str(out / "init.pt"), epochs=1000, batch_size=16, lr=5e-3, patience=60,
-        seed=seed, max_minutes=minutes, threads=1, out=str(out / "ft"),
-        experiment="molpre-pretrain-hf", run_name="hf-sto3g-pretrain", log_model=False,
-        progress=False, accelerator="cpu")
+        data=str(labels), target="energy", forces=forces, test_fraction=0.05,
+        val_fraction=0.05, mode="full", encoder=str(out / "init.pt"), epochs=1000,
+        batch_size=16, lr=5e-3, patience=60, seed=seed, max_minutes=minutes, threads=threads,
+        out=str(out / "ft"), experiment=f"molpre-pretrain-{name}", run_name=f"{name}-pretrain",
+        log_model=False, progress=False, accelerator="cpu")
     result = finetune(config)
     model, _ = load_checkpoint(result.checkpoint)
     metrics = {k: float(v) for k, v in result.metrics.items()}
-    save_encoder(model.encoder, out / "hf_encoder.pt",
-                 meta={"selected_by": "hf_sto3g_finetune", "pretrain_seed": seed,
+    save_encoder(model.encoder, out / f"{name}_encoder.pt",
+                 meta={"selected_by": f"{name}_finetune", "pretrain_seed": seed,
                        "run_id": result.run_id, "data": str(labels), "metrics": metrics})
     record = {"run_id": result.run_id, "metrics": metrics}
-    (out / "hf_pretrain.json").write_text(json.dumps(record, indent=1))
+    (out / f"{name}_pretrain.json").write_text(json.dumps(record, indent=1))
     return record
 
 
