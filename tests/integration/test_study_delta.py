@@ -116,3 +116,16 @@ def test_report_only_runs_nothing_and_reports_every_finished_budget(delta_study)
     assert result.parent_run_id == first.parent_run_id
     assert result.summary["budgets"] == [40, 60]  # the finished N=40 children are reported
     assert "| 40 |" in (result.out / "report.md").read_text()
+
+
+def test_an_ensemble_child_is_a_committee_scored_by_its_mean(delta_study):
+    from molpre import Predictor
+
+    tmp, raw, uri, first = delta_study
+    ens = {**raw, "name": "ens", "out": str(tmp / "ens"), "baselines": [],
+           "train": {**raw["train"], "epochs": 2, "ensemble": 2}}
+    result = run_study(load_study_config(raw=ens), uri)
+    (record,) = result.records
+    assert np.isfinite(record["test_mae_kcal"]), record.get("failure_reason")
+    predictor = Predictor.load(result.out / "children" / "scratch-N40-s0", progress=False)
+    assert predictor.model.size == 2 and predictor.delta is not None

@@ -94,3 +94,16 @@ def test_budgets_are_nested_per_seed_and_avoid_the_test_set():
         s = set(small.train) | set(small.val)
         assert s <= set(large.train) | set(large.val)
         assert not s & set(test.tolist())
+
+
+def test_train_ensemble_makes_every_neural_child_a_committee(tmp_path):
+    from molpre.study.plan import finetune_config
+
+    c = load_study_config("pipelines/qm9_sample.yaml", ["train.ensemble=3"])
+    child = next(ch for ch in plan(c) if ch.arm == "scratch")
+    ids = tmp_path / "ids.txt"
+    ids.write_text("m0\n")
+    ft = finetune_config(c, child, ids, None, tmp_path, "exp")
+    assert ft.ensemble == 3 and ft.max_minutes == c.train.max_minutes  # the cap is shared
+    with pytest.raises(StudyConfigError, match="ensemble must be >= 1"):
+        load_study_config("pipelines/qm9_sample.yaml", ["train.ensemble=0"])
