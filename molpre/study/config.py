@@ -12,8 +12,8 @@ pipelines/qm9_sample.yaml)::
     scratch:   true
     encoders:  [{name, path, modes: [full], control: [full], seed, corpus}]
     baselines: [linear, krr];  krr: {sigmas, lambdas, folds}
-    train:     {preset, epochs, batch_size, lr, patience, max_minutes, ensemble, val_fraction,
-                val_min, fail_margin, dtype}
+    train:     {preset, epochs, batch_size, lr, patience, max_minutes, ensemble, ema_decay,
+                val_fraction, val_min, fail_margin, dtype}
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
     delta:     {data: [cheap-level stores], scale: null}   (delta learning; off when empty)
@@ -115,7 +115,8 @@ class TrainSpec:
     ``(1 - fail_margin)`` x the per-element baseline of its own labels is flagged failed
     (that run: 20.88 vs 21.19 kcal/mol, 1.5% better: it had learned nothing).
     ``ensemble`` K > 1 makes every neural child a committee of K members (seeds
-    seed..seed+K-1 on the child's split, sharing ``max_minutes``) scored by its mean."""
+    seed..seed+K-1 on the child's split, sharing ``max_minutes``) scored by its mean;
+    ``ema_decay`` trains every child with an exponential moving average of its weights."""
 
     preset: Literal["small", "medium"] = "small"
     epochs: int = setting(300, help="Maximum epochs of every neural child.")
@@ -124,6 +125,7 @@ class TrainSpec:
     patience: int = 40
     max_minutes: float | None = setting(10.0, help="Wall-clock cap per neural child.")
     ensemble: int = setting(1, help="Committee size K of every neural child (1: one model).")
+    ema_decay: float | None = setting(None, help="EMA of the weights per step (None: off).")
     val_fraction: float = 0.1
     val_min: int = 20
     fail_margin: float = 0.1
@@ -132,6 +134,8 @@ class TrainSpec:
     def __post_init__(self) -> None:
         if min(self.epochs, self.batch_size, self.patience, self.val_min, self.ensemble) < 1:
             raise ValueError("epochs, batch_size, patience, val_min and ensemble must be >= 1")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError("ema_decay must be in (0, 1) (or null: off)")
         if not 0 < self.val_fraction < 1 or self.lr <= 0:
             raise ValueError("val_fraction must be in (0, 1) and lr > 0")
 

@@ -197,20 +197,22 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from molpre.train.task import BestWeights, MlflowEpochMetrics, PropertyTask
+    from molpre.train.task import AveragedWeights, BestWeights, MlflowEpochMetrics, PropertyTask
 
     task = PropertyTask(model, lr=config.lr, weight_decay=config.weight_decay,
                         energy_weight=config.energy_weight,
                         forces_weight=config.force_weight if forces else 0.0,
                         scales=scale, alpha=alpha, reference=reference, patience=config.patience)
-    best, epochs = BestWeights(), MlflowEpochMetrics(prefix)
+    averaged = AveragedWeights(decay=config.ema_decay) if config.ema_decay else None
+    best, epochs = BestWeights(averaged), MlflowEpochMetrics(prefix)
+    callbacks = [best, epochs, EarlyStopping(task.monitor, patience=config.patience)]
     trainer = pl.Trainer(
         max_epochs=config.epochs, max_time=timedelta(minutes=minutes) if minutes else None,
         accelerator=resolve_accelerator(config.accelerator), devices=config.devices,
         logger=False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=config.progress, inference_mode=False,
         num_sanity_val_steps=0, default_root_dir=config.out,
-        callbacks=[best, epochs, EarlyStopping(task.monitor, patience=config.patience)],
+        callbacks=callbacks + ([averaged] if averaged is not None else []),
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*(num_workers|does not have many workers).*")

@@ -41,7 +41,9 @@ class FinetuneConfig:
     val_fraction of the molecules validate. mode: scratch | probe | freeze:K | full | prior
     (needs encoder, a checkpoint from ``molpre pretrain``, except scratch). prior_alpha: L2-SP
     strength; when None it is chosen on validation from prior_alphas. max_minutes: wall-clock
-    cap on training (shared by the prior_alphas runs and the ensemble's members). patience:
+    cap on training (shared by the prior_alphas runs and the ensemble's members). ema_decay:
+    an exponential moving average of the weights (None: off) that validation, early stopping
+    and the saved model use. patience:
     epochs without a better val MAE before stopping. ensemble: K > 1 trains K members (seeds
     seed..seed+K-1, one split) saved as one committee model with spreads and a calibrated
     out-of-domain check (molpre.models.committee). delta: cheap-level label stores for delta
@@ -105,6 +107,11 @@ class FinetuneConfig:
     delta_scale: float | None = None
     max_minutes: float | None = setting(None, help="Wall-clock cap on training.",
                                         click_type=click.FloatRange(min=0, min_open=True))
+    ema_decay: float | None = setting(
+        None, click_type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        help="Keep an exponential moving average of the weights (decay per optimizer step, "
+             "e.g. 0.99): validation, early stopping and the saved model use the averaged "
+             "weights. Default: off.")
     prior_alpha: float | None = None
     prior_alphas: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1])
     dtype: str = "float32"
@@ -157,6 +164,8 @@ class FinetuneConfig:
             raise ConfigError("dtype must be float32 or float64")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"ema_decay {self.ema_decay!r}: must be in (0, 1)")
         if str(self.accelerator).lower() not in ("auto", "cpu", "gpu"):
             raise ConfigError(f"accelerator {self.accelerator!r}: use auto, cpu or gpu")
         if self.devices != 1:
@@ -187,5 +196,6 @@ class FinetuneConfig:
 #: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
 CLI_FIELDS = ("data", "target", "unit", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "val_fraction", "mode", "encoder", "preset", "epochs", "batch_size",
-              "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta", "max_minutes", "threads", "run_name",
-              "register_name", "accelerator", "devices", "out")
+              "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
+              "max_minutes", "ema_decay", "threads", "run_name", "register_name", "accelerator",
+              "devices", "out")

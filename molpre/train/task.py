@@ -15,6 +15,7 @@ import math
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 
 from molpre.data import keys
 from molpre.models.energy import PropertyModel
@@ -124,19 +125,37 @@ class PropertyTask(pl.LightningModule):
 EnergyTask = PropertyTask
 
 
-class BestWeights(pl.Callback):
-    """Keep a copy of the weights at the best ``task.monitor`` (restore with :meth:`restore`)."""
+class AveragedWeights(EMAWeightAveraging):
+    """Lightning's EMA of the task's weights (``decay`` per optimizer step), swapped in for
+    every validation epoch and copied into the model when training ends."""
 
-    def __init__(self) -> None:
+    def averaged_model_state(self) -> dict[str, torch.Tensor] | None:
+        """A copy of the averaged ``task.model`` weights (None before the first update)."""
+        averaged = getattr(self, "_average_model", None)  # WeightAveraging's AveragedModel
+        if averaged is None:
+            return None
+        return copy.deepcopy(averaged.module.model.state_dict())
+
+
+class BestWeights(pl.Callback):
+    """Keep a copy of the weights at the best ``task.monitor`` (restore with :meth:`restore`).
+
+    With ``averaged`` (an :class:`AveragedWeights`), validation scored the averaged weights,
+    so those are the ones kept (the task holds the raw weights again by ``on_validation_end``).
+    """
+
+    def __init__(self, averaged: AveragedWeights | None = None) -> None:
         self.best = math.inf
         self.best_epoch = -1
         self.state: dict[str, torch.Tensor] | None = None
+        self.averaged = averaged
 
     def on_validation_end(self, trainer: pl.Trainer, task: PropertyTask) -> None:
         value = task.latest.get(task.monitor, math.inf)
         if not trainer.sanity_checking and value < self.best:
+            state = self.averaged.averaged_model_state() if self.averaged is not None else None
             self.best, self.best_epoch = value, trainer.current_epoch + 1
-            self.state = copy.deepcopy(task.model.state_dict())
+            self.state = state if state is not None else copy.deepcopy(task.model.state_dict())
 
     def restore(self, model: torch.nn.Module) -> None:
         if self.state is not None:
