@@ -130,6 +130,7 @@ def finetune_config(config: StudyConfig, child: Child, test_ids: Path, encoder_p
         mode="full" if child.mode == "scratch" and encoder_path else child.mode,
         encoder=encoder_path, preset=t.preset, epochs=t.epochs, batch_size=t.batch_size,
         lr=t.lr, patience=t.patience, seed=child.seed, max_minutes=t.max_minutes, dtype=t.dtype,
-        ensemble=t.ensemble, ema_decay=t.ema_decay, threads=1, out=str(out / "children" / child.slug), run_name=child.run_name,
+        ensemble=t.ensemble, ema_decay=t.ema_decay, threads=1,
+        out=str(out / "children" / child.slug), run_name=child.run_name,
         experiment=experiment_name, log_model=False, progress=False,
     )

@@ -206,13 +206,15 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
     averaged = AveragedWeights(decay=config.ema_decay) if config.ema_decay else None
     best, epochs = BestWeights(averaged), MlflowEpochMetrics(prefix)
     callbacks = [best, epochs, EarlyStopping(task.monitor, patience=config.patience)]
+    if averaged is not None:
+        callbacks.append(averaged)
     trainer = pl.Trainer(
         max_epochs=config.epochs, max_time=timedelta(minutes=minutes) if minutes else None,
         accelerator=resolve_accelerator(config.accelerator), devices=config.devices,
         logger=False, enable_checkpointing=False,
         enable_model_summary=False, enable_progress_bar=config.progress, inference_mode=False,
         num_sanity_val_steps=0, default_root_dir=config.out,
-        callbacks=callbacks + ([averaged] if averaged is not None else []),
+        callbacks=callbacks,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*(num_workers|does not have many workers).*")

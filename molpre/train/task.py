@@ -129,12 +129,11 @@ class AveragedWeights(EMAWeightAveraging):
     """Lightning's EMA of the task's weights (``decay`` per optimizer step), swapped in for
     every validation epoch and copied into the model when training ends."""
 
-    def averaged_model_state(self) -> dict[str, torch.Tensor] | None:
-        """A copy of the averaged ``task.model`` weights (None before the first update)."""
-        averaged = getattr(self, "_average_model", None)  # WeightAveraging's AveragedModel
-        if averaged is None:
-            return None
-        return copy.deepcopy(averaged.module.model.state_dict())
+    def averaged_model_state(self) -> dict[str, torch.Tensor]:
+        """A copy of the averaged ``task.model`` weights. ``_average_model`` is
+        WeightAveraging's AveragedModel of the task, built in ``setup`` (no public accessor;
+        an AttributeError here means Lightning renamed it, not a silent raw-weight fallback)."""
+        return copy.deepcopy(self._average_model.module.model.state_dict())
 
 
 class BestWeights(pl.Callback):
@@ -153,9 +152,9 @@ class BestWeights(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, task: PropertyTask) -> None:
         value = task.latest.get(task.monitor, math.inf)
         if not trainer.sanity_checking and value < self.best:
-            state = self.averaged.averaged_model_state() if self.averaged is not None else None
             self.best, self.best_epoch = value, trainer.current_epoch + 1
-            self.state = state if state is not None else copy.deepcopy(task.model.state_dict())
+            self.state = (self.averaged.averaged_model_state() if self.averaged is not None
+                          else copy.deepcopy(task.model.state_dict()))
 
     def restore(self, model: torch.nn.Module) -> None:
         if self.state is not None:
