@@ -19,11 +19,11 @@ from ase.build import molecule
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from molpre.calculator import OutOfDomainWarning
+from molpre.calculator import MolpreCalculator, OutOfDomainWarning
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.models.atomref import fit_atomref
 from molpre.models.checkpoint import COMMITTEE_FORMAT, read_checkpoint, save_checkpoint
-from molpre.models.committee import Committee, Domain, calibrate
+from molpre.models.committee import Committee, Domain, calibrate, committee_spreads
 from molpre.models.energy import EnergyModel
 from molpre.models.presets import build_encoder
 from molpre.predict import Predictor
@@ -143,18 +143,32 @@ def test_committee_round_trips_through_checkpoint_and_pyfunc(committee_ckpt, pre
     assert loaded["ood"].tolist() == direct["ood"].tolist()
 
 
+def _energy_spread_per_atom(predictor, atoms) -> float:
+    """The committee's energy spread of ``atoms`` in eV/atom (std over members)."""
+    spreads = committee_spreads(predictor.model, [atoms_to_sample(atoms, CUTOFF)])
+    return float(spreads["energy_ev"][0]) / len(atoms)
+
+
 def test_calculator_results_hold_spreads_and_warn_once_per_call_site(predictor):
-    calc = predictor.calculator()
-    atoms = molecule("CH3OH")
-    atoms.calc = calc
+    """The calculator's wiring, by construction: its domain threshold is set between the
+    spreads of two geometries (whichever is larger is the out-of-domain one), so the test
+    checks the calculator, not how far one training run's members happen to disagree."""
+    near, far = molecule("CH3OH"), stretched(molecule("CH3OH"))
+    s_near, s_far = (_energy_spread_per_atom(predictor, a) for a in (near, far))
+    assert s_near != s_far
+    if s_far < s_near:
+        near, far = far, near
+    limit = 0.5 * (s_near + s_far)
+    domain = Domain({"energy_ev": limit}, {"energy_ev": True}, max_atoms=6)
+    calc = MolpreCalculator(predictor.model, CUTOFF, domain=domain)
+    near.calc = calc
     with warnings.catch_warnings():
         warnings.simplefilter("error", OutOfDomainWarning)
-        atoms.get_potential_energy()
+        near.get_potential_energy()
     assert calc.results["energy_std"] > 0 and calc.results["ood"] is False
     assert calc.results["forces_std"].shape == (6, 3) and calc.results["energies"].shape == (3,)
-    assert calc.get_property("energy_std", atoms) == calc.results["energy_std"]
+    assert calc.get_property("energy_std", near) == calc.results["energy_std"]
     np.testing.assert_allclose(calc.results["energies"].mean(), calc.results["energy"], atol=1e-9)
-    far = stretched(molecule("CH3OH"))
     far.calc = calc
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
@@ -164,6 +178,11 @@ def test_calculator_results_hold_spreads_and_warn_once_per_call_site(predictor):
     assert calc.results["ood"] and "committee spread" in calc.results["ood_reason"]
     ood = [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
     assert len(ood) == 1 and ood[0].filename == __file__
+
+
+def test_the_predictors_calculator_carries_its_calibrated_domain(predictor):
+    calc = predictor.calculator()
+    assert calc.domain == predictor.domain and calc.domain.thresholds["energy_ev"] > 0
 
 
 def test_single_models_keep_their_columns_and_calculator_results():
