@@ -57,7 +57,8 @@ def _read_frames(path: str) -> list:
               help="Label store: an ASE database path (SQLite, e.g. labels.db) or a "
                    "postgresql:// URL. Created if absent; re-runs resume it.")
 @click.option("--method", default="b3lyp", show_default=True,
-              help="HF or any PySCF/libxc functional (b3lyp, pbe0, wb97x, ...).")
+              help="HF or any PySCF/libxc functional (b3lyp, pbe0, wb97x, ...), or a cheap level: "
+                   "gfn2-xtb, gfn1-xtb (tblite), mmff94, mmff94s (RDKit), which ignore --basis.")
 @click.option("--basis", default="6-31g(2df,p)", show_default=True,
               help="PySCF basis name (QM9's level is B3LYP/6-31G(2df,p)).")
 @click.option("--forces", is_flag=True, help="Also compute forces (eV/Angstrom).")

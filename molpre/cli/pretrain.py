@@ -12,9 +12,13 @@ from molpre.train.pretrain_config import CLI_FIELDS, PretrainConfig
 @config_options(PretrainConfig, CLI_FIELDS, section="pretrain", set_example="train.lr=3e-4",
                 config_argument=True)
 @click.option("--objectives", default=None,
-              help="Comma list of registered objectives, e.g. mask,contrast,denoise (default: all three).")
+              help="Comma list of registered objectives: mask, contrast, denoise, "
+                   "cheap_energy, cheap_forces (the last two need a labeled corpus). "
+                   "Default: the config's.")
 def command(config: PretrainConfig, objectives: str | None) -> None:
-    """Pretrain the encoder with masked atoms, conformer contrast and denoising.
+    """Pretrain the encoder: masked atoms, conformer contrast, denoising and, on a labeled
+    corpus (`molpre submit workflows/corpus_xtb.yaml`), a cheap level's energies and forces
+    (--objectives cheap_energy,cheap_forces).
 
     Builds conformer shards from the corpus (or reuses OUTDIR/shards), trains with
     Lightning (DDP with --devices N), logs every metric, the collapse watch and the probe
@@ -52,9 +56,11 @@ def command(config: PretrainConfig, objectives: str | None) -> None:
     probe = (f", best probe MAE {result.best_probe_mae:.4g} at step {result.best_step}"
              if result.best_probe_mae is not None else "")
     alarm = " [collapse suspected]" if result.collapse_suspected else ""
-    held = result.manifest["molecules"]
-    used = (f"{held} molecules ({result.manifest['conformers']} conformers)"
-            if result.molecules_used >= held else
-            f"the first {result.molecules_used} of {held} molecules (--max-molecules)")
+    total, held_out = result.manifest["molecules"], result.molecules_held_out
+    validation = f", {held_out} held out for validation" if held_out else ""
+    used = (f"{result.molecules_used} molecules ({result.manifest['conformers']} conformers in "
+            f"the corpus{validation})" if result.molecules_used + held_out >= total else
+            f"the first {result.molecules_used} of {total} molecules (--max-molecules"
+            f"{validation})")
     click.echo(f"pretrained {result.global_step} steps on {used}{probe}{alarm}; "
                f"encoder {result.encoder_path}; MLflow run {result.run_id}")

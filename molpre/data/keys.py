@@ -33,6 +33,9 @@ PREDICTED_FORCES = "predicted_forces"  # [N, 3] eV/Angstrom
 MASK = "mask"  # [N] bool, atoms whose element was replaced by MASK_TOKEN
 MASKED_TARGET = "masked_target"  # [N] long, true atomic number (valid where MASK)
 NOISE = "noise"  # [N, 3] float, Angstrom, Gaussian noise added to POSITIONS
+#: A labeled corpus's cheap level (xTB, MMFF, a cheap PySCF level) of the same geometry:
+CHEAP_ENERGY = "cheap_energy"  # [B] float64, eV, minus the corpus's per-element fit
+CHEAP_FORCES = "cheap_forces"  # [N, 3] float, eV/Angstrom
 
 #: Embedding index used for a masked atom. Atomic numbers index the embedding directly.
 MASK_TOKEN = 0

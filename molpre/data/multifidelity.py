@@ -141,26 +141,16 @@ class DeltaBaseline:
 
 def level_from_tag(tag: str) -> dict:
     """The LevelOfTheory fields of a store's ``level`` tag (``hf/sto-3g/df``,
-    ``b3lyp/6-31g(2df,p)/df/grid3``; the inverse of ``LevelOfTheory.tag``); DatasetError
-    for a tag that does not parse (``unknown``: an extxyz without a level)."""
-    parts = tag.split("/")
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise DatasetError(f"cannot read a level of theory from {tag!r}: delta learning needs "
-                           "cheap energies from a molpre label store (they name their level)")
-    level: dict = {"method": parts[0], "basis": parts[1], "density_fit": False}
-    for part in parts[2:]:
-        if part == "df" or part.startswith("df:"):
-            level["density_fit"] = True
-            level["auxbasis"] = part[3:] or None
-        elif part.startswith("grid"):
-            level["grid_level"] = int(part[4:])
-        elif part == "cart":
-            level["cart"] = True
-        elif part.startswith("tol"):
-            level["conv_tol"] = float(part[3:])
-        else:
-            raise DatasetError(f"cannot read a level of theory from {tag!r}: unknown part {part!r}")
-    return level
+    ``b3lyp/6-31g(2df,p)/df/grid3``, ``gfn2-xtb``, ``mmff94``; the inverse of
+    ``LevelOfTheory.tag``); DatasetError for a tag that does not parse (``unknown``: an
+    extxyz without a level)."""
+    from molpre.qc.levels import LevelError, parse_level
+
+    try:
+        return parse_level(tag).to_dict()
+    except LevelError as err:
+        raise DatasetError(f"{err}: delta learning needs cheap energies from a molpre label "
+                           "store (they name their level)") from None
 
 
 def fit_scale(numbers: Sequence[np.ndarray], energy: np.ndarray, cheap: np.ndarray) -> float:

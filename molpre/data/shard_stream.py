@@ -5,7 +5,10 @@ its own shards (or, when shards are fewer than readers, its own stride of molecu
 shard in memory at a time, through a seeded shuffle buffer. Every reader yields the same
 number of molecules per epoch (cycling its share), so DDP ranks see equal batch counts.
 An item is one molecule as ``views`` conformer samples (two distinct conformers when it has
-them: a contrastive positive pair); :func:`collate_views` batches them view-major.
+them: a contrastive positive pair); :func:`collate_views` batches them view-major. In a
+labeled corpus each sample also carries its cheap level: keys.CHEAP_ENERGY ``[1]`` eV minus
+the corpus's per-element fit (the manifest's ``labels.offsets``) and keys.CHEAP_FORCES
+``[n, 3]`` eV/Angstrom when the corpus has forces.
 """
 
 from __future__ import annotations
@@ -32,31 +35,34 @@ class ShardDataset(IterableDataset):
     """Molecules from a shard directory as lists of ``views`` graph samples.
 
     ``cutoff``: neighbour radius (Angstrom) for :func:`molpre.data.graph.atoms_to_sample`.
-    ``max_molecules``: use only molecules with mol_index below it (None: all).
+    ``max_molecules``: use only molecules with mol_index below it (None: all); ``files``:
+    only these shard files (names as in the manifest; None: all), e.g. to hold some out.
     Call :meth:`set_epoch` each epoch to reshuffle (seed + epoch drive the order).
     """
 
     def __init__(self, shard_dir: str | Path, cutoff: float, *, views: int = 1,
-                 shuffle_buffer: int = 256, seed: int = 0, max_molecules: int | None = None):
+                 shuffle_buffer: int = 256, seed: int = 0, max_molecules: int | None = None,
+                 files: list[str] | None = None):
         super().__init__()
         self.shard_dir = Path(shard_dir)
         self.manifest = read_manifest(shard_dir)
         self.cutoff, self.views, self.seed = cutoff, views, seed
         self.shuffle_buffer = max(1, shuffle_buffer)
-        total = self.manifest["molecules"]
-        self.n_molecules = min(total, max_molecules) if max_molecules else total
-        self.files = self._files_needed()
+        self.labels = self.manifest.get("labels") or None
+        self.offsets = ({int(z): float(v) for z, v in self.labels["offsets"].items()}
+                        if self.labels else {})
+        limit = max_molecules or self.manifest["molecules"]
+        self._index_limit = limit
+        self._shards, self.n_molecules, start = [], 0, 0
+        for shard in self.manifest["shards"]:  # shards hold consecutive mol_index ranges
+            used = max(0, min(start + shard["molecules"], limit) - start)
+            if used and (files is None or shard["file"] in files):
+                self._shards.append(shard)
+                self.n_molecules += used
+            start += shard["molecules"]
+        self.files = [self.shard_dir / shard["file"] for shard in self._shards]
         self.epoch = 0
         self.rank, self.world = _rank_world()
-
-    def _files_needed(self) -> list[Path]:
-        files, seen = [], 0
-        for shard in self.manifest["shards"]:
-            if seen >= self.n_molecules:
-                break
-            files.append(self.shard_dir / shard["file"])
-            seen += shard["molecules"]
-        return files
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -79,7 +85,7 @@ class ShardDataset(IterableDataset):
         by_shard = len(self.files) >= readers
         for position in order if not by_shard else order[gid::readers]:
             for mol in iter_shard(self.files[position]):
-                if mol.mol_index >= self.n_molecules:
+                if mol.mol_index >= self._index_limit:
                     continue
                 if by_shard or mol.mol_index % readers == gid:
                     yield mol
@@ -118,10 +124,16 @@ class ShardDataset(IterableDataset):
         k = len(mol.conformers)
         picks = rng.choice(k, size=self.views, replace=k < self.views)
         out = []
+        reference = sum(self.offsets.get(int(z), 0.0) for z in mol.numbers)
         for c in picks:
             sample = atoms_to_sample(Atoms(numbers=mol.numbers, positions=mol.conformers[c]),
                                      self.cutoff)
             sample[keys.MOL_INDEX] = torch.tensor([mol.mol_index], dtype=torch.long)
+            if mol.energies is not None:
+                sample[keys.CHEAP_ENERGY] = torch.tensor([mol.energies[c] - reference],
+                                                         dtype=torch.float64)
+            if mol.forces is not None:
+                sample[keys.CHEAP_FORCES] = torch.as_tensor(mol.forces[c])
             out.append(sample)
         return out
 

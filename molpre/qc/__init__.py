@@ -1,4 +1,5 @@
-"""PySCF labels: levels of theory, one compute entry point, content keys and the label job.
+"""Labels: levels of theory (PySCF, GFN-xTB, MMFF), one compute entry point, content keys and
+the label job.
 
 Names are imported lazily (worker processes and ``molpre --help`` stay light; PySCF
 itself loads only when a calculation runs).
@@ -11,7 +12,9 @@ import importlib
 _EXPORTS = {
     "LevelOfTheory": "molpre.qc.levels",
     "QCResult": "molpre.qc.pyscf",
-    "compute": "molpre.qc.pyscf",
+    "compute": "molpre.qc.engines",
+    "compute_many": "molpre.qc.engines",
+    "parse_level": "molpre.qc.levels",
     "content_key": "molpre.qc.content_keys",
     "fit_reference_energies": "molpre.models.atomref",
     "LabelSummary": "molpre.qc.runner",

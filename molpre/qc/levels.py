@@ -1,8 +1,30 @@
-"""Level of theory: everything that decides the numbers a PySCF label comes out with."""
+"""Level of theory: everything that decides the numbers a label comes out with.
+
+A level names how a label is made, by one of three engines:
+
+* ``pyscf``: HF or any PySCF/libxc functional with a basis (``hf/sto-3g``,
+  ``b3lyp/6-31g(2df,p)``): the expensive labels and the cheap ab initio ones;
+* ``tblite``: the semi-empirical tight-binding methods ``gfn2-xtb`` and ``gfn1-xtb`` (about
+  3.5 ms of one core for a QM9-sized molecule with its gradient);
+* ``rdkit``: the force fields ``mmff94`` and ``mmff94s`` (relative energies; bonds perceived
+  from the geometry).
+
+All three give energies in eV and forces in eV/Angstrom (:func:`molpre.qc.compute`), are
+content-keyed in the same label store and can be a label, a pretraining target or a delta
+baseline. A level is written as one string: :func:`parse_level` reads ``gfn2-xtb``,
+``mmff94`` or ``METHOD/BASIS``; :attr:`LevelOfTheory.tag` writes it back.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+
+#: Semi-empirical methods (tblite) by molpre name -> tblite's name.
+XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
+#: Force fields (RDKit) by molpre name -> RDKit's MMFF variant.
+FORCE_FIELDS = {"mmff94": "MMFF94", "mmff94s": "MMFF94s"}
+#: The level of theory of labels when none is given (``molpre label``, label jobs, studies).
+DEFAULT_LABEL_LEVEL = "b3lyp/6-31g(2df,p)"
 
 #: Fields that change the computed numbers; they enter the content key and the level string.
 #: ``max_cycle``, ``time_limit_s`` and ``max_atoms`` only decide *whether* a label is made.
@@ -50,13 +72,26 @@ class LevelOfTheory:
             raise ValueError(f"grid_level must be in 0..9, got {self.grid_level}")
 
     @property
+    def engine(self) -> str:
+        """``"tblite"`` (GFN-xTB), ``"rdkit"`` (MMFF) or ``"pyscf"`` (everything else)."""
+        name = self.method.strip().lower()
+        if name in XTB_METHODS:
+            return "tblite"
+        if name in FORCE_FIELDS:
+            return "rdkit"
+        return "pyscf"
+
+    @property
     def is_hf(self) -> bool:
         """True for Hartree-Fock (no exchange-correlation functional, no grid)."""
         return self.method.strip().lower() in ("hf", "rhf", "uhf")
 
     @property
     def tag(self) -> str:
-        """Short level string stored with every row, e.g. ``b3lyp/6-31g(2df,p)/df/grid3``."""
+        """Short level string stored with every row, e.g. ``b3lyp/6-31g(2df,p)/df/grid3``
+        (``gfn2-xtb``, ``mmff94``: a non-PySCF level is its method alone)."""
+        if self.engine != "pyscf":
+            return self.method.strip().lower()
         parts = [self.method.lower(), self.basis.lower()]
         if self.density_fit:
             parts.append(f"df:{self.auxbasis.lower()}" if self.auxbasis else "df")
@@ -69,7 +104,10 @@ class LevelOfTheory:
         return "/".join(parts)
 
     def result_fields(self) -> dict:
-        """The fields that change the numbers (content-key input); grid only for DFT."""
+        """The fields that change the numbers (content-key input); grid only for DFT; the
+        method alone for a non-PySCF level."""
+        if self.engine != "pyscf":
+            return {"method": self.method.strip().lower()}
         out = {name: getattr(self, name) for name in RESULT_FIELDS}
         out["method"] = self.method.lower()
         out["basis"] = self.basis.lower()
@@ -95,13 +133,60 @@ class LevelOfTheory:
 
 
 class LevelError(ValueError):
-    """An unknown functional or basis name."""
+    """An unknown functional or basis name, or an engine that is not installed."""
+
+
+def parse_level(text: str | LevelOfTheory, **limits) -> LevelOfTheory:
+    """The level named by ``text``: ``gfn2-xtb``, ``gfn1-xtb``, ``mmff94``, ``mmff94s`` or
+    ``METHOD/BASIS[/df|/df:AUX][/gridN][/cart][/tolX]`` (the inverse of
+    :attr:`LevelOfTheory.tag`, so a bare ``METHOD/BASIS`` means no density fitting and
+    ``hf/sto-3g/df`` asks for it). ``limits`` (max_atoms, time_limit_s, ...) are set on the result.
+    LevelError for text that names no level."""
+    if isinstance(text, LevelOfTheory):
+        return replace(text, **limits) if limits else text
+    name = str(text).strip().lower()
+    if name in XTB_METHODS or name in FORCE_FIELDS:
+        return LevelOfTheory(method=name, **limits)
+    parts = name.split("/")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        known = sorted(XTB_METHODS) + sorted(FORCE_FIELDS) + ["METHOD/BASIS (hf/sto-3g)"]
+        raise LevelError(f"cannot read a level of theory from {text!r}: use one of {known}")
+    fields: dict = {"method": parts[0], "basis": parts[1], "density_fit": False}
+    for part in parts[2:]:
+        if part == "df" or part.startswith("df:"):
+            fields["density_fit"] = True
+            fields["auxbasis"] = part[3:] or None
+        elif part.startswith("grid") and part[4:].isdigit():
+            fields["grid_level"] = int(part[4:])
+        elif part == "cart":
+            fields["cart"] = True
+        elif part.startswith("tol"):
+            try:
+                fields["conv_tol"] = float(part[3:])
+            except ValueError:
+                raise LevelError(f"{text!r}: bad tolerance {part!r}") from None
+        else:
+            raise LevelError(f"cannot read a level of theory from {text!r}: unknown part {part!r}")
+    try:
+        return LevelOfTheory(**fields, **limits)
+    except ValueError as err:
+        raise LevelError(f"{text!r}: {err}") from None
 
 
 def validate_level(level: LevelOfTheory) -> None:
-    """Raise LevelError naming an unknown functional or basis (imports PySCF)."""
+    """Raise LevelError naming an unknown functional or basis, or a missing engine (imports
+    PySCF or tblite)."""
     import warnings
 
+    if level.engine == "tblite":
+        try:
+            import tblite.interface  # noqa: F401
+        except ImportError:
+            raise LevelError(f"{level.method} needs tblite (Linux x86-64 wheels: pip install "
+                             "tblite); use mmff94 or a PySCF level elsewhere") from None
+        return
+    if level.engine == "rdkit":
+        return
     from pyscf import gto
 
     if not level.is_hf:

@@ -179,7 +179,7 @@ def compute_conformers(frames: list[Atoms], level: LevelOfTheory, forces: bool =
     overruns ``level.time_limit_s`` gives that conformer a failed result with the reason);
     ``workers`` = 1 computes them here, one after another.
     """
-    from molpre.qc.pyscf import compute
+    from molpre.qc.engines import compute
 
     if workers <= 1 or len(frames) <= 1:
         return [compute(atoms, level, forces=forces) for atoms in frames]

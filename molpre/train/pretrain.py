@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from molpre.data.shard_stream import ShardDataset, collate_views
@@ -57,6 +58,7 @@ class PretrainResult:
     metrics: dict[str, float] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
     molecules_used: int = 0  # of manifest["molecules"]: corpus.max_molecules may take fewer
+    molecules_held_out: int = 0  # in the validation shards
 
 
 class PretrainInterrupted(KeyboardInterrupt):
@@ -82,6 +84,70 @@ def check_corpus(manifest: Mapping[str, Any], shard_dir: Path) -> None:
     raise ValueError(f"no usable molecule in the pretraining corpus: all {manifest.get('failed', 0)} "
                      f"were rejected{': ' + top if top else ''}; see {shard_dir / 'failures.csv'} "
                      "and give a corpus of valid molecules")
+
+
+def check_labels(objectives: Mapping[str, Any], manifest: Mapping[str, Any],
+                 shard_dir: Path) -> None:
+    """ValueError, before any work, when an objective needs labels the corpus lacks."""
+    from molpre.train.objectives import active, objective_class
+
+    labels = manifest.get("labels") or {}
+    for name in active(objectives):
+        need = objective_class(name).needs_labels
+        if need and (not labels or (need == "forces" and not labels.get("forces"))):
+            what = "cheap-level forces" if need == "forces" else "cheap-level energies"
+            raise ValueError(f"objective {name} needs {what}, and the corpus {shard_dir} has "
+                             "none: build a labeled one with `molpre submit "
+                             "workflows/corpus_xtb.yaml --input MOLECULES -o CORPUS`")
+
+
+def label_scales(shard_dir: Path, manifest: Mapping[str, Any]) -> dict[str, float]:
+    """The spread of a labeled corpus's first shard: ``energy`` (eV/atom, after the
+    per-element fit) and ``forces`` (eV/Angstrom, per component); what the cheap objectives
+    measure their losses in when no ``scale`` is configured."""
+    from molpre.data.shards import iter_shard
+
+    offsets = {int(z): v for z, v in (manifest.get("labels") or {}).get("offsets", {}).items()}
+    per_atom, forces = [], []
+    for mol in iter_shard(shard_dir / manifest["shards"][0]["file"]):
+        if mol.energies is None:
+            return {}
+        reference = sum(offsets.get(int(z), 0.0) for z in mol.numbers)
+        per_atom.extend((mol.energies - reference) / len(mol.numbers))
+        if mol.forces is not None:
+            forces.append(mol.forces.ravel())
+    out = {"energy": max(float(np.std(per_atom)), 1e-3)}
+    if forces:
+        out["forces"] = max(float(np.std(np.concatenate(forces))), 1e-3)
+    return out
+
+
+def with_label_scales(objectives: Mapping[str, Any], shard_dir: Path,
+                      manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """``objectives`` with each active cheap objective's ``scale`` set from the corpus where
+    the config left it empty (so the resolved config, and the checkpoint, hold the value)."""
+    from molpre.train.objectives import active, objective_class
+
+    out = {name: dict(section) for name, section in objectives.items()}
+    needing = [n for n in active(objectives) if objective_class(n).needs_labels
+               and out[n].get("scale") is None]
+    if needing:
+        scales = label_scales(shard_dir, manifest)
+        for name in needing:
+            out[name]["scale"] = scales.get(objective_class(name).needs_labels)
+    return out
+
+
+def split_shards(manifest: Mapping[str, Any], val_shards: int | None
+                 ) -> tuple[list[str], list[str]]:
+    """(training shard files, held-out shard files): the last ``val_shards`` shards held
+    out (None: one when the corpus has at least 4 shards, else none)."""
+    files = [shard["file"] for shard in manifest["shards"]]
+    held = (1 if len(files) >= 4 else 0) if val_shards is None else int(val_shards)
+    if held >= len(files):
+        raise ValueError(f"corpus.val_shards = {held} leaves no shard to train on "
+                         f"({len(files)} shards)")
+    return files[:len(files) - held], files[len(files) - held:]
 
 
 def prepare_shards(config: Mapping[str, Any], outdir: Path, progress: bool = True) -> Path:
@@ -171,8 +237,10 @@ def mlflow_run(config: Mapping[str, Any], outdir: Path, resuming: bool, hashes: 
 
 
 def make_trainer(config: Mapping[str, Any], outdir: Path, run_id: str,
-                 callbacks: list[L.Callback]) -> L.Trainer:
-    """A Lightning Trainer logging to MLflow run ``run_id`` and checkpointing into OUTDIR."""
+                 callbacks: list[L.Callback], validating: bool = False) -> L.Trainer:
+    """A Lightning Trainer logging to MLflow run ``run_id`` and checkpointing into OUTDIR;
+    ``validating``: every ``train.val_every_n_steps`` steps, ``train.val_batches`` batches of
+    the held-out shards (grad mode on: force objectives differentiate there too)."""
     from lightning.pytorch.loggers import MLFlowLogger
 
     from molpre.tracking import tracking_uri
@@ -184,13 +252,17 @@ def make_trainer(config: Mapping[str, Any], outdir: Path, run_id: str,
     if strategy == "auto" and int(t["devices"]) > 1:
         strategy = "ddp_spawn"  # the driver (shards, MLflow run) must not re-run per rank
     max_time = {"seconds": t["max_time_s"]} if t["max_time_s"] else None
+    validate = {"val_check_interval": int(t["val_every_n_steps"]),
+                "check_val_every_n_epoch": None, "limit_val_batches": int(t["val_batches"]),
+                "inference_mode": False} if validating else {}
     return L.Trainer(
         accelerator=resolve_accelerator(t["accelerator"]), devices=t["devices"],
         strategy=strategy, default_root_dir=outdir,
         max_epochs=t["epochs"], max_steps=t["max_steps"], max_time=max_time, logger=logger,
         callbacks=callbacks, log_every_n_steps=t["log_every_n_steps"],
         gradient_clip_val=t["grad_clip"], enable_progress_bar=t["progress"],
-        enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False)
+        enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False,
+        **validate)
 
 
 def build_callbacks(config: Mapping[str, Any], dataset: ShardDataset, cutoff: float,
@@ -236,16 +308,26 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
     shard_dir = prepare_shards(cfg, outdir, progress=cfg["train"]["progress"])
     manifest = read_manifest(shard_dir)
     check_corpus(manifest, shard_dir)
+    check_labels(cfg["objectives"], manifest, shard_dir)
+    cfg["objectives"] = with_label_scales(cfg["objectives"], shard_dir, manifest)
     enc_cfg = resolve_config(cfg["model"]["preset"], **cfg["model"]["overrides"])
-    dataset = ShardDataset(shard_dir, enc_cfg.cutoff, views=views_needed(cfg["objectives"]),
+    train_files, val_files = split_shards(manifest, cfg["corpus"]["val_shards"])
+    views = views_needed(cfg["objectives"])
+    dataset = ShardDataset(shard_dir, enc_cfg.cutoff, views=views,
                            shuffle_buffer=cfg["train"]["shuffle_buffer"], seed=cfg["seed"],
-                           max_molecules=cfg["corpus"]["max_molecules"])
+                           max_molecules=cfg["corpus"]["max_molecules"], files=train_files)
     batch_size = cfg["train"]["batch_size"]
     readers = int(cfg["train"]["devices"]) * max(1, cfg["train"]["num_workers"])
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, collate_fn=collate_views,
         num_workers=cfg["train"]["num_workers"],
         drop_last=dataset.reader_quota(readers) >= batch_size)  # no 1-molecule contrast batch
+    val_loader = None
+    if val_files:
+        held_out = ShardDataset(shard_dir, enc_cfg.cutoff, views=views, shuffle_buffer=1,
+                                seed=cfg["seed"], files=val_files)
+        val_loader = torch.utils.data.DataLoader(held_out, batch_size=batch_size,
+                                                 collate_fn=collate_views, drop_last=True)
     module = PretrainModule(enc_cfg.to_dict(), cfg["objectives"], lr=cfg["train"]["lr"],
                             weight_decay=cfg["train"]["weight_decay"])
     callbacks = build_callbacks(cfg, dataset, enc_cfg.cutoff, outdir)
@@ -256,17 +338,20 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
     if cfg["probe"]["data"]:
         hashes["probe"] = file_sha256(cfg["probe"]["data"])
     with mlflow_run(cfg, outdir, resuming, hashes) as run:
-        trainer = make_trainer(cfg, outdir, run.info.run_id, callbacks)
+        trainer = make_trainer(cfg, outdir, run.info.run_id, callbacks,
+                               validating=val_loader is not None)
         try:
             with checkpoints.catch_sigint():
-                trainer.fit(module, train_dataloaders=loader,
+                trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
                             ckpt_path=str(last) if resuming else None, weights_only=True)
         except SystemExit as exc:  # Lightning's answer to a second Ctrl-C: sys.exit(1)
             raise PretrainInterrupted(None, last, run.info.run_id) from exc
         if checkpoints.stopped_at is not None:
             raise PretrainInterrupted(checkpoints.stopped_at, last, run.info.run_id)
-        return finish(cfg, outdir, run.info.run_id, trainer, callbacks, manifest,
-                      dataset.n_molecules)
+        result = finish(cfg, outdir, run.info.run_id, trainer, callbacks, manifest,
+                        dataset.n_molecules)
+        result.molecules_held_out = held_out.n_molecules if val_loader is not None else 0
+        return result
 
 
 def finish(cfg: Mapping[str, Any], outdir: Path, run_id: str, trainer: L.Trainer,

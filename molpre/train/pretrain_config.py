@@ -45,6 +45,10 @@ class CorpusConfig:
     shards: str | None = setting(None, flags=("--shards",),
                                  click_type=click.Path(exists=True, file_okay=False),
                                  help="Use an existing shard directory instead of building one.")
+    val_shards: int | None = setting(
+        None, click_type=click.IntRange(min=0),
+        help="Shards held out for validation (every objective's loss on them). Default: 1 when "
+             "the corpus has at least 4 shards, else 0.")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ class TrainConfig:
     num_workers: int = 0
     shuffle_buffer: int = 256
     log_every_n_steps: int = 10
+    val_every_n_steps: int = 500
+    val_batches: int = 20
     grad_clip: float | None = 10.0
     checkpoint_every_n_steps: int = setting(200, flags=("--checkpoint-every",),
                                             click_type=click.IntRange(min=1),

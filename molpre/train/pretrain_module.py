@@ -3,12 +3,15 @@
 A batch is view-major (see :func:`molpre.data.shard_stream.collate_views`): with the
 contrastive objective it holds two conformers of each of B molecules (2B graphs). The
 configured objectives (:mod:`molpre.train.objectives`) live in a ``ModuleDict`` (their heads
-are saved with the module); each corrupts the batch in turn, the encoder runs once, and the
-loss is the sum of their weighted losses.
+are saved with the module); each corrupting objective corrupts the batch in turn and the
+encoder runs once on the result; the ``clean`` objectives (a cheap level's energy and forces)
+get one more encoder pass on the uncorrupted batch. The loss is the sum of their weighted
+losses. Validation (held-out shards) logs every objective's loss on fixed corruptions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -27,8 +30,11 @@ def build_objectives(sections: Mapping[str, Mapping[str, Any]], encoder: Encoder
     """The objectives with weight > 0 of an ``objectives`` config section, in config order."""
     features, channels = encoder_dims(encoder, encoder.config.cutoff)
     dims = obj.EncoderDims(features, channels)
-    return torch.nn.ModuleDict({name: obj.build_objective(name, sections[name], dims)
-                                for name in obj.active(sections)})
+    built = {name: obj.build_objective(name, sections[name], dims)
+             for name in obj.active(sections)}
+    for objective in built.values():
+        objective.bind(built)
+    return torch.nn.ModuleDict(built)
 
 
 class PretrainModule(L.LightningModule):
@@ -53,18 +59,50 @@ class PretrainModule(L.LightningModule):
 
     def losses(self, batch: dict[str, torch.Tensor],
                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Corrupt ``batch``, run the encoder once; every ``<objective>_loss``, every
-        ``<objective>_<metric>`` and the weighted total ``loss``."""
-        out = self.encoder(obj.corrupt(batch, self.objectives.values(), generator))
+        """Every ``<objective>_loss``, every ``<objective>_<metric>`` and the weighted total
+        ``loss``: the corrupting objectives on one encoder pass over the corrupted batch, the
+        clean ones on one pass over ``batch`` itself."""
+        corrupting = {n: o for n, o in self.objectives.items() if not o.clean}
+        clean = {n: o for n, o in self.objectives.items() if o.clean}
         terms: dict[str, torch.Tensor] = {}
-        total = torch.zeros((), device=out[keys.POSITIONS].device)
-        for name, objective in self.objectives.items():
-            loss, metrics = objective.loss(out)
-            terms[f"{name}_loss"] = loss
-            terms.update({f"{name}_{key}": value for key, value in metrics.items()})
-            total = total + objective.weight * loss
+        if corrupting:
+            out = self.encoder(obj.corrupt(batch, corrupting.values(), generator))
+            terms.update(self._terms(corrupting, out))
+        if clean:
+            terms.update(self._terms(clean, self._clean_pass(batch, clean.values())))
+        total = sum(o.weight * terms[f"{n}_loss"] for n, o in self.objectives.items())
         terms["loss"] = total
         return terms
+
+    def _clean_pass(self, batch: dict[str, torch.Tensor], objectives) -> dict[str, torch.Tensor]:
+        """Encoder outputs of the uncorrupted batch; positions differentiable when an
+        objective takes their gradient (grad mode forced on, also in validation)."""
+        if not any(o.needs_positions_grad for o in objectives):
+            return self.encoder(dict(batch))
+        pos = batch[keys.POSITIONS].detach().requires_grad_(True)
+        with torch.enable_grad():
+            return self.encoder({**batch, keys.POSITIONS: pos})
+
+    @staticmethod
+    def _terms(objectives: dict, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each objective's loss and metrics on ``out`` (grad mode on for all of them when
+        one differentiates through the positions: they may share a cached energy)."""
+        terms: dict[str, torch.Tensor] = {}
+        grad = any(o.needs_positions_grad for o in objectives.values())
+        with torch.enable_grad() if grad else contextlib.nullcontext():
+            for name, objective in objectives.items():
+                loss, metrics = objective.loss(out)
+                terms[f"{name}_loss"] = loss
+                terms.update({f"{name}_{key}": value for key, value in metrics.items()})
+        return terms
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Every objective's loss on a held-out batch, corrupted the same way each time."""
+        generator = torch.Generator().manual_seed(batch_idx)
+        terms = self.losses(batch, generator)
+        graphs = int(batch[keys.NUM_GRAPHS])
+        for name, value in terms.items():
+            self.log(f"val/{name}", value.detach(), batch_size=graphs, prog_bar=name == "loss")
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         terms = self.losses(batch)
@@ -73,8 +111,9 @@ class PretrainModule(L.LightningModule):
             self.log(f"train/{name}", value, batch_size=graphs, prog_bar=name == "loss")
         now = time.perf_counter()
         if self._last_step_at is not None:
-            self.log("train/conformers_per_s", graphs / max(now - self._last_step_at, 1e-9),
-                     batch_size=1)
+            seconds = max(now - self._last_step_at, 1e-9)
+            self.log("train/conformers_per_s", graphs / seconds, batch_size=1)
+            self.log("train/steps_per_s", 1.0 / seconds, batch_size=1)
         self._last_step_at = now
         loss = float(terms["loss"].detach())
         self.loss_ema = loss if self.loss_ema is None else 0.9 * self.loss_ema + 0.1 * loss

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,13 @@ from molpre.workflow.ledger import Ledger, LedgerRow, ledger_path
 from molpre.workflow.plan import Chunk, count_rows, make_plan
 from molpre.workflow.run import run_chunks
 from molpre.workflow.spec import JobSpec
-from molpre.workflow.tasks import Outcome, corpus_task, label_task, predict_task
+from molpre.workflow.tasks import (
+    Outcome,
+    corpus_task,
+    fragments_task,
+    label_task,
+    predict_task,
+)
 
 
 @dataclass
@@ -63,22 +70,31 @@ def task_and_params(spec: JobSpec) -> tuple[Callable, dict]:
                               "aggregation": spec.model.aggregation,
                               "batch_size": spec.model.batch_size,
                               "tracking_uri": tracking_uri()}
-    return corpus_task, common
+    if spec.kind == "fragments":
+        f = spec.fragments
+        return fragments_task, {"min_heavy": f.min_heavy, "max_heavy": f.max_heavy,
+                                "elements": list(f.elements)}
+    return corpus_task, {**common, "copies": spec.perturb.copies, "sigma": spec.perturb.sigma,
+                         "level": spec.level.to_dict() if spec.label else None,
+                         "forces": spec.forces}
 
 
 def make_writer(spec: JobSpec, out: str | Path, input_path: str | Path):
-    from molpre.workflow.writers import CorpusWriter, LabelWriter, PredictWriter
+    from molpre.qc.levels import validate_level
+    from molpre.workflow.writers import CorpusWriter, FragmentWriter, LabelWriter, PredictWriter
 
     if spec.kind == "label":
-        from molpre.qc.levels import validate_level
-
-        level = spec.level
-        validate_level(level)  # an unknown method/basis stops here, before any work
-        return LabelWriter(out, level)
+        validate_level(spec.level)  # an unknown method/basis stops here, before any work
+        return LabelWriter(out, spec.level)
     if spec.kind == "predict":
         return PredictWriter(out, input_path)
+    if spec.kind == "fragments":
+        return FragmentWriter(out)
     settings = {"conformers": spec.conformers.n, "seed": spec.conformers.seed,
-                "shard_size": spec.shard_size}
+                "shard_size": spec.shard_size, "perturb": dataclasses.asdict(spec.perturb)}
+    if spec.label:
+        validate_level(spec.level)
+        settings["labels"] = {"level": spec.level.tag, "forces": spec.forces}
     return CorpusWriter(out, spec.shard_size, settings)
 
 
@@ -177,8 +193,10 @@ def log_manifest(spec: JobSpec, summary: JobSummary, input_path, out) -> str:
     from molpre.tracking import start_run
 
     record = manifest(spec, summary, input_path, out)
-    what = (f"{spec.level.method}/{spec.level.basis}" if spec.kind == "label"
-            else spec.model.source if spec.kind == "predict" else f"{spec.conformers.n} conf")
+    what = {"label": spec.level.tag, "predict": spec.model.source,
+            "fragments": f"{spec.fragments.min_heavy}-{spec.fragments.max_heavy} heavy atoms",
+            "corpus": f"{spec.conformers.n} conf" + (f" @ {spec.level.tag}" if spec.label else "")
+            }[spec.kind]
     tags = {"job.kind": spec.kind, "job.id": summary.job_id, "job.scheduler": summary.scheduler,
             "job.what": what}
     with start_run(f"submit-{spec.kind}-{summary.job_id}", record["spec"],

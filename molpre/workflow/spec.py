@@ -18,7 +18,7 @@ from pathlib import Path
 from molpre.config import ConfigError, from_dict, load_config, setting
 from molpre.qc.levels import LevelOfTheory
 
-KINDS = ("label", "predict", "corpus")
+KINDS = ("label", "predict", "corpus", "fragments")
 
 
 class SpecError(ConfigError):
@@ -45,6 +45,25 @@ class ConformerSpec:
 
 
 @dataclass(frozen=True)
+class PerturbSpec:
+    """corpus: ``copies`` displaced copies of every conformer, each coordinate moved by
+    ``N(0, sigma^2)`` Angstrom (seeded by the conformer seed and the input row)."""
+
+    copies: int = 0
+    sigma: float = 0.05
+
+
+@dataclass(frozen=True)
+class FragmentSpec:
+    """fragments: pieces of ``min_heavy..max_heavy`` heavy atoms of only ``elements``
+    (molpre.chem.fragments)."""
+
+    min_heavy: int = 3
+    max_heavy: int = 12
+    elements: tuple[str, ...] = ("H", "C", "N", "O", "F")
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A model source for :meth:`molpre.predict.Predictor.load` (path, runs:/..., models:/...)."""
 
@@ -57,14 +76,16 @@ class ModelSpec:
 class JobSpec:
     """One batch job.
 
-    kind: "label" (conformers -> PySCF labels into a store), "predict" (conformers -> a
-    Predictor -> a table), "corpus" (conformers -> pretraining shards).
+    kind: "label" (conformers -> labels at ``level`` into a store), "predict" (conformers ->
+    a Predictor -> a table), "corpus" (conformers, ``perturb.copies`` displaced copies of
+    each, labels at ``level`` when ``label`` -> pretraining shards), "fragments" (small
+    fragments of every input molecule -> one CSV of unique SMILES).
     chunk_size: molecules per task; max_attempts: runs of a chunk whose worker died before it
     is split into single molecules (a single molecule gets one more run, then an error row).
     threads: PySCF/BLAS threads per worker process.
     """
 
-    kind: str = setting("", help="label, predict or corpus.")
+    kind: str = setting("", help="label, predict, corpus or fragments.")
     chunk_size: int = setting(8, help="Molecules per task.")
     max_attempts: int = setting(2, help="Runs of a chunk lost to a dead worker before it is split.")
     threads: int = setting(1, help="PySCF/BLAS threads per worker process.")
@@ -75,6 +96,10 @@ class JobSpec:
     forces: bool = setting(False, help="label: also compute forces (eV/Angstrom).")
     model: ModelSpec = field(default_factory=ModelSpec)
     shard_size: int = setting(1000, help="corpus: molecules per shard.")
+    label: bool = setting(False, help="corpus: label every conformer and displaced copy at "
+                                      "`level` (energies, forces with `forces`).")
+    perturb: PerturbSpec = field(default_factory=PerturbSpec)
+    fragments: FragmentSpec = field(default_factory=FragmentSpec)
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -86,6 +111,10 @@ class JobSpec:
                 raise SpecError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.conformers.n < 1:
             raise SpecError(f"conformers.n: must be >= 1, got {self.conformers.n}")
+        if self.perturb.copies < 0 or (self.perturb.copies and self.perturb.sigma <= 0):
+            raise SpecError(f"perturb: need copies >= 0 and sigma > 0, got {self.perturb}")
+        if not 1 <= self.fragments.min_heavy <= self.fragments.max_heavy:
+            raise SpecError(f"fragments: need 1 <= min_heavy <= max_heavy, got {self.fragments}")
         if self.kind == "predict" and not self.model.source:
             raise SpecError("model.source: a predict job needs a model (path, runs:/..., models:/...)")
 

@@ -6,7 +6,10 @@ labels, store rows), and ``finish`` builds the job's output from the ledger:
 * label: every conformer's label into the label store (``molpre.data.store.write_row``, one
   transaction each) as it arrives; ``OUT.rows.csv`` lists every input row at the end;
 * predict: ``OUT`` (.parquet or .csv) with the input's own columns and molpre's beside them;
-* corpus: pretraining shards in ``OUT/`` through :class:`molpre.data.shards.ShardWriter`.
+* corpus: pretraining shards in ``OUT/`` through :class:`molpre.data.shards.ShardWriter`
+  (with each geometry's labels when the job labels them);
+* fragments: ``OUT`` (CSV: smiles, mol_id, parent_id, heavy_atoms), each fragment once, in
+  the order of the first input molecule that has it.
 """
 
 from __future__ import annotations
@@ -145,9 +148,16 @@ def _input_table(path: Path):
     return table
 
 
-def _pack(numbers: np.ndarray, positions: np.ndarray) -> bytes:
+def _pack(numbers: np.ndarray, positions: np.ndarray, energies: np.ndarray | None = None,
+          forces: np.ndarray | None = None) -> bytes:
+    """One molecule's arrays as an uncompressed npz (no pickle)."""
+    arrays = {"numbers": numbers, "positions": positions}
+    if energies is not None:
+        arrays["energies"] = energies
+    if forces is not None:
+        arrays["forces"] = forces
     buffer = io.BytesIO()
-    np.savez(buffer, numbers=numbers, positions=positions)
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 
@@ -171,10 +181,10 @@ class CorpusWriter:
     def rows(self, outcome: Outcome) -> list[LedgerRow]:
         if outcome.error:
             return [_row(outcome)]
-        numbers, positions = outcome.value
         extra = json.dumps({"smiles": outcome.extra.get("smiles", ""),
-                            "inchikey": outcome.extra.get("inchikey", "")})
-        return [_row(outcome, extra.encode() + b"\n" + _pack(numbers, positions))]
+                            "inchikey": outcome.extra.get("inchikey", ""),
+                            "label_failed": outcome.extra.get("label_failed", 0)})
+        return [_row(outcome, extra.encode() + b"\n" + _pack(*outcome.value))]
 
     def finish(self, ledger: Ledger, job: str) -> dict:
         from ase import Atoms
@@ -189,8 +199,40 @@ class CorpusWriter:
             head, _, blob = bytes(r.payload).partition(b"\n")
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 numbers, positions = data["numbers"], data["positions"]
+                energies = data["energies"] if "energies" in data else None
+                forces = data["forces"] if "forces" in data else None
             frames = [Atoms(numbers=numbers, positions=p) for p in positions]
-            writer.add(_Shim(r, json.loads(head)), frames)
+            writer.add(_Shim(r, json.loads(head)), frames, energies=energies, forces=forces)
         manifest = writer.close()
         return {"molecules": manifest["molecules"], "conformers": manifest["conformers"],
                 "shards": len(manifest["shards"])}
+
+
+class FragmentWriter:
+    """Unique fragments into one CSV; one ledger row per input molecule (its fragments)."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+
+    def rows(self, outcome: Outcome) -> list[LedgerRow]:
+        if outcome.error:
+            return [_row(outcome)]
+        payload = "\n".join(outcome.value)
+        return [_row(outcome, payload, "" if outcome.value else "no fragment in range")]
+
+    def finish(self, ledger: Ledger, job: str) -> dict:
+        from rdkit import Chem
+
+        from molpre.outputs import atomic_output
+
+        seen: set[str] = set()
+        with atomic_output(self.out, newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(["smiles", "mol_id", "parent_id", "heavy_atoms"])
+            for r in ledger.rows(job):
+                for smiles in (r.payload or "").split("\n") if r.status == "ok" else ():
+                    if smiles and smiles not in seen:
+                        seen.add(smiles)
+                        heavy = Chem.MolFromSmiles(smiles).GetNumHeavyAtoms()
+                        out.writerow([smiles, f"frag-{len(seen)}", r.mol_id, heavy])
+        return {"fragments": len(seen)}

@@ -4,7 +4,8 @@ See :mod:`molpre.train.objectives.base` for the shape of an objective. Every mod
 package is imported here, so a new objective module registers itself; the pretrain config
 then names it under ``objectives:`` with a weight and its options.
 
-Built in: ``mask`` (masked atoms), ``contrast`` (conformer contrast), ``denoise``.
+Built in: ``mask`` (masked atoms), ``contrast`` (conformer contrast), ``denoise``, and on a
+labeled corpus ``cheap_energy`` and ``cheap_forces`` (a cheap level of theory).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ task (SchNetPack's ``ModelOutput`` idea, for pretraining):
 - ``loss(out) -> (loss, metrics)``: its loss (0-d) and the metrics it logs, computed from
   the encoder's output dict (which holds the corrupted batch's keys too);
 - ``views``: conformers per molecule it needs in a batch (2 for a contrastive pair);
+- ``clean``: it learns from the uncorrupted batch (the pretraining module gives the clean
+  objectives an encoder pass of their own), ``needs_positions_grad``: that pass keeps
+  positions differentiable (forces), ``needs_labels``: ``"energy"``/``"forces"`` a labeled
+  corpus must hold; ``bind(objectives)``: called once all are built (to share a head);
 - ``Options``: a frozen dataclass of its settings, read from the pretrain config's
   ``objectives.<name>`` section (beside ``weight``).
 
@@ -51,6 +55,9 @@ class Objective(nn.Module):
 
     name: ClassVar[str] = ""
     views: ClassVar[int] = 1
+    clean: ClassVar[bool] = False
+    needs_positions_grad: ClassVar[bool] = False
+    needs_labels: ClassVar[str | None] = None
     Options: ClassVar[type] = NoOptions
 
     def __init__(self, dims: EncoderDims, options: Any = None, weight: float = 1.0):
@@ -63,6 +70,9 @@ class Objective(nn.Module):
     def build_head(self, dims: EncoderDims) -> nn.Module | None:
         """The head this objective trains (None: it reads the encoder outputs directly)."""
         return None
+
+    def bind(self, objectives: dict[str, Objective]) -> None:
+        """Called once every configured objective is built (default: nothing)."""
 
     def corrupt(self, batch: dict[str, torch.Tensor],
                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
