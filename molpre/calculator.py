@@ -10,6 +10,10 @@ to ~1e-7 eV/Angstrom; a float32 model gives float32-precision forces (~1e-4 eV/A
 Geometries the model cannot describe (no atoms, non-finite positions, periodic cells,
 elements without a reference energy) raise CalculatorError instead of giving a number.
 
+A delta model (molpre.delta) adds its cheap level, computed here for every geometry (energy
+and forces: GFN2-xTB takes milliseconds, a PySCF level seconds), to the model's outputs: the
+energy is ``E_model + s * (E_cheap - offsets)`` and the forces ``F_model + s * F_cheap``.
+
 With a committee model (``molpre finetune --ensemble K``) the energy and forces are the
 members' means and ``results`` also holds ``energy_std`` (eV), ``forces_std`` ([N, 3]
 eV/Angstrom, per component), ``energies`` ([K] eV, one per member), ``ood`` (bool) and
@@ -49,11 +53,12 @@ class MolpreCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces"]
 
     def __init__(self, model: torch.nn.Module, cutoff: float, domain: Domain | None = None,
-                 **kwargs) -> None:
+                 delta=None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.model = model.eval()
         self.cutoff = float(cutoff)
         self.domain = domain
+        self.delta = delta
         self._known = set(model.atomref.as_dict())
         if isinstance(model, Committee):
             self.implemented_properties = [*type(self).implemented_properties,
@@ -67,6 +72,8 @@ class MolpreCalculator(Calculator):
         forces = out[keys.PREDICTED_FORCES].detach().double().cpu().numpy()
         if not (np.isfinite(energy) and np.isfinite(forces).all()):
             raise CalculatorError("the model gave a non-finite energy or force")
+        if self.delta is not None:
+            energy, forces = self._add_cheap_level(energy, forces)
         self.results = {"energy": energy, "free_energy": energy, "forces": forces}
         if isinstance(self.model, Committee):
             self.results.update(self._spread(out, len(self.atoms)))
@@ -81,6 +88,16 @@ class MolpreCalculator(Calculator):
             warnings.warn(OOD_MESSAGE, OutOfDomainWarning, stacklevel=_caller_level())
         return {"energy_std": energy_std, "forces_std": forces.std(axis=0), "energies": energies,
                 "ood": bool(reason), "ood_reason": reason}
+
+    def _add_cheap_level(self, energy: float, forces: np.ndarray) -> tuple[float, np.ndarray]:
+        """A delta model's energy and forces plus its cheap level at this geometry."""
+        from molpre.qc.engines import compute_many
+
+        result = compute_many([self.atoms], self.delta.level_of_theory, forces=True)[0]
+        if not result.ok:
+            raise CalculatorError(f"cheap level {self.delta.level} failed: {result.reason}")
+        return (self.delta.add(energy, self.atoms.numbers, result.energy),
+                self.delta.add_forces(forces, result.forces))
 
     def _check(self, atoms) -> None:
         if len(atoms) == 0:

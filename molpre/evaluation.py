@@ -92,15 +92,19 @@ def evaluate_model(predictor, data: LabeledData, out: str | Path,
     known = [unsupported_elements(a.numbers, predictor.elements) is None for a in data.atoms]
     usable = data.subset([i for i, k in enumerate(known) if k])
     delta = getattr(predictor, "delta", None) if "energy" in usable.targets else None
-    terms = predictor.delta_terms(list(usable.atoms)) if delta is not None else []
-    if delta is not None:  # a delta model: PySCF at its cheap level for every row
-        usable = usable.subset([i for i, t in enumerate(terms) if not isinstance(t, str)])
-        terms = [t for t in terms if not isinstance(t, str)]
-    with_forces = usable.forces is not None and delta is None
+    with_forces = usable.forces is not None
+    cheap = []
+    if delta is not None:  # a delta model: its cheap level for every row (forces too)
+        cheap = predictor.cheap_results(list(usable.atoms), forces=with_forces)
+        kept = [i for i, r in enumerate(cheap) if r.ok]
+        usable, cheap = usable.subset(kept), [cheap[i] for i in kept]
     preds, forces = predict_labeled(predictor, usable, with_forces, batch_size,
                                     tuple(usable.targets))
     if delta is not None:
-        preds["energy"] = preds["energy"] + np.asarray(terms, dtype=np.float64)
+        preds["energy"] = np.array([delta.add(e, a.numbers, r.energy) for e, a, r in
+                                    zip(preds["energy"], usable.atoms, cheap, strict=True)])
+        if with_forces:
+            forces = [delta.add_forces(f, r.forces) for f, r in zip(forces, cheap, strict=True)]
     metrics: dict[str, float] = {}
     for spec in usable.specs:
         metrics.update(target_metrics(spec, preds[spec.name], usable.labels[spec.name]))

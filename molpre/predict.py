@@ -42,7 +42,7 @@ from ase.units import kB
 
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
-from molpre.data.multifidelity import DeltaBaseline
+from molpre.delta import Delta
 from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
 from molpre.models.committee import STD, Committee, Domain, mean_and_std
 from molpre.models.inference import aggregate_columns, columns_from_targets, target_columns
@@ -120,7 +120,7 @@ class Predictor:
         self.cutoff = float(cutoff)
         self.meta = dict(meta or {})
         self.domain = Domain.from_meta(self.meta) if self.is_committee else None
-        self.delta = DeltaBaseline.from_meta(self.meta.get("delta"))
+        self.delta = Delta.from_meta(self.meta.get("delta"))
         self.configure(n_conformers=n_conformers, aggregation=aggregation,
                        temperature=temperature, batch_size=batch_size, seed=seed,
                        workers=workers, progress=progress, max_atoms=max_atoms, chunk=chunk)
@@ -247,14 +247,11 @@ class Predictor:
         return pd.concat(frames) if frames else pd.DataFrame(columns=[*self.columns, "embedding"])
 
     def calculator(self):
-        """An ASE calculator (energy eV, forces eV/Angstrom) on the model's device and dtype.
-        A delta model has none: its forces would need the cheap level's forces each step."""
+        """An ASE calculator (energy eV, forces eV/Angstrom) on the model's device and dtype;
+        a delta model's computes its cheap level (energy and forces) at every geometry."""
         from molpre.calculator import MolpreCalculator
 
-        if self.delta is not None:
-            raise ValueError("a delta-learning model has no ASE calculator (it would need the "
-                             "cheap level's forces at every step); use predict()")
-        return MolpreCalculator(self.model, self.cutoff, domain=self.domain)
+        return MolpreCalculator(self.model, self.cutoff, domain=self.domain, delta=self.delta)
 
     # -- internals ---------------------------------------------------------------------
     def _jobs(self, items: Iterable, ids: Iterable) -> Iterator[Job]:
@@ -369,23 +366,30 @@ class Predictor:
 
     def delta_term(self, atoms) -> float | str:
         """A delta model's baseline for one conformer: ``scale * (E_cheap - offsets)`` eV with
-        ``E_cheap`` computed here by PySCF at the model's cheap level, or the reason that
-        calculation failed. (0.0 for a plain model.)"""
+        ``E_cheap`` computed here at the model's cheap level, or the reason that calculation
+        failed. (0.0 for a plain model.)"""
         return self.delta_terms([atoms])[0]
 
     def delta_terms(self, frames: list) -> list[float | str]:
-        """:meth:`delta_term` for many conformers, on ``workers`` processes."""
-        from molpre.qc.levels import LevelOfTheory
-        from molpre.qc.runner import compute_conformers
-
+        """:meth:`delta_term` for many conformers."""
         if self.delta is None:
             return [0.0] * len(frames)
-        level = LevelOfTheory.from_dict(self.delta.level)
-        workers = int(self.workers) or (os.cpu_count() or 1)  # 0: one per core
-        results = compute_conformers(frames, level, workers=workers)
-        return [self.delta.term(atoms.numbers, r.energy) if r.ok
-                else f"cheap level {level.tag} failed: {r.reason}"
-                for atoms, r in zip(frames, results, strict=True)]
+        return [self.delta.baseline(atoms.numbers, r.energy) if r.ok
+                else f"cheap level {self.delta.level} failed: {r.reason}"
+                for atoms, r in zip(frames, self.cheap_results(frames), strict=True)]
+
+    def cheap_results(self, frames: list, forces: bool = False) -> list:
+        """A delta model's cheap level of each conformer (``molpre.qc.QCResult``, eV and
+        eV/Angstrom): a semi-empirical or force-field level in this process (milliseconds
+        each), a PySCF level on ``workers`` processes."""
+        from molpre.qc.engines import compute_many
+        from molpre.qc.runner import compute_conformers
+
+        level = self.delta.level_of_theory
+        if level.engine == "pyscf":
+            workers = int(self.workers) or (os.cpu_count() or 1)  # 0: one per core
+            return compute_conformers(frames, level, forces=forces, workers=workers)
+        return compute_many(frames, level, forces=forces)
 
     def _add_cheap_level(self, frames: list, outputs: list[dict | str]) -> list[dict | str]:
         """A delta model's energies: each output plus its :meth:`delta_term`, or why it failed.

@@ -227,16 +227,18 @@ def write_row(db, atoms: Atoms, key: str, result, meta: dict, replace: bool = Fa
     stored = _stored_atoms(atoms, kvp["mol_charge"])
     kvp, strings = _storable(kvp)
     data = {"ladder": list(result.ladder), "strings": strings}
-    if result.ok:
-        kvp.update(homo=float(result.homo), converged=bool(result.converged),
-                   scf_cycles=int(result.scf_cycles),
-                   dipole_debye=float(np.linalg.norm(result.dipole)))
+    if result.ok:  # a force field has no orbitals and no dipole: those keys stay absent
+        kvp.update(converged=bool(result.converged), scf_cycles=int(result.scf_cycles))
+        if result.homo is not None:
+            kvp["homo"] = float(result.homo)
         if result.lumo is not None:
             kvp["lumo"] = float(result.lumo)
+        extra = {}
+        if result.dipole is not None:
+            kvp["dipole_debye"] = float(np.linalg.norm(result.dipole))
+            extra["dipole"] = np.asarray(result.dipole) * ase_units.Debye
         stored.calc = SinglePointCalculator(
-            stored, energy=float(result.energy), forces=result.forces,
-            dipole=np.asarray(result.dipole) * ase_units.Debye,
-        )
+            stored, energy=float(result.energy), forces=result.forces, **extra)
     try:
         with store_errors(db):
             return _check_and_insert(db, stored, key, kvp, data, replace)

@@ -72,10 +72,23 @@ def check_threads(workers: int, threads: int, oversubscribe: bool = False) -> No
                          f"{cores} cores; lower them or allow oversubscription (--oversubscribe)")
 
 
+#: The distribution whose version each engine's labels record.
+ENGINE_PACKAGES = {"pyscf": "pyscf", "tblite": "tblite", "rdkit": "rdkit"}
+
+
 def level_meta(level: LevelOfTheory) -> dict:
-    """Key-value pairs naming the level of theory and the PySCF version (no PySCF import)."""
-    return {"method": level.method, "basis": level.basis, "level": level.tag,
-            "pyscf_version": metadata.version("pyscf")}
+    """Key-value pairs naming the level of theory and its engine's version (no import of
+    the engine): ``pyscf_version`` for PySCF levels, ``tblite_version``, ``rdkit_version``."""
+    package = ENGINE_PACKAGES[level.engine]
+    try:
+        version = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        version = "not installed"
+    meta = {"method": level.method, "level": level.tag, "engine": level.engine,
+            f"{package}_version": version}
+    if level.engine == "pyscf":
+        meta["basis"] = level.basis
+    return meta
 
 
 def _chunks(frames: Iterable[Atoms], level: LevelOfTheory, done: dict[str, str],

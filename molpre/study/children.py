@@ -48,14 +48,14 @@ def load_data(path: str, target: str, unit: str):
     return _DATA[key]
 
 
-def cheap_energies(paths: list[str]):
-    """The cheap-level energies of a delta study (molpre.data.multifidelity), read once
-    per process."""
-    from molpre.data.multifidelity import read_cheap_energies
+def cheap_labels(data, paths: list[str]):
+    """The cheap level of every row of a delta study's data (molpre.delta), read once per
+    process."""
+    from molpre.delta import cheap_labels as read
 
-    key = ("delta", tuple(paths))
+    key = ("delta", tuple(paths), data.sha256)
     if key not in _DATA:
-        _DATA[key] = read_cheap_energies(paths)
+        _DATA[key] = read(data, list(paths))
     return _DATA[key]
 
 
@@ -66,15 +66,14 @@ def child_data(job: dict, data) -> tuple[Any, dict]:
     delta = job.get("delta")
     if not delta or not delta.get("data"):
         return data, {}
-    from molpre.data.multifidelity import make_delta
+    from molpre.delta import fit_delta
 
-    cheap = cheap_energies(list(delta["data"]))
+    cheap = cheap_labels(data, list(delta["data"]))
     split = _split(job, data)
-    data, scale, _ = make_delta(data, cheap, np.concatenate([split.train, split.val]),
-                                delta.get("scale"))
-    tags = {"delta.level": cheap.level, "delta.scale": f"{scale:.6f}",
+    fitted = fit_delta(data, cheap, np.concatenate([split.train, split.val]), delta.get("scale"))
+    tags = {"delta.level": cheap.level, "delta.scale": f"{fitted.scale:.6f}",
             "delta.data": cheap.source, "delta.sha256": cheap.sha256}
-    return data, tags
+    return fitted.remove(data, cheap), tags
 
 
 def _split(job: dict, data):

@@ -16,7 +16,7 @@ pipelines/qm9_sample.yaml)::
                 val_fraction, val_min, fail_margin, dtype}
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
-    delta:     {data: [cheap-level stores], scale: null}   (delta learning; off when empty)
+    delta:     {level: gfn2-xtb | data: [cheap-level stores], scale: null}   (delta learning)
 """
 
 from __future__ import annotations
@@ -164,20 +164,30 @@ class ProbeSpec:
 
 @dataclass(frozen=True)
 class DeltaSpec:
-    """Delta learning on a cheap level (molpre.data.multifidelity): every arm, baselines
-    included, learns ``target - s * E_cheap`` and is scored on the target itself. ``data``:
-    label stores or extxyz files with the cheap level's energy for every molecule of the
-    study (test set included: a delta model needs the cheap level wherever it predicts);
-    empty: off. ``scale``: s; null fits it with per-element constants on each child's
+    """Delta learning on a cheap level (molpre.delta): every arm, baselines included, learns
+    ``target - s * E_cheap`` and is scored on the target itself. ``level``: a cheap level
+    (``gfn2-xtb``, ``mmff94``, ``hf/sto-3g``) the study computes once for every molecule
+    (test set included: a delta model needs the cheap level wherever it predicts) into
+    OUT/cheap-<level>.db; or ``data``: label stores or extxyz files already holding it.
+    Neither: off. ``scale``: s; null fits it with per-element constants on each child's
     training labels (never the test set)."""
 
+    level: str | None = setting(None, help="A cheap level computed for every molecule.")
     data: list[str] = setting(default_factory=list,
                               help="Cheap-level label stores/extxyz (all molecules); [] = off.")
     scale: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.level and self.data:
+            raise ValueError("delta: give a level or data (its stores), not both")
+        if self.level:
+            from molpre.qc.levels import parse_level
+
+            parse_level(self.level)  # LevelError (a ValueError) names a bad level now
+
     @property
     def enabled(self) -> bool:
-        return bool(self.data)
+        return bool(self.data) or bool(self.level)
 
 
 @dataclass(frozen=True)

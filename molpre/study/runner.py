@@ -66,6 +66,22 @@ def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder]
     return ch.child_job(child, **fields)
 
 
+def with_cheap_store(config: StudyConfig, data, out: Path) -> StudyConfig:
+    """A study whose ``delta.level`` is set: the level computed once for every molecule into
+    OUT/cheap-<level>.db (content-keyed: a resumed study computes nothing twice), and the
+    config pointing its ``delta.data`` there; other configs unchanged."""
+    import dataclasses
+
+    if not config.delta.level:
+        return config
+    from molpre.delta import cheap_labels
+
+    store = out / f"cheap-{config.delta.level.replace('/', '_')}.db"
+    cheap_labels(data, config.delta.level, cache=str(store), workers=max(1, config.workers))
+    delta = dataclasses.replace(config.delta, level=None, data=[str(store)])
+    return dataclasses.replace(config, delta=delta)
+
+
 def _krr(config: StudyConfig, jobs: list[dict], data) -> list[dict]:
     """Run the KRR children on one kernel over every molecule they touch."""
     from molpre.study.baselines import AtomTable, fchl19, local_kernels
@@ -160,10 +176,9 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
     share_runs_view(experiment_id)
     data = ch.load_data(config.data, config.target, config.unit)
+    config = with_cheap_store(config, data, out)
     if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
-        from molpre.data.multifidelity import align
-
-        align(data, ch.cheap_energies(list(config.delta.data)))
+        ch.cheap_labels(data, list(config.delta.data))
     test_ids = write_test_ids(config, data, out)
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
     for line in shared_start_warnings(config, encoders):

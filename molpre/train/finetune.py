@@ -108,24 +108,32 @@ def resolve_forces(config: FinetuneConfig, data: LabeledData) -> LabeledData:
 
 
 def apply_delta(config: FinetuneConfig, data: LabeledData, split: Split):
-    """``(data, baseline)``: for delta learning the energy labels become ``target - s *
-    E_cheap`` (s fitted on the split's train + val rows unless ``delta_scale`` is set) and
-    the DeltaBaseline a prediction adds back; otherwise ``(data, None)``."""
+    """``(data, delta)``: for delta learning (molpre.delta) the energy labels, and the forces
+    when both the labels and the cheap level have them, become the target minus the cheap
+    level (``s`` fitted on the split's train + val rows unless ``delta_scale`` is set);
+    otherwise ``(data, None)``. A level as ``config.delta`` is computed for every row and
+    cached in OUT/cheap-<level>.db."""
     if not config.delta:
         return data, None
-    from molpre.data.multifidelity import (
-        DeltaBaseline,
-        level_from_tag,
-        make_delta,
-        read_cheap_energies,
-    )
+    from molpre.delta import cheap_labels, fit_delta, is_level
 
-    cheap = read_cheap_energies([p.strip() for p in config.delta.split(",") if p.strip()])
-    level = level_from_tag(cheap.level)  # predictions must be able to recompute it
+    cache = None
+    if is_level(config.delta):
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        cache = str(out / f"cheap-{config.delta.replace('/', '_')}.db")
+    forces = data.forces is not None
+    cheap = cheap_labels(data, config.delta, cache=cache, forces=forces,
+                         workers=config.threads or 1)
     rows = np.concatenate([split.train, split.val])
-    data, scale, offsets = make_delta(data, cheap, rows, config.delta_scale)
-    log.info("finetune: delta learning on %s, scale %.4f", cheap.level, scale)
-    return data, DeltaBaseline(level, scale, offsets)
+    delta = fit_delta(data, cheap, rows, config.delta_scale,
+                      forces=forces and cheap.forces is not None)
+    if forces and not delta.forces:
+        log.info("finetune: %s has no forces at %s: fitting energies only", cheap.source,
+                 cheap.level)
+        data = dataclasses.replace(data, forces=None)
+    log.info("finetune: delta learning on %s, scale %.4f", cheap.level, delta.scale)
+    return delta.remove(data, cheap), delta
 
 
 def _samples(data: LabeledData, cutoff: float, forces: bool) -> list[dict[str, torch.Tensor]]:
@@ -365,12 +373,10 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     if config.threads:
         torch.set_num_threads(config.threads)
     data = data if data is not None else load_labeled(config.data, config.target, config.unit)
-    if config.delta:  # the cheap level's forces are not read: energies only
-        data = dataclasses.replace(data, forces=None)
     data = resolve_forces(config, data)
-    forces = data.forces is not None
     split = split_data(config, data)
     data, delta = apply_delta(config, data, split)
+    forces = data.forces is not None
     train, val, test = (data.subset(split.train), data.subset(split.val), data.subset(split.test))
     encoder = start_encoder(config)
     model, scales, atomrefs = _build_model(config, encoder, train)

@@ -46,9 +46,8 @@ class FinetuneConfig:
     and the saved model use. patience:
     epochs without a better val MAE before stopping. ensemble: K > 1 trains K members (seeds
     seed..seed+K-1, one split) saved as one committee model with spreads and a calibrated
-    out-of-domain check (molpre.models.committee). delta: cheap-level label stores for delta
-    learning (molpre.data.multifidelity; energies only); delta_scale: s (None: fitted on the
-    training labels).
+    out-of-domain check (molpre.models.committee). delta: a cheap level or its label stores
+    for delta learning (molpre.delta); delta_scale: s (None: fitted on the training labels).
     """
 
     data: str = setting("", help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).",
@@ -100,10 +99,12 @@ class FinetuneConfig:
                                  "split) saved as one model whose predictions carry a spread "
                                  "(<column>_std) and an out-of-domain flag. 1: a single model.")
     delta: str | None = setting(
-        None, help="Delta learning (multi-fidelity): label store(s), comma-separated, with "
-                   "every molecule's energy at a cheap level (molpre label --method hf --basis "
-                   "sto-3g). The model learns target - s*E_cheap (s fitted on the training "
-                   "labels) and its predictions compute the cheap level and add it back.")
+        None, help="Delta learning on a cheap level: a level (gfn2-xtb, gfn1-xtb, mmff94, "
+                   "hf/sto-3g; computed for every molecule and cached in OUT) or label "
+                   "store(s), comma-separated, with every molecule's cheap energy. The model "
+                   "learns target - s*E_cheap (forces too where both have them; s fitted on "
+                   "the training labels) and its predictions compute the cheap level and add "
+                   "it back.")
     delta_scale: float | None = None
     max_minutes: float | None = setting(None, help="Wall-clock cap on training.",
                                         click_type=click.FloatRange(min=0, min_open=True))
@@ -149,8 +150,6 @@ class FinetuneConfig:
             raise ConfigError("loss weights must be >= 0")
         if self.forces_weight is not None and self.forces is None:
             object.__setattr__(self, "forces", self.forces_weight > 0)
-        if self.delta and self.forces:
-            raise ConfigError("delta learning fits energies only: drop forces (or delta)")
         if self.forces and self.forces_weight == 0:
             raise ConfigError("forces: true needs forces_weight > 0 (or leave it unset)")
         if sum(x is not None for x in (self.test_ids, self.test_first)) > 1:

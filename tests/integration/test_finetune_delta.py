@@ -21,7 +21,7 @@ from molpre.qc.levels import LevelOfTheory
 from molpre.qc.pyscf import compute
 from molpre.qc.runner import label_conformers
 from molpre.train.finetune import finetune
-from molpre.train.finetune_config import ConfigError, FinetuneConfig
+from molpre.train.finetune_config import FinetuneConfig
 
 LEVEL = LevelOfTheory("hf", "sto-3g")
 C = {1: -12.0, 6: -1020.0, 7: -1470.0, 8: -2030.0}
@@ -64,7 +64,7 @@ def delta_model(tmp_path_factory):
 def test_finetune_fits_the_scale_and_stores_the_cheap_level(delta_model):
     meta = Predictor.load(delta_model.checkpoint).meta["delta"]
     assert meta["scale"] == pytest.approx(0.7, abs=1e-6)
-    assert LevelOfTheory.from_dict(meta["level"]).tag == "hf/sto-3g/df"
+    assert meta["level"] == LEVEL.tag == "hf/sto-3g/df" and meta["forces"] is False
     assert delta_model.metrics["test_mae_mev"] < 20.0  # the residual is per-element linear
 
 
@@ -91,8 +91,10 @@ def test_predictor_computes_the_cheap_level_for_new_geometries(delta_model):
     assert energies[1] - energies[0] == pytest.approx(expected[1] - expected[0], abs=0.03)
     model_only = [e - predictor.delta_term(a) for e, a in zip(energies, pair, strict=True)]
     assert abs((model_only[1] - model_only[0]) - (expected[1] - expected[0])) > 0.1
-    with pytest.raises(ValueError, match="no ASE calculator"):
-        predictor.calculator()
+    calc = predictor.calculator()  # a delta model's calculator adds the cheap level too
+    atoms = stretched.copy()
+    atoms.calc = calc
+    assert atoms.get_potential_energy() == pytest.approx(energies[1], abs=1e-4)
 
 
 def test_a_failed_cheap_calculation_is_an_error_row(delta_model):
@@ -131,6 +133,45 @@ def test_evaluate_computes_the_cheap_level_on_workers(delta_model, tmp_path):
     assert report.metrics["n"] == 4 and report.metrics["mae_mev"] < 30.0
 
 
-def test_delta_with_forces_is_refused():
-    with pytest.raises(ConfigError, match="energies only"):
-        FinetuneConfig(delta="x.db", forces=True, out="x")
+def test_delta_on_gfn2_xtb_with_forces_gives_a_calculator_whose_forces_are_the_gradient(
+        tmp_path, monkeypatch):
+    """Labels ``y = 0.8 * E_xTB + sum_Z c_Z`` with forces ``0.8 * F_xTB``: finetune with
+    ``delta: gfn2-xtb`` computes xTB itself (energy and forces), fits s = 0.8 and learns a
+    nearly zero residual; the model's calculator adds xTB back at every geometry, so its
+    forces are minus the gradient of its energy (finite differences) and match the labels."""
+    pytest.importorskip("tblite.interface", reason="tblite is a dependency on Linux x86-64")
+    from molpre.qc import compute as compute_any
+    from molpre.qc import parse_level
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    xtb = parse_level("gfn2-xtb")
+    labeled = []
+    for i, name in enumerate(("H2O", "NH3", "CH4")):
+        for k in range(8):
+            atoms = _rattled(name, k, 10 * i + k)
+            r = compute_any(atoms, xtb, forces=True)
+            energy = 0.8 * r.energy + sum(C[int(z)] for z in atoms.numbers)
+            atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=0.8 * r.forces)
+            labeled.append(atoms)
+    data = labeled_from_atoms(labeled, "energy", forces=True)
+    config = FinetuneConfig(delta="gfn2-xtb", epochs=2, batch_size=4, seed=0, test_fraction=0.2,
+                            out=str(tmp_path / "ft"), experiment="delta-xtb", log_model=False,
+                            progress=False, forces=True)
+    result = finetune(config, data)
+    assert (tmp_path / "ft" / "cheap-gfn2-xtb.db").is_file()
+    predictor = Predictor.load(result.checkpoint, progress=False, dtype="float64")
+    assert predictor.delta.level == "gfn2-xtb" and predictor.delta.forces
+    assert predictor.delta.scale == pytest.approx(0.8, abs=1e-6)
+    atoms = _rattled("CH4", 99, 999)
+    atoms.calc = predictor.calculator()
+    forces = atoms.get_forces()
+    h, fd = 1e-3, np.zeros(3)
+    for k in range(3):
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.calc = minus.calc = predictor.calculator()
+        plus.positions[1, k] += h
+        minus.positions[1, k] -= h
+        fd[k] = -(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * h)
+    np.testing.assert_allclose(forces[1], fd, atol=5e-3)
+    truth = 0.8 * compute_any(atoms, xtb, forces=True).forces
+    assert np.abs(forces - truth).max() < 0.5  # the model's own part is a small residual

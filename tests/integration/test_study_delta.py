@@ -77,7 +77,7 @@ def test_a_neural_childs_saved_model_adds_the_cheap_level_back(delta_study):
     predictor = Predictor.load(result.out / "children" / "scratch-N40-s0", progress=False)
     assert predictor.delta is not None
     assert predictor.delta.scale == pytest.approx(record["delta_scale"], abs=1e-9)
-    assert predictor.delta.level["method"] == "synthetic"
+    assert predictor.delta.level == "synthetic/cheap"
     # a level molpre cannot compute is an error row naming it, not a residual as an energy
     frame = ase.io.read(QM9, index="0", format="extxyz")
     table = predictor.predict([frame])
