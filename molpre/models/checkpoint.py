@@ -144,8 +144,11 @@ def load_checkpoint(path: str | Path) -> tuple[EnergyModel, dict[str, Any]]:
     return model_from_payload(payload), payload
 
 
-def save_encoder(encoder: torch.nn.Module, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write an Encoder as ``{"format", "config", "state_dict", "meta"}`` (atomically)."""
+def save_encoder(encoder: torch.nn.Module, path: str | Path, meta: dict[str, Any] | None = None,
+                 heads: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write an Encoder as ``{"format", "config", "state_dict", "meta", "heads"}``
+    (atomically). ``heads``: state dicts of pretraining heads a finetune may start from
+    (``{"energy": ...}``: a cheap level's energy head; its scale and level in ``meta``)."""
     from molpre.models.encoder import FORMAT as ENCODER_FORMAT
 
     payload = {
@@ -153,6 +156,8 @@ def save_encoder(encoder: torch.nn.Module, path: str | Path, meta: dict[str, Any
         "config": encoder.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
         "meta": dict(meta or {}),
+        "heads": {name: {k: v.detach().cpu() for k, v in state.items()}
+                  for name, state in (heads or {}).items()},
     }
     return atomic_torch_save(payload, path)
 
@@ -176,6 +181,7 @@ def load_encoder(path: str | Path) -> torch.nn.Module:
     encoder.to(dtype)
     encoder.load_state_dict(state)
     encoder.checkpoint_meta = payload.get("meta", {})
+    encoder.checkpoint_heads = payload.get("heads", {})
     return encoder
 
 

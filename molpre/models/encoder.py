@@ -163,11 +163,12 @@ class Encoder(nn.Module):
         return out
 
 
-def save_encoder(encoder: Encoder, path: str | Path, meta: dict[str, Any] | None = None) -> None:
+def save_encoder(encoder: Encoder, path: str | Path, meta: dict[str, Any] | None = None,
+                 heads: dict[str, dict] | None = None) -> None:
     """Write an encoder checkpoint (atomically): see molpre.models.checkpoint.save_encoder."""
     from molpre.models import checkpoint
 
-    checkpoint.save_encoder(encoder, path, meta)
+    checkpoint.save_encoder(encoder, path, meta, heads)
 
 
 def load_encoder(path: str | Path) -> Encoder:

@@ -17,8 +17,12 @@ from molpre.models.atomref import Atomref
 from molpre.targets import DEBYE_PER_E_ANGSTROM
 
 
-def _mlp(width: int, hidden: int) -> nn.Sequential:
+def mlp_head(width: int, hidden: int) -> nn.Sequential:
+    """``[N, width] -> [N, 1]``: Linear, SiLU, Linear (every head's atomic readout)."""
     return nn.Sequential(nn.Linear(width, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+
+
+_mlp = mlp_head
 
 
 def _per_molecule(values: torch.Tensor, index: torch.Tensor, num_graphs: int) -> torch.Tensor:

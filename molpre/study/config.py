@@ -75,7 +75,9 @@ class EncoderSpec:
     shards/) or an encoder.pt. modes: finetuning paths (probe, full, prior). control: the
     modes also run from the untrained encoder with the pretraining run's initialization
     (``seed`` = the pretraining seed; read from the pretraining run when null). budgets:
-    the study budgets at which this encoder's arms run (null: every budget)."""
+    the study budgets at which this encoder's arms run (null: every budget). head: the energy
+    head its arms (and its control, from the pretraining run's step-0 head) start from:
+    ``fresh`` or ``pretrained`` (the cheap-level head of ``--objectives cheap_energy``)."""
 
     name: str = "pretrained"
     path: str = setting("", help="A molpre pretrain OUTDIR or encoder.pt.")
@@ -85,6 +87,7 @@ class EncoderSpec:
     corpus: str | None = None  # shard dir or molecule file for the audit (default OUTDIR/shards)
     budgets: list[int] | None = None  # run this encoder's arms at these budgets only (None: all)
     control_of: str | None = None  # compare with that encoder's control arms (same init)
+    head: Literal["fresh", "pretrained"] = "fresh"
 
     def __post_init__(self) -> None:
         if not self.path:

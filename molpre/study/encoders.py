@@ -45,6 +45,22 @@ def initial_encoder(config: EncoderConfig | dict, seed: int) -> Encoder:
     return Encoder(config if isinstance(config, EncoderConfig) else EncoderConfig.from_dict(config))
 
 
+def initial_heads(config: EncoderConfig, seed: int, pretrained: Encoder) -> tuple[dict, dict]:
+    """``(heads, meta)`` of the pretraining run's step 0, for a control whose arms start from
+    the pretrained head: the pretraining module rebuilt from its objectives (recorded in the
+    encoder checkpoint) after ``seed_everything(seed)``, as ``molpre pretrain`` builds it;
+    ``({}, {})`` when the pretrained encoder carries no head."""
+    meta = getattr(pretrained, "checkpoint_meta", {})
+    if "energy_head" not in meta or "objectives" not in meta:
+        return {}, {}
+    from molpre.train.pretrain_module import PretrainModule
+
+    seed_everything(seed)
+    module = PretrainModule(config.to_dict(), meta["objectives"])
+    module.label_level = meta["energy_head"].get("level")
+    return module.transferable()
+
+
 def relative_change(a: torch.nn.Module, b: torch.nn.Module) -> float:
     """``||w_a - w_b|| / ||w_b||`` over all floating-point weights (0 = identical)."""
     num = den = 0.0
@@ -113,10 +129,12 @@ def prepare_encoder(spec: EncoderSpec, out: Path) -> PreparedEncoder:
                                    "for the control (no run.json / MLflow run to read it from)")
         init = initial_encoder(pretrained.config, seed).to(next(pretrained.parameters()).dtype)
         change = relative_change(pretrained, init)
+        heads, head_meta = initial_heads(pretrained.config, seed, pretrained)
         control_path = out / "encoders" / f"{spec.name}-init-seed{seed}.pt"
         control_path.parent.mkdir(parents=True, exist_ok=True)
-        save_encoder(init, control_path, meta={"selected_by": "init", "pretrain_seed": seed,
-                                               "pretrain_run_id": run_id})
+        save_encoder(init, control_path, meta={**head_meta, "selected_by": "init",
+                                               "pretrain_seed": seed, "pretrain_run_id": run_id},
+                     heads=heads)
     outdir = encoder_path.parent
     corpus = Path(spec.corpus) if spec.corpus else (
         outdir / "shards" if (outdir / "shards").is_dir() else

@@ -153,7 +153,7 @@ class ProbeProxy(L.Callback):
             self.best_mae, self.best_step = mae, step
             log_metrics(trainer, {"probe/best_mae": mae})
             if trainer.is_global_zero:
-                write_encoder(pl_module.encoder, self.path, self.meta())
+                write_encoder(pl_module, self.path, self.meta())
         loss = getattr(pl_module, "loss_ema", None)
         if loss is not None:
             reason = self.detector.update(loss, mae)
@@ -191,10 +191,14 @@ class ProbeProxy(L.Callback):
         self.detector.history = [tuple(h) for h in state["detector"]]
 
 
-def write_encoder(encoder: torch.nn.Module, path: Path, meta: dict) -> None:
-    """save_encoder to a temporary file beside ``path``, then rename: never a torn file."""
+def write_encoder(module: torch.nn.Module, path: Path, meta: dict) -> None:
+    """save_encoder to a temporary file beside ``path``, then rename: never a torn file.
+    ``module``: the pretraining module (its encoder, plus the heads and meta it marks
+    transferable) or a bare encoder."""
+    encoder = getattr(module, "encoder", module)
+    heads, extra = module.transferable() if hasattr(module, "transferable") else ({}, {})
     tmp = path.with_name(f".{path.name}.tmp")
-    save_encoder(encoder, tmp, meta=meta)
+    save_encoder(encoder, tmp, meta={**extra, **meta}, heads=heads)
     os.replace(tmp, path)
 
 
@@ -273,7 +277,7 @@ class Checkpoints(Checkpoint):
             self.save(trainer, periodic=False)
         if trainer.is_global_zero and not self.has_probe:
             meta = {"selected_by": "last", "step": trainer.global_step}
-            write_encoder(pl_module.encoder, self.outdir / "encoder.pt", meta)
+            write_encoder(pl_module, self.outdir / "encoder.pt", meta)
 
     @contextmanager
     def catch_sigint(self) -> Iterator[None]:

@@ -43,7 +43,7 @@ from molpre.models.inference import predict_targets, target_columns
 from molpre.runtime import seed_everything
 from molpre.targets import DEBYE_PER_E_ANGSTROM, TargetSpec, get_target, monitor_name
 from molpre.train.evaluate import atomref_only, mean_only, parity_plot, target_metrics
-from molpre.train.finetune_config import FinetuneConfig
+from molpre.train.finetune_config import ConfigError, FinetuneConfig
 from molpre.train.hardware import resolve_accelerator
 from molpre.train.losses import snapshot
 from molpre.train.modes import apply_mode, start_encoder
@@ -182,9 +182,29 @@ def _heads(train: LabeledData, encoder) -> tuple[dict, dict[str, float], dict[st
     return heads, scales, atomrefs
 
 
+def transfer_energy_head(head, encoder) -> None:
+    """Start an energy head's atomic MLP from the encoder checkpoint's pretrained cheap-level
+    energy head (its widths and scale too); the atomref stays the one fitted on the target.
+    ConfigError when the checkpoint has none."""
+    from molpre.models.heads import mlp_head
+
+    state = getattr(encoder, "checkpoint_heads", {}).get("energy")
+    meta = getattr(encoder, "checkpoint_meta", {}).get("energy_head")
+    if state is None or meta is None:
+        raise ConfigError("head: pretrained, but the encoder checkpoint has no energy head: "
+                          "pretrain it on a labeled corpus with --objectives cheap_energy")
+    hidden = int(state["0.weight"].shape[0])
+    readout = mlp_head(int(state["0.weight"].shape[1]), hidden)
+    readout.load_state_dict(state)
+    dtype = next(head.parameters()).dtype
+    head.readout, head.hidden, head.scale = readout.to(dtype), hidden, float(meta["scale"])
+
+
 def _build_model(config: FinetuneConfig, encoder, train: LabeledData):
     """The PropertyModel to finetune (the config's dtype and mode), its loss scales and atomrefs."""
     heads, scales, atomrefs = _heads(train, encoder)
+    if config.head == "pretrained":
+        transfer_energy_head(heads["energy"], encoder)
     elements = sorted({int(z) for a in train.atoms for z in a.numbers})
     model = PropertyModel(encoder, heads, elements)
     model.to(DTYPES[config.dtype])

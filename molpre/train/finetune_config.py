@@ -25,6 +25,16 @@ _FREEZE = re.compile(r"^freeze:(\d+)$")
 DEFAULT_FORCES_WEIGHT = 10.0
 
 
+def _is_energy(target: str) -> bool:
+    """True when a target list names the energy (``energy`` or an energy data key)."""
+    from molpre.targets import TargetError, parse_targets
+
+    try:
+        return any(spec.name == "energy" for spec in parse_targets(target))
+    except TargetError:
+        return False
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     """A finetune: data, split, model, mode and optimisation.
@@ -84,6 +94,11 @@ class FinetuneConfig:
     encoder: str | None = setting(None, click_type=click.Path(exists=True, dir_okay=False),
                                   help="Pretrained encoder checkpoint (molpre pretrain's "
                                        "encoder.pt); needed unless scratch.")
+    head: str = setting(
+        "fresh", click_type=click.Choice(["fresh", "pretrained"]),
+        help="The energy head: fresh, or pretrained: start it from the encoder checkpoint's "
+             "cheap-level energy head (molpre pretrain --objectives cheap_energy), so the "
+             "model starts out predicting the cheap level (plus the target's per-element fit).")
     preset: str = setting("small", help="Encoder preset for scratch.",
                           click_type=click.Choice(["small", "medium"]))
     epochs: int = setting(100, help="Maximum epochs (early stopping on val MAE).",
@@ -146,6 +161,9 @@ class FinetuneConfig:
             raise ConfigError(f"mode {self.mode!r}: use scratch, probe, freeze:K, full or prior")
         if self.mode != "scratch" and not self.encoder:
             raise ConfigError(f"mode {self.mode!r} needs an encoder checkpoint (--encoder)")
+        if self.head == "pretrained" and (self.mode == "scratch" or not _is_energy(self.target)):
+            raise ConfigError("head: pretrained needs a pretrained encoder (mode full, prior, "
+                              "probe or freeze:K) and an energy target")
         if (self.forces_weight or 0) < 0 or self.energy_weight < 0:
             raise ConfigError("loss weights must be >= 0")
         if self.forces_weight is not None and self.forces is None:

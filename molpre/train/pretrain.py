@@ -330,6 +330,7 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
                                                  collate_fn=collate_views, drop_last=True)
     module = PretrainModule(enc_cfg.to_dict(), cfg["objectives"], lr=cfg["train"]["lr"],
                             weight_decay=cfg["train"]["weight_decay"])
+    module.label_level = (manifest.get("labels") or {}).get("level")
     callbacks = build_callbacks(cfg, dataset, enc_cfg.cutoff, outdir)
     checkpoints = next(c for c in callbacks if isinstance(c, cb.Checkpoints))
     last = outdir / "last.ckpt"

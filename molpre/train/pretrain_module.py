@@ -54,6 +54,7 @@ class PretrainModule(L.LightningModule):
         if not len(self.objectives):
             raise ValueError("no pretraining objective has a weight > 0")
         self.views = obj.views_needed(self.objectives.values())
+        self.label_level: str | None = None  # the labeled corpus's level (set by pretrain())
         self.loss_ema: float | None = None
         self._last_step_at: float | None = None
 
@@ -103,6 +104,21 @@ class PretrainModule(L.LightningModule):
         graphs = int(batch[keys.NUM_GRAPHS])
         for name, value in terms.items():
             self.log(f"val/{name}", value.detach(), batch_size=graphs, prog_bar=name == "loss")
+
+    def transferable(self) -> tuple[dict[str, dict], dict]:
+        """``(heads, meta)`` an encoder checkpoint carries for finetuning: the energy head of
+        a cheap level (``cheap_energy``'s, else ``cheap_forces``') with its scale (eV per
+        unit output) and the pretraining objectives (so a control can rebuild step 0)."""
+        meta = {"objectives": {n: dict(s) for n, s in self.hparams.objectives.items()}}
+        for name in ("cheap_energy", "cheap_forces"):
+            objective = self.objectives[name] if name in self.objectives else None
+            head = getattr(objective, "head", None)
+            if head is not None:
+                scale = objective.options.scale if name == "cheap_energy" else 1.0
+                meta["energy_head"] = {"objective": name, "scale": float(scale or 1.0),
+                                       "level": self.label_level}
+                return {"energy": head.atomic.state_dict()}, meta
+        return {}, meta
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         terms = self.losses(batch)

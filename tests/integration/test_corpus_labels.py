@@ -124,3 +124,40 @@ def test_a_cheap_objective_on_an_unlabeled_corpus_stops_before_any_work(tmp_path
     assert result.exit_code != 0
     assert "needs cheap-level energies" in result.output and "corpus_xtb.yaml" in result.output
     assert not (tmp_path / "pre" / "last.ckpt").exists()
+
+
+def test_the_cheap_energy_head_travels_with_the_encoder_and_its_control_rebuilds_step_0(
+        corpus, mlflow_uri):
+    """An encoder pretrained on cheap energies carries its energy head; a finetune with
+    ``head: pretrained`` starts from it; the study's control rebuilds the step-0 head of the
+    same run (one step at lr 0 leaves every weight at step 0)."""
+    import torch
+
+    from molpre.models.checkpoint import load_encoder
+    from molpre.models.energy import make_head
+    from molpre.study.encoders import initial_encoder, initial_heads, relative_change
+    from molpre.targets import get_target
+    from molpre.train.finetune import transfer_energy_head
+
+    tmp, _, _ = corpus
+    out = tmp / "pre_lr0"
+    result = CliRunner().invoke(main, [
+        "pretrain", "--shards", str(tmp / "shards"), "-o", str(out), "--seed", "1234",
+        "--objectives", "cheap_energy", "--epochs", "1", "--max-steps", "1", "--batch-size", "2",
+        "--set", "train.lr=0", "--set", "train.progress=false"])
+    assert result.exit_code == 0, result.output
+    pretrained = load_encoder(out / "encoder.pt")
+    meta = pretrained.checkpoint_meta["energy_head"]
+    assert meta["level"] == "gfn2-xtb" and meta["scale"] > 0
+    state = pretrained.checkpoint_heads["energy"]
+    heads, head_meta = initial_heads(pretrained.config, 1234, pretrained)
+    assert head_meta["energy_head"] == meta
+    for key, value in state.items():
+        assert torch.equal(heads["energy"][key], value), key
+    assert relative_change(pretrained, initial_encoder(pretrained.config, 1234)) == 0.0
+    head = make_head(get_target("energy"), pretrained, atomref={1: -1.0, 6: -2.0})
+    transfer_energy_head(head, pretrained)
+    assert head.scale == meta["scale"] and head.hidden == state["0.weight"].shape[0]
+    for key, value in state.items():
+        assert torch.equal(head.readout.state_dict()[key], value)
+    assert head.atomref.as_dict() == {1: -1.0, 6: -2.0}  # the target's own per-element fit

@@ -132,3 +132,16 @@ def test_energy_and_force_training_with_emt_labels(tmp_path, store):
     assert set(terms) == {"loss", "energy", "forces"} and out[keys.PREDICTED_FORCES].shape == (
         sum(len(a) for a in frames[:3]), 3)
     assert float(terms["loss"]) == pytest.approx(float(terms["energy"] + 10.0 * terms["forces"]))
+
+
+def test_a_pretrained_head_needs_a_pretrained_encoder_and_an_energy_target(tmp_path):
+    from molpre.train.finetune_config import ConfigError, FinetuneConfig
+
+    enc = tmp_path / "e.pt"
+    enc.write_bytes(b"")
+    with pytest.raises(ConfigError, match="head: pretrained"):
+        FinetuneConfig(head="pretrained", mode="scratch")
+    with pytest.raises(ConfigError, match="head: pretrained"):
+        FinetuneConfig(head="pretrained", mode="full", encoder=str(enc), target="gap")
+    assert FinetuneConfig(head="pretrained", mode="full", encoder=str(enc),
+                          target="u0_atom").head == "pretrained"
