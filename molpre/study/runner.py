@@ -119,8 +119,8 @@ def _run_jobs(jobs: list[dict], workers: int, progress) -> list[dict]:
 
 def _echo(record: dict) -> None:
     flag = " FAILED" if record["failed"] else ""
-    log.warning("%s N=%d seed=%d: %.2f kcal/mol (%.0f s)%s", record["arm"], record["budget"],
-                record["seed"], record["test_mae_kcal"], record["seconds"] or 0, flag)
+    log.warning("%s N=%d seed=%d: %.4g %s (%.0f s)%s", record["arm"], record["budget"],
+                record["seed"], record["test_mae"], record["unit"], record["seconds"] or 0, flag)
 
 
 def _probes(config: StudyConfig, encoders: dict[str, PreparedEncoder], data, test_ids: Path,
@@ -135,7 +135,7 @@ def _probes(config: StudyConfig, encoders: dict[str, PreparedEncoder], data, tes
     rows = np.array(rows_matching(read_ids(test_ids), data.mol_ids, data.groups))
     try:
         return probe_encoders(encoders, data, rows, out, config.probes.max_train,
-                              config.probes.folds)
+                              config.probes.folds, spec=config.spec())
     except Exception as err:  # noqa: BLE001 - reported in the summary instead
         log.error("embedding probes failed: %s", err)
         return {"error": str(err)}
@@ -158,7 +158,8 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     out.mkdir(parents=True, exist_ok=True)
     experiment_id = study_experiment(config.experiment, uri)
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
-    share_runs_view(experiment_id)
+    spec = config.spec()
+    share_runs_view(experiment_id, spec)
     data = ch.load_data(config.data, config.target, config.unit)
     if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
         from molpre.data.multifidelity import align
@@ -169,7 +170,7 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     for line in shared_start_warnings(config, encoders):
         log.warning(line)
     audit = audit_study(config, encoders, data, test_ids)
-    done = finished_children(experiment_id, parent)
+    done = finished_children(experiment_id, parent, spec)
     todo = [] if report_only else [c for c in plan(config) if c.key not in done]
     log.warning("study %s: %d children finished, %d to run", config.name, len(done), len(todo))
     jobs = [_job(config, c, encoders, test_ids, out, uri, parent, experiment_id) for c in todo]

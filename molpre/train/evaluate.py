@@ -15,7 +15,7 @@ from molpre.targets import TargetSpec, get_target
 from molpre.targets.atomref import atomref_only
 
 __all__ = ["predict_energies", "predict_targets", "energy_metrics", "target_metrics",
-           "atomref_only", "mean_only", "prior_only", "parity_plot"]
+           "atomref_only", "error_metrics", "mean_only", "prior_only", "parity_plot"]
 
 
 def energy_metrics(pred: np.ndarray, ref: np.ndarray, prefix: str = "") -> dict[str, float]:
@@ -28,7 +28,12 @@ def target_metrics(spec: TargetSpec, pred, ref, prefix: str = "") -> dict[str, f
     :meth:`TargetSpec.metric_name` (``test_mae_gap_mev``; ``test_mae_mev`` and
     ``test_mae_kcal`` for the energy). Errors are the kind's (vectors by magnitude,
     forces over components)."""
-    err = spec.errors(pred, ref)
+    return error_metrics(spec, spec.errors(pred, ref), prefix)
+
+
+def error_metrics(spec: TargetSpec, errors, prefix: str = "") -> dict[str, float]:
+    """MAE and RMSE of ``[n]`` errors (molpre units) in each report unit of ``spec``."""
+    err = np.asarray(errors, dtype=float)
     if err.size == 0:
         return {}
     mae, rmse = float(np.abs(err).mean()), float(np.sqrt((err**2).mean()))
