@@ -29,18 +29,6 @@ from molpre.study.plan import Child
 _DATA: dict[tuple, Any] = {}
 
 
-def worker_init(parent_pid: int | None = None) -> None:
-    """One thread per worker process (two children share two cores); the worker ends when
-    the study process is killed instead of training on as an orphan."""
-    import torch
-
-    from molpre.runtime import exit_with_parent
-
-    torch.set_num_threads(1)
-    if parent_pid is not None:
-        exit_with_parent(parent_pid)
-
-
 def load_data(path: str, target: str, unit: str):
     """The labeled data, read once per process."""
     from molpre.data.datasets import load_labeled
@@ -245,9 +233,13 @@ def quiet_lightning():
 
 
 def run_child(job: dict) -> dict:
-    """Run one child job (a plain dict, picklable for a process pool) and return its record."""
+    """Run one child job (a plain dict, picklable for a process pool) and return its record:
+    the study's task for the executor (molpre.executor.map_calls)."""
     import mlflow
 
+    from molpre.executor.hooks import maybe_crash
+
+    maybe_crash(Child(**job["child"]).run_name)  # test hooks: a child that dies or hangs
     os.environ["MLFLOW_TRACKING_URI"] = job["tracking_uri"]
     mlflow.set_tracking_uri(job["tracking_uri"])
     raw = load_data(job["data"], job["target"], job["unit"])
@@ -296,4 +288,4 @@ def child_job(child: Child, **fields: Any) -> dict:
 #: extensive targets) and ``mean`` (the training mean, any target).
 PRIOR_ARMS = ("linear", "mean")
 
-__all__ = ["PRIOR_ARMS", "run_child", "krr_child", "child_job", "worker_init"]
+__all__ = ["PRIOR_ARMS", "run_child", "krr_child", "child_job"]

@@ -341,7 +341,7 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     """Run one finetune (see the module docstring); ``data`` skips re-reading ``config.data``."""
     import mlflow
 
-    from molpre.models.pyfunc import log_pyfunc_model, save_pyfunc_model
+    from molpre.pyfunc import log_pyfunc_model, save_pyfunc_model
     from molpre.tracking import start_run
 
     config = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)

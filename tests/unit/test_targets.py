@@ -222,7 +222,7 @@ def test_pyfunc_signature_follows_the_heads(model, tmp_path):
 
     from molpre.models.checkpoint import save_checkpoint
     from molpre.models.inference import target_columns
-    from molpre.models.pyfunc import save_pyfunc_model
+    from molpre.pyfunc import save_pyfunc_model
 
     ckpt = save_checkpoint(model, tmp_path / "m.ckpt", meta={"columns": target_columns(model)})
     saved = save_pyfunc_model(ckpt, tmp_path / "model")

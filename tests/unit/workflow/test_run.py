@@ -5,8 +5,7 @@ import time
 import pytest
 from toy_tasks import Rec, square_or_die, whoami
 
-from molpre.workflow.plan import Chunk
-from molpre.workflow.run import ProcessBackend, is_worker_death, run_chunks
+from molpre.executor import Chunk, ProcessBackend, is_worker_death, run_chunks
 
 
 def _run(chunks, die=(), raise_=(), max_attempts=2, window=4, **extra):
