@@ -202,7 +202,7 @@ def _settle(backend, future: Future, chunk: Chunk, retry: deque, isolated: deque
         isolated.extend(chunk.split())
     else:
         stats.lost += 1
-        return chunk, None, (f"worker process died while computing this molecule "
+        return chunk, None, (f"worker process died while running this record "
                              f"({type(exc).__name__}, {chunk.attempts} runs)")
     return None, None, None
 

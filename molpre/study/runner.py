@@ -87,6 +87,9 @@ def _krr(config: StudyConfig, jobs: list[dict], data) -> list[dict]:
     return [ch.krr_child(job, kernel, rows, data, krr) for job in jobs]
 
 
+#: Modules each worker imports at start, before its first child's clock starts.
+WARM_IMPORTS = ("torch", "mlflow", "lightning.pytorch", "molpre.data.datasets",
+                "molpre.train.finetune")
 #: Runs of a child lost to a worker death (segfault, out of memory) before it is left for
 #: the next resume.
 MAX_ATTEMPTS = 2
@@ -112,7 +115,7 @@ def _run_jobs(jobs: list[dict], workers: int, progress, deadline_s: float | None
     if not jobs:
         return out
     backend = ProcessBackend(min(workers, len(jobs)), threads=1,
-                             preload=("molpre.study.children",), warm=("torch",))
+                             preload=("molpre.study.children",), warm=WARM_IMPORTS)
     try:
         for index, record, reason in map_calls(backend, ch.run_child, jobs,
                                                max_attempts=MAX_ATTEMPTS, window=workers,
