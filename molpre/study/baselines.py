@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from molpre.targets import get_kind
+from molpre.targets import get_target
 from molpre.targets.kinds import Prior
 
 ELEMENTS = (1, 6, 7, 8, 9)
 FitPrior = Callable[[Sequence[np.ndarray], np.ndarray], Prior]
-PER_ELEMENT: FitPrior = get_kind("extensive").prior
+PER_ELEMENT: FitPrior = get_target("energy").kind.prior  # the per-element fit
 
 
 def prior_baseline(numbers: Sequence[np.ndarray], labels: np.ndarray, train: np.ndarray,
