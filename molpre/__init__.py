@@ -10,9 +10,37 @@ PySCF or MLflow import until they are needed)::
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
 __version__ = "0.1.0"
 
 __all__ = ["Predictor", "__version__"]
+
+#: Modules that moved, by their old names. MLflow runs the code file of a saved model
+#: folder when it loads one, and folders saved before the move import the old name.
+MOVED = {"molpre.models.pyfunc": "molpre.pyfunc"}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old name of :data:`MOVED` as a module holding the new one's names."""
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name in MOVED else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module) -> None:
+        moved = importlib.import_module(MOVED[module.__name__])
+        module.__dict__.update({k: v for k, v in vars(moved).items() if not k.startswith("__")})
+        module.__doc__ = f"Moved to {moved.__name__} (this name is kept for saved models)."
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules())
 
 
 def __getattr__(name: str):

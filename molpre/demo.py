@@ -323,8 +323,8 @@ def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
         mark(record, key, True)
 
     def progress(r: dict) -> None:
-        echo(f"      {r['arm']} N={r['budget']} seed={r['seed']}: {r['test_mae_kcal']:.2f} "
-             f"kcal/mol ({r['seconds'] or 0:.0f} s)" + (" FAILED" if r["failed"] else ""))
+        echo(f"      {r['arm']} N={r['budget']} seed={r['seed']}: {r['test_mae']:.2f} "
+             f"{r['unit']} ({r['seconds'] or 0:.0f} s)" + (" FAILED" if r["failed"] else ""))
 
     return run_study(study, config.tracking_uri, progress=progress)
 

@@ -25,8 +25,9 @@ from molpre.data import keys
 from molpre.data.datasets import LabeledData
 from molpre.data.graph import collate
 from molpre.predict_inputs import unsupported_elements
-from molpre.train.evaluate import atomref_only, parity_plot, target_metrics
-from molpre.units import EV_TO_MEV
+from molpre.targets import get_target
+from molpre.targets.spec import SLUGS
+from molpre.train.evaluate import parity_plot, target_metrics
 
 
 @dataclass
@@ -46,7 +47,6 @@ def predict_labeled(predictor, data: LabeledData, with_forces: bool, batch_size:
     device: ``[n]`` (``[n, 3]`` for a vector target) in molpre units (energy eV), and, if
     asked, forces ``n x [n_atoms, 3]`` eV/Angstrom."""
     from molpre.predict import model_sample
-    from molpre.targets import get_target
 
     samples = [model_sample(a, predictor.cutoff) for a in data.atoms]
     values: dict[str, list[np.ndarray]] = {name: [] for name in targets}
@@ -69,11 +69,7 @@ def predict_labeled(predictor, data: LabeledData, with_forces: bool, batch_size:
 
 def force_metrics(pred: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, float]:
     """MAE and RMSE over all force components, meV/Angstrom."""
-    err = np.concatenate([(p - r).ravel() for p, r in zip(pred, ref, strict=True)])
-    if err.size == 0:
-        return {}
-    return {"forces_mae_mev_per_a": float(np.abs(err).mean() * EV_TO_MEV),
-            "forces_rmse_mev_per_a": float(np.sqrt((err ** 2).mean()) * EV_TO_MEV)}
+    return target_metrics(get_target("forces"), pred, ref)
 
 
 def evaluate_model(predictor, data: LabeledData, out: str | Path,
@@ -120,33 +116,37 @@ def evaluate_model(predictor, data: LabeledData, out: str | Path,
 
 
 def _parity(predictor, data: LabeledData, preds: dict[str, np.ndarray], path: Path) -> Path:
-    """The energy's parity plot relative to the atomref baseline, else the first target's."""
-    spec = next((s for s in data.specs if s.name == "energy"), data.specs[0])
-    if spec.name == "energy":
-        base = atomref_only([a.numbers for a in data.atoms], predictor.model.atomref.as_dict())
-        return parity_plot(data.energy, preds["energy"], base, path)
-    ref, pred = _scalar(data.labels[spec.name]), _scalar(preds[spec.name])
+    """The first target's parity plot, relative to the baseline its head carries (the
+    energy's atomref) where it has one, else plain values."""
+    spec = data.specs[0]
+    ref, pred = spec.kind.scalar(data.labels[spec.name]), spec.kind.scalar(preds[spec.name])
+    model = predictor.model
+    head = (model.members[0] if hasattr(model, "members") else model).heads[spec.name]
+    prior = spec.kind.head_prior(head)
+    base = prior.predict([a.numbers for a in data.atoms]) if prior else np.zeros_like(ref)
     mae = np.abs(pred - ref).mean() * spec.metric_factor
-    return parity_plot(ref, pred, np.zeros_like(ref), path,
-                       title=f"test {spec.name}: MAE {mae:.3g} {spec.metric_unit}",
-                       unit=spec.unit)
-
-
-def _scalar(values: np.ndarray) -> np.ndarray:
-    """``[n]`` values, or the norms of ``[n, 3]`` vectors."""
-    values = np.asarray(values, dtype=float)
-    return np.linalg.norm(values, axis=-1) if values.ndim == 2 else values
+    return parity_plot(ref, pred, base, path,
+                       title=f"test {spec.name}: MAE {mae:.4g} {spec.metric_unit}", unit=spec.unit,
+                       baseline_name=spec.kind.prior_description if prior else None)
 
 
 def _rows(data: LabeledData, preds: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One row per conformer: reference, prediction and error per target (vectors as norms);
-    the energy keeps ``energy_ref_ev``, ``energy_pred_ev``, ``error_mev``."""
+    """One row per conformer: reference, prediction and error per target (vectors as
+    norms), named ``<name>_ref_<unit>``, ``<name>_pred_<unit>`` and the error in the report
+    unit by the spec's metric spelling (the energy: ``error_mev``, the gap:
+    ``gap_error_mev``)."""
     columns: dict[str, object] = {"mol_id": data.mol_ids}
     for spec in data.specs:
-        ref, pred = _scalar(data.labels[spec.name]), _scalar(preds[spec.name])
+        ref, pred = spec.kind.scalar(data.labels[spec.name]), spec.kind.scalar(preds[spec.name])
         unit = spec.column.rsplit("_", 1)[1]
         columns[f"{spec.name}_ref_{unit}"] = ref
         columns[f"{spec.name}_pred_{unit}"] = pred
-        error = "error_mev" if spec.name == "energy" else f"{spec.name}_error_{spec.metric_unit.lower()}"
-        columns[error] = (pred - ref) * spec.metric_factor
+        columns[error_column(spec)] = (pred - ref) * spec.metric_factor
     return pd.DataFrame(columns)
+
+
+def error_column(spec) -> str:
+    """``<name>_error_<unit>`` (``gap_error_mev``); ``error_mev`` for a target whose metric
+    names leave out its name (the energy's first-version spelling)."""
+    slug = SLUGS[spec.metric_unit]
+    return f"{spec.name}_error_{slug}" if "{name}" in spec.metric_format else f"error_{slug}"

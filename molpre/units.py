@@ -20,6 +20,8 @@ BOHR_TO_ANGSTROM: float = float(_ase_units.Bohr)  # 0.529177... Angstrom
 KCAL_PER_MOL_TO_EV: float = float(_ase_units.kcal / _ase_units.mol)  # 0.0433641... eV
 EV_TO_MEV: float = 1000.0
 EV_TO_KCAL_PER_MOL: float = 1.0 / KCAL_PER_MOL_TO_EV
+DEBYE_PER_E_ANGSTROM: float = 1.0 / float(_ase_units.Debye)  # 4.8032 D per e*Angstrom
+BOHR3_TO_ANGSTROM3: float = BOHR_TO_ANGSTROM**3  # 0.148185 Angstrom^3
 
 #: Factors that turn a value in the named unit into eV.
 ENERGY_UNITS_TO_EV: dict[str, float] = {

@@ -1,7 +1,7 @@
 """Conformers for a stream of records: in order, in bounded memory, across processes.
 
-``conformer_stream`` runs on the batch seam (:mod:`molpre.workflow.run`): each ok record is a
-one-molecule task on a :class:`~molpre.workflow.run.ProcessBackend` (a ``forkserver``
+``conformer_stream`` runs on the executor (:mod:`molpre.executor`): each ok record is a
+one-molecule task on a :class:`~molpre.executor.ProcessBackend` (a ``forkserver``
 process pool, one thread per worker, workers exit on their own when the parent is killed).
 At most ``window`` records are read ahead of the output (default 16 per worker), so memory
 does not grow with the input while the other workers keep going past one slow molecule. With
@@ -76,8 +76,7 @@ def conformer_stream(records: Iterable[MoleculeRecord], n: int = 4, seed: int = 
 
 def _parallel(records: Iterator[MoleculeRecord], params: dict, workers: int,
               window: int) -> Iterator[ConformerOutcome]:
-    from molpre.workflow.plan import Chunk
-    from molpre.workflow.run import ProcessBackend, RunStats, iter_chunk_results
+    from molpre.executor import Chunk, ProcessBackend, RunStats, iter_chunk_results
 
     order: deque[int] = deque()  # sequence numbers read and not yet yielded, in input order
     ready: dict[int, ConformerOutcome] = {}

@@ -77,14 +77,11 @@ def _summary(metrics: dict, target: str, output: str) -> str:
         return f"no conformer could be scored ({metrics.get('n_unsupported', 0)} unsupported)"
     parts = []
     for spec in parse_targets(target):
-        if spec.name == "energy":
-            parts.append(f"{target if ',' not in target else 'energy'}: MAE "
-                         f"{metrics['mae_mev']:.1f} meV ({metrics['mae_kcal']:.3f} kcal/mol), "
-                         f"RMSE {metrics['rmse_mev']:.1f} meV")
-        else:
-            parts.append(f"{spec.name}: MAE {metrics[spec.metric_name('mae')]:.4g} "
-                         f"{spec.metric_unit}, RMSE {metrics[spec.metric_name('rmse')]:.4g} "
-                         f"{spec.metric_unit}")
+        (unit, _), *more = spec.report_units
+        also = "".join(f" ({metrics[spec.metric_name('mae', '', u)]:.4g} {u})" for u, _ in more)
+        name = target if "," not in target else spec.name  # the name the user gave
+        parts.append(f"{name}: MAE {metrics[spec.metric_name('mae')]:.4g} {unit}{also}, "
+                     f"RMSE {metrics[spec.metric_name('rmse')]:.4g} {unit}")
     text = f"{int(metrics['n'])} conformers, " + "; ".join(parts)
     if "forces_mae_mev_per_a" in metrics:
         text += f"; forces MAE {metrics['forces_mae_mev_per_a']:.1f} meV/A"

@@ -20,12 +20,13 @@ def command(config: StudyConfig, tracking_uri: str | None, report_only: bool) ->
 
     Runs every (arm, budget, seed) child: scratch, each pretrained encoder's modes, the
     random-init control (the pretraining run's own initial weights through the same path)
-    and the per-element linear and KRR/FCHL19 baselines on the same nested splits, plus a
-    ridge and a sparse (L1) probe of each encoder's frozen embeddings. Writes
+    and the baselines of the target's kind (the per-element linear fit for energies, the
+    training mean for the gap or any target) and KRR/FCHL19, on the same nested splits,
+    plus a ridge and a sparse (L1) probe of each encoder's frozen embeddings. Any registry
+    target can be studied (--set target=gap); errors are in its unit. Writes
     OUT/summary.json, report.md, report.html and learning_curve.png, and logs one MLflow
     parent run with a child per run. Rerunning resumes: finished children are not re-run.
-    A child not better than the per-element baseline is flagged failed and left out of the
-    means. Every key of the YAML (molpre/study/config.py) can be overridden with --set.
+    A child not better than that baseline is flagged failed and left out of the means. Every key of the YAML (molpre/study/config.py) can be overridden with --set.
     Open the result with `molpre ui`. Example:
 
       molpre study --config pipelines/qm9_sample.yaml --set workers=2 --set budgets=[100,300]

@@ -72,9 +72,9 @@ def command(job_path: Path, input_path: Path, scheduler: str | None, workers: in
     --set level.basis=6-31g
     """
     from molpre.chem import InputError
+    from molpre.executor import DaskBackend
     from molpre.qc.levels import LevelError
     from molpre.workflow import SchedulerError, SpecError, load_job, run_job
-    from molpre.workflow.run import DaskBackend
 
     _quiet_dask()
     try:

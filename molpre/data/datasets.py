@@ -21,7 +21,7 @@ import numpy as np
 from ase import Atoms
 
 from molpre.runtime import file_sha256
-from molpre.targets import TargetError, TargetSpec, convert, get_target, parse_targets
+from molpre.targets import TargetError, TargetSpec, get_target, parse_targets
 
 
 class DatasetError(ValueError):
@@ -77,13 +77,10 @@ class LabeledData:
         )
 
 
-def _read_forces(atoms: Atoms) -> np.ndarray | None:
-    calc = atoms.calc
-    if calc is not None and "forces" in getattr(calc, "results", {}):
-        return np.asarray(calc.results["forces"], dtype=float)
-    if "forces" in atoms.arrays:
-        return np.asarray(atoms.arrays["forces"], dtype=float)
-    return None
+def _read_forces(atoms: Atoms, spec: TargetSpec) -> np.ndarray | None:
+    """``[n_atoms, 3]`` eV/Angstrom as the forces ``spec`` reads them, or None."""
+    value = _read_values(spec, atoms)
+    return None if value is None else np.asarray(value, dtype=float).reshape(-1, 3)
 
 
 def _group_of(atoms: Atoms, mol_id: str) -> str:
@@ -96,15 +93,6 @@ def _read_values(spec: TargetSpec, atoms: Atoms):
         return spec.read(atoms)
     except TargetError as err:
         raise DatasetError(str(err)) from None
-
-
-def _stack(spec: TargetSpec, values: list) -> np.ndarray:
-    """``[n]`` scalars, ``[n, 3]`` when every vector label is a vector, else ``[n]`` norms."""
-    if spec.kind == "vector":
-        if all(np.ndim(v) == 1 for v in values):
-            return np.stack([np.asarray(v, dtype=float) for v in values])
-        return np.array([float(np.linalg.norm(v)) for v in values], dtype=float)
-    return np.asarray(values, dtype=float)
 
 
 def labeled_from_atoms(
@@ -122,10 +110,7 @@ def labeled_from_atoms(
         specs = parse_targets(target, unit)
     except TargetError as err:
         raise DatasetError(str(err)) from None
-    energy_spec = next((s for s in specs if s.name == "energy"), None)
-    if forces and energy_spec is None:
-        raise DatasetError("forces need the energy target")
-    force_factor = convert(1.0, energy_spec.sources[0].unit, "eV") if forces else 1.0
+    force_spec = _forces_spec(specs) if forces else None
     keep, values, force_list, mol_ids, groups, reasons = [], [], [], [], [], []
     for row, atoms in enumerate(frames):
         row_values = [_read_values(s, atoms) for s in specs]
@@ -133,23 +118,32 @@ def labeled_from_atoms(
         if missing:
             reasons.append(f"row {row}: no {missing[0]!r}")
             continue
-        f = _read_forces(atoms) if forces else None
+        f = _read_forces(atoms, force_spec) if forces else None
         if forces and f is None:
             reasons.append(f"row {row}: no forces")
             continue
         mol_id = str(atoms.info.get("mol_id", f"row{row}"))
         keep.append(atoms)
         values.append(row_values)
-        force_list.append(None if f is None else f * force_factor)
+        force_list.append(f)
         mol_ids.append(mol_id)
         groups.append(_group_of(atoms, mol_id))
     if not keep:
         raise DatasetError(f"no conformer in {source} has the target {target!r} "
                            f"({reasons[0] if reasons else 'empty'})")
-    labels = {s.name: _stack(s, [v[k] for v in values]) for k, s in enumerate(specs)}
+    labels = {s.name: s.kind.stack([v[k] for v in values]) for k, s in enumerate(specs)}
     digest = sha256 or _arrays_sha256(keep, labels)
     return LabeledData(keep, labels, mol_ids, groups, force_list if forces else None, source,
                        digest, specs, len(reasons), reasons)
+
+
+def _forces_spec(specs: list[TargetSpec]) -> TargetSpec:
+    """The ``forces`` target read in the energy's stored unit per Angstrom (forces are the
+    energy's gradient); DatasetError without the energy among ``specs``."""
+    energy = next((s for s in specs if s.name == "energy"), None)
+    if energy is None:
+        raise DatasetError("forces need the energy target")
+    return get_target("forces").with_unit(f"{energy.sources[0].unit}/angstrom", every_source=True)
 
 
 def _arrays_sha256(frames: Sequence[Atoms], labels: dict[str, np.ndarray]) -> str:

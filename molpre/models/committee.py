@@ -99,7 +99,7 @@ def member_columns(out: dict[str, torch.Tensor], targets: Sequence[str]) -> dict
     for name in targets:
         spec = get_target(name)
         values = out[spec.output_key + MEMBERS].detach().double().cpu().numpy()
-        columns[spec.column] = np.linalg.norm(values, axis=-1) if values.ndim == 3 else values
+        columns[spec.column] = np.stack([spec.kind.scalar(member) for member in values])
     return columns
 
 
@@ -161,7 +161,7 @@ def calibrate(committee: Committee, samples: Sequence[dict[str, torch.Tensor]], 
     """The Domain of ``committee`` from its spreads on ``samples`` (the validation set):
     per value column, the ``quantile`` of the spread (per atom for extensive targets)."""
     stds = committee_spreads(committee, samples, batch_size)
-    per_atom = {get_target(n).column: get_target(n).kind == "extensive" for n in committee.targets}
+    per_atom = {get_target(n).column: get_target(n).kind.per_atom for n in committee.targets}
     sizes = np.array([int(s[keys.ATOMIC_NUMBERS].numel()) for s in samples], dtype=float)
     thresholds = {}
     for column, values in stds.items():

@@ -1,15 +1,17 @@
 """PropertyModel: one encoder, one head per target (molpre.targets); forces by autograd.
 
-For the ``energy`` target: ``E_mol = sum_i scale * MLP(h_i) + sum_i e_ref[Z_i]`` (eV),
-plus a fixed ZBL short-range pair repulsion (molpre.nn.repulsion, zero at bonding
-distances), ``F_i = -dE/dpos_i`` (eV/Angstrom), outputs PREDICTED_ENERGY / PREDICTED_FORCES. Other
-targets output ``predicted_<name>`` (``[B]`` or ``[B, 3]``, float64, molpre units).
-:class:`EnergyModel` builds the energy-only model (the first version's signature).
+Each head is built by its target's kind (molpre.targets.kinds) and outputs
+``predicted_<name>`` (``[B]`` or ``[B, 3]``, float64, molpre units). The ``energy`` is
+special where physics says so: a fixed ZBL short-range pair repulsion (molpre.nn.repulsion,
+zero at bonding distances) is added to it, and forces are its gradient,
+``F_i = -dE/dpos_i`` (eV/Angstrom, PREDICTED_FORCES). :class:`EnergyModel` builds the
+energy-only model (the first version's signature).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import torch
@@ -17,24 +19,34 @@ from torch import nn
 
 from molpre.data import keys
 from molpre.models.encoder import Encoder, EncoderConfig
-from molpre.models.heads import DipoleHead, ExtensiveHead, IntensiveHead, build_head
 from molpre.nn.repulsion import ZBLRepulsion
-from molpre.targets import TargetSpec, get_target
+from molpre.targets import TargetSpec, get_kind, get_target
+from molpre.targets.kinds import HeadDims, HeadInputs
 
 FORMAT = "molpre.property/1"
 LEGACY_FORMAT = "molpre.energy/1"
 
 
-def make_head(spec: TargetSpec, encoder: Encoder, *, atomref: dict[int, float] | None = None,
-              offset: float = 0.0, scale: float = 1.0, hidden: int | None = None) -> nn.Module:
-    """A fresh head for ``spec``: atomref for extensive, offset for intensive targets;
-    ``scale`` multiplies the atomic terms (a good value is the spread of the labels)."""
-    hidden = int(hidden or encoder.config.channels)
-    if spec.kind == "extensive":
-        return ExtensiveHead(encoder.feature_dim, hidden, atomref or {}, scale, encoder.config.num_elements)
-    if spec.kind == "intensive":
-        return IntensiveHead(encoder.feature_dim, hidden, offset, scale)
-    return DipoleHead(encoder.feature_dim, hidden, encoder.vector_channels, scale)
+def head_dims(encoder: Encoder) -> HeadDims:
+    """The widths a head reads from ``encoder``."""
+    return HeadDims(encoder.feature_dim, encoder.vector_channels, encoder.config.num_elements)
+
+
+def make_head(spec: TargetSpec, encoder: Encoder, *, hidden: int | None = None,
+              **params: Any) -> nn.Module:
+    """A fresh head for ``spec``, built by its kind; ``params`` are the kind's fitted values
+    (``atomref``/``scale`` extensive, ``offset``/``scale`` intensive, ``scale`` vector: see
+    ``spec.kind.fit``). ``hidden``: the readout width (default the encoder's channels)."""
+    return spec.kind.make_head(head_dims(encoder), int(hidden or encoder.config.channels), **params)
+
+
+def build_head(spec: TargetSpec, encoder: Encoder, config: dict[str, Any]) -> nn.Module:
+    """Rebuild ``spec``'s head from its saved ``config()`` (which names its kind)."""
+    kind = get_kind(config.get("kind", spec.kind))
+    if kind != spec.kind:
+        raise ValueError(f"head kind {kind.name!r} does not match the kind of target "
+                         f"{spec.name!r} ({spec.kind.name!r})")
+    return kind.head_from_config(head_dims(encoder), dict(config))
 
 
 class PropertyModel(nn.Module):
@@ -57,8 +69,12 @@ class PropertyModel(nn.Module):
         if repulsion is True:
             repulsion = ZBLRepulsion()
         self.repulsion = repulsion if "energy" in heads and repulsion else None
-        known = {z for h in heads.values() if isinstance(h, ExtensiveHead) for z in h.atomref.as_dict()}
+        known = {z for name, h in heads.items() for z in self._prior_elements(name, h)}
         self.elements = sorted(int(z) for z in (elements if elements is not None else known))
+
+    def _prior_elements(self, name: str, head: nn.Module) -> set[int]:
+        prior = self.specs[name].kind.head_prior(head)
+        return (prior.elements or set()) if prior is not None else set()
 
     @property
     def targets(self) -> list[str]:
@@ -88,8 +104,7 @@ class PropertyModel(nn.Module):
         elif fmt != FORMAT:
             raise ValueError(f"unsupported model format {fmt!r}, expected {FORMAT!r}")
         encoder = Encoder(EncoderConfig.from_dict(dict(config["encoder"])))
-        heads = {name: build_head(get_target(name).kind, encoder.feature_dim,
-                                  encoder.vector_channels, dict(cfg))
+        heads = {name: build_head(get_target(name), encoder, cfg)
                  for name, cfg in config["heads"].items()}
         repulsion = ZBLRepulsion.from_config(config["repulsion"]) if "repulsion" in config else True
         return PropertyModel(encoder, heads, config.get("elements"), repulsion or False)
@@ -118,27 +133,27 @@ class PropertyModel(nn.Module):
         grad_ctx = torch.enable_grad() if compute_forces else contextlib.nullcontext()
         with grad_ctx:
             out = self.encoder({**batch, keys.POSITIONS: pos, keys.BATCH: index, keys.NUM_GRAPHS: num_graphs})
+            inputs = HeadInputs(out[keys.NODE_FEATURES], out.get(keys.NODE_VECTORS), z, pos, index,
+                                num_graphs, batch.get(keys.CHARGE))
+            learned_energy = None
             for name, head in self.heads.items():
-                out.update(self._head_outputs(name, head, out, batch, pos, index, num_graphs))
+                result = head(self._with_physics(name, inputs, batch))
+                out[self.specs[name].output_key] = result.value
+                if name == "energy":  # forces and per-atom energies are the energy's
+                    learned_energy = result.learned
+                    out[keys.ATOMIC_ENERGY] = result.atomic
             if compute_forces:
-                (grad,) = torch.autograd.grad(out["_learned_energy"].sum(), pos,
+                (grad,) = torch.autograd.grad(learned_energy.sum(), pos,
                                               create_graph=create_graph, allow_unused=True)
                 out[keys.PREDICTED_FORCES] = -grad if grad is not None else torch.zeros_like(pos)
-        out.pop("_learned_energy", None)
         return out
 
-    def _head_outputs(self, name, head, out, batch, pos, index, num_graphs) -> dict[str, torch.Tensor]:
-        key = self.specs[name].output_key
-        if isinstance(head, ExtensiveHead):
-            learned, atomic = head(out, index, num_graphs)
-            if name == "energy" and self.repulsion is not None:
-                learned = learned + self.repulsion(batch, pos, index, num_graphs).to(learned)
-            total = learned.double() + head.reference(batch[keys.ATOMIC_NUMBERS], index, num_graphs)
-            extra = {"_learned_energy": learned, keys.ATOMIC_ENERGY: atomic} if name == "energy" else {}
-            return {key: total, **extra}
-        if isinstance(head, DipoleHead):
-            return {key: head(out, index, num_graphs, pos, batch.get(keys.CHARGE))}
-        return {key: head(out, index, num_graphs)}
+    def _with_physics(self, name: str, inputs: HeadInputs, batch: dict) -> HeadInputs:
+        """``inputs`` of the ``energy`` head carry the pair repulsion it adds (physics)."""
+        if name != "energy" or self.repulsion is None:
+            return inputs
+        repulsion = self.repulsion(batch, inputs.pos, inputs.index, inputs.num_graphs)
+        return dataclasses.replace(inputs, added=repulsion)
 
 
 def EnergyModel(encoder: Encoder, atomref: dict[int, float], readout_hidden: int | None = None,
@@ -155,6 +170,6 @@ EnergyModel.from_config = PropertyModel.from_config  # type: ignore[attr-defined
 def _upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     """A ``molpre.energy/1`` config as a ``molpre.property/1`` one."""
     encoder = EncoderConfig.from_dict(dict(config["encoder"]))
-    head = {"kind": "extensive", "hidden": config.get("readout_hidden") or encoder.channels,
+    head = {"kind": get_target("energy").kind.name, "hidden": config.get("readout_hidden") or encoder.channels,
             "scale": config.get("energy_scale", 1.0), "atomref": config["atomref"]}
     return {"format": FORMAT, "encoder": config["encoder"], "heads": {"energy": head}}

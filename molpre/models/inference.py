@@ -30,8 +30,8 @@ def predict_targets(
             for spec in specs:
                 chunks[spec.name].append(out[spec.output_key].double().cpu().numpy())
     model.train(was_training)
-    empty = {s.name: np.zeros((0, 3) if s.kind == "vector" else 0) for s in specs}
-    return {name: np.concatenate(parts) if parts else empty[name] for name, parts in chunks.items()}
+    return {s.name: np.concatenate(chunks[s.name]) if chunks[s.name] else s.kind.empty()
+            for s in specs}
 
 
 def predict_energies(
@@ -48,8 +48,7 @@ def columns_from_targets(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     columns = {}
     for name, array in values.items():
         spec = get_target(name)
-        array = np.asarray(array, dtype=float)
-        columns[spec.column] = np.linalg.norm(array, axis=-1) if array.ndim == 2 else array
+        columns[spec.column] = spec.kind.scalar(array)
     return columns
 
 

@@ -1,8 +1,9 @@
 """The label job: conformers in, one store row each out; resumable after a kill at any moment.
 
-It runs on the batch seam of :mod:`molpre.workflow`: the plan is the conformers whose content
+It runs on the executor (:mod:`molpre.executor`): the plan is the conformers whose content
 key is not stored yet, one conformer per chunk; the run is
-:func:`molpre.workflow.run.run_chunks` on a :class:`~molpre.workflow.run.ProcessBackend`
+:func:`molpre.executor.run_chunks` of :func:`molpre.qc.tasks.conformer_label_task` on a
+:class:`~molpre.executor.ProcessBackend`
 (one worker process per core, one PySCF thread each by default); this process is the one
 writer. Every result is written in its own transaction with its content key, so a SIGKILL
 loses at most the conformers in flight, and the next run skips every key already stored.
@@ -29,11 +30,11 @@ from pathlib import Path
 from ase import Atoms
 
 from molpre.data.store import open_store, stored_keys, write_row
+from molpre.executor import Chunk, ProcessBackend, run_chunks
 from molpre.qc.content_keys import content_key
 from molpre.qc.levels import LevelError, LevelOfTheory
 from molpre.qc.pyscf import QCResult
-from molpre.workflow.run import Chunk, ProcessBackend, run_chunks
-from molpre.workflow.tasks import ConformerItem, conformer_label_task
+from molpre.qc.tasks import ConformerItem, conformer_label_task
 
 #: Runs of a conformer lost to worker deaths (the second one alone) before its error row.
 MAX_ATTEMPTS = 2

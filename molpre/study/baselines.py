@@ -1,37 +1,48 @@
 """Baselines a user would pick instead, on the study's own splits.
 
-* ``linear``: the per-element fit (energy = sum of per-element reference energies), least
-  squares on the budget's labels.
+* the prior of the target's kind (molpre.targets.kinds), fitted on the budget's labels:
+  ``linear``, the per-element fit (value = sum of per-element reference values, least
+  squares) for extensive targets; ``mean``, the training mean, for any target;
 * ``krr``: kernel ridge regression on FCHL19 (qmllib's representation, the optional extra
-  ``molpre[krr]``) of the residual after the per-element fit, with qmllib's local Gaussian
+  ``molpre[krr]``) of the residual after that prior, with qmllib's local Gaussian
   kernel ``K(A, B) = sum_{i in A, j in B, Z_i = Z_j} exp(-|x_i - x_j|^2 / (2 sigma^2))``
   computed in vectorised numpy (identical numbers to qmllib's ``get_local_kernel``, far
   faster here). sigma and lambda are chosen by k-fold cross-validation inside the budget,
   never on the test set.
 
-Energies in eV; returned errors are absolute errors per test molecule [n_test], eV, NaN for
-a test molecule with an element the training labels never show (as finetuning skips them).
+Labels are ``[n]`` scalars in molpre units (a vector target's magnitudes); returned errors
+are absolute errors per test molecule [n_test] in the same unit, NaN for a test molecule
+with an element the training labels never show (as finetuning skips them). ``fit_prior``
+``(numbers, labels) -> Prior`` is a kind's :meth:`~molpre.targets.kinds.Kind.prior`
+(default: the per-element fit).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from molpre.models.atomref import fit_atomref
-from molpre.train.evaluate import atomref_only
+from molpre.targets import get_target
+from molpre.targets.kinds import Prior
 
 ELEMENTS = (1, 6, 7, 8, 9)
+FitPrior = Callable[[Sequence[np.ndarray], np.ndarray], Prior]
+PER_ELEMENT: FitPrior = get_target("energy").kind.prior  # the per-element fit
+
+
+def prior_baseline(numbers: Sequence[np.ndarray], labels: np.ndarray, train: np.ndarray,
+                   test: np.ndarray, fit_prior: FitPrior = PER_ELEMENT) -> np.ndarray:
+    """Absolute test errors [n_test] of the prior fitted on rows ``train``."""
+    prior = fit_prior([numbers[i] for i in train], labels[train])
+    return np.abs(prior.predict([numbers[i] for i in test]) - labels[test])
 
 
 def linear_baseline(numbers: Sequence[np.ndarray], energy: np.ndarray, train: np.ndarray,
                     test: np.ndarray) -> np.ndarray:
     """Absolute test errors [n_test] (eV) of the per-element fit on rows ``train``."""
-    ref = fit_atomref([numbers[i] for i in train], energy[train])
-    pred = atomref_only([numbers[i] for i in test], ref)
-    return np.abs(pred - energy[test])
+    return prior_baseline(numbers, energy, train, test, PER_ELEMENT)
 
 
 def fchl19(numbers: Sequence[np.ndarray], positions: Sequence[np.ndarray],
@@ -98,14 +109,16 @@ def _solve(k: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     return cho_solve(cho_factor(k + lam * np.eye(len(k))), y)
 
 
-def _residual(numbers, energy, fit_rows, rows):
-    ref = fit_atomref([numbers[i] for i in fit_rows], energy[fit_rows])
-    return energy[rows] - atomref_only([numbers[i] for i in rows], ref), ref
+def _residual(numbers, labels, fit_rows, rows, fit_prior: FitPrior):
+    prior = fit_prior([numbers[i] for i in fit_rows], labels[fit_rows])
+    return labels[rows] - prior.predict([numbers[i] for i in rows]), prior
 
 
-def cv_choice(kernel: np.ndarray, numbers, energy, train: np.ndarray, sigmas, lambdas,
-              folds: int, seed: int) -> tuple[int, float, float]:
-    """(sigma index, lambda, CV MAE eV) minimising k-fold MAE inside ``train`` only.
+def cv_choice(kernel: np.ndarray, numbers, labels, train: np.ndarray, sigmas, lambdas,
+              folds: int, seed: int, fit_prior: FitPrior = PER_ELEMENT
+              ) -> tuple[int, float, float]:
+    """(sigma index, lambda, CV MAE in the labels' unit) minimising k-fold MAE inside
+    ``train`` only.
 
     ``kernel`` [n_sigma, n_all, n_all] over every molecule; only train x train is read.
     """
@@ -118,15 +131,15 @@ def cv_choice(kernel: np.ndarray, numbers, energy, train: np.ndarray, sigmas, la
             for part in parts:
                 fit = train[np.setdiff1d(order, part)]
                 held = train[part]
-                y, ref = _residual(numbers, energy, fit, fit)
+                y, prior = _residual(numbers, labels, fit, fit, fit_prior)
                 try:
                     alpha = _solve(kernel[s][np.ix_(fit, fit)], y, lam)
                 except np.linalg.LinAlgError:
                     errs = [np.inf]
                     break
-                pred = kernel[s][np.ix_(held, fit)] @ alpha + atomref_only(
-                    [numbers[i] for i in held], ref)
-                errs.append(np.abs(pred - energy[held]))
+                pred = kernel[s][np.ix_(held, fit)] @ alpha + prior.predict(
+                    [numbers[i] for i in held])
+                errs.append(np.abs(pred - labels[held]))
             flat = np.concatenate(errs)
             flat = flat[np.isfinite(flat)]  # held-out molecules with an element unseen in the fold
             mae = float(flat.mean()) if flat.size else np.inf
@@ -135,12 +148,15 @@ def cv_choice(kernel: np.ndarray, numbers, energy, train: np.ndarray, sigmas, la
     return best
 
 
-def krr_baseline(kernel: np.ndarray, numbers, energy, train: np.ndarray, test: np.ndarray,
-                 sigmas, lambdas, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """Absolute test errors [n_test] (eV) of KRR with CV-chosen (sigma, lambda), and the choice."""
-    s, lam, cv_mae = cv_choice(kernel, numbers, energy, train, sigmas, lambdas, folds, seed)
-    y, ref = _residual(numbers, energy, train, train)
+def krr_baseline(kernel: np.ndarray, numbers, labels, train: np.ndarray, test: np.ndarray,
+                 sigmas, lambdas, folds: int = 5, seed: int = 0,
+                 fit_prior: FitPrior = PER_ELEMENT) -> tuple[np.ndarray, dict]:
+    """Absolute test errors [n_test] of KRR (on the residual of ``fit_prior``) with
+    CV-chosen (sigma, lambda), and the choice (``cv_mae_ev``: CV MAE in the labels' unit)."""
+    s, lam, cv_mae = cv_choice(kernel, numbers, labels, train, sigmas, lambdas, folds, seed,
+                               fit_prior)
+    y, prior = _residual(numbers, labels, train, train, fit_prior)
     alpha = _solve(kernel[s][np.ix_(train, train)], y, lam)
-    pred = kernel[s][np.ix_(test, train)] @ alpha + atomref_only([numbers[i] for i in test], ref)
-    return np.abs(pred - energy[test]), {"sigma": float(sigmas[s]), "lambda": float(lam),
+    pred = kernel[s][np.ix_(test, train)] @ alpha + prior.predict([numbers[i] for i in test])
+    return np.abs(pred - labels[test]), {"sigma": float(sigmas[s]), "lambda": float(lam),
                                          "cv_mae_ev": cv_mae}

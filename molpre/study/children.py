@@ -1,10 +1,14 @@
 """Run one child of a study (in this process or a pool worker) and record it in MLflow.
 
 A neural child is one ``molpre.train.finetune.finetune`` call; a baseline child is computed
-here. Either way the child run then gets the study's params and tags, its datasets as MLflow
-inputs, its per-molecule test errors (OUT/children/<slug>/test_errors.npy, eV) and, last, the
-tag ``study.done`` (see molpre.study.records). A neural child whose test MAE is not below
-``(1 - train.fail_margin)`` x the per-element baseline of its own labels is tagged
+here. Every child is scored on the study's target through its spec (molpre.targets): its
+kind compares predictions with labels (a vector by magnitude), and the baselines are the
+kind's prior (``linear``: the per-element fit; ``mean``: the training mean) and KRR on what
+that prior leaves. The child run then gets the study's params and tags, its datasets as
+MLflow inputs, its per-molecule absolute test errors (OUT/children/<slug>/test_errors.npy,
+molpre units: eV for energies and the gap) and, last, the tag ``study.done`` (see
+molpre.study.records). A neural child whose test MAE is not below
+``(1 - train.fail_margin)`` x the prior baseline of its own labels is tagged
 ``failed=true`` and excluded from averages.
 """
 
@@ -21,21 +25,8 @@ from typing import Any
 import numpy as np
 
 from molpre.study.plan import Child
-from molpre.units import EV_TO_KCAL_PER_MOL, EV_TO_MEV
 
 _DATA: dict[tuple, Any] = {}
-
-
-def worker_init(parent_pid: int | None = None) -> None:
-    """One thread per worker process (two children share two cores); the worker ends when
-    the study process is killed instead of training on as an orphan."""
-    import torch
-
-    from molpre.runtime import exit_with_parent
-
-    torch.set_num_threads(1)
-    if parent_pid is not None:
-        exit_with_parent(parent_pid)
 
 
 def load_data(path: str, target: str, unit: str):
@@ -88,7 +79,7 @@ def _split(job: dict, data):
 
 
 def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
-    """(run id, metrics, per-molecule absolute test errors eV) of a neural child.
+    """(run id, metrics, per-molecule absolute test errors, molpre units) of a neural child.
 
     In a delta study ``data`` is the study's own data and finetune applies the delta itself
     (same split, so the same fitted ``s``), so that the child's saved model carries the
@@ -96,7 +87,7 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
     the delta data its test errors are computed on (the model's raw output is the delta).
     """
     from molpre.data.graph import atoms_to_sample
-    from molpre.train.evaluate import predict_energies
+    from molpre.models.inference import predict_targets
     from molpre.train.finetune import finetune
     from molpre.train.finetune_config import FinetuneConfig
 
@@ -110,8 +101,16 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
     test = scored.subset(split.test)
     cutoff = float(result.model.encoder.config.cutoff)
     samples = [atoms_to_sample(a, cutoff) for a in test.atoms]
-    errors = np.abs(predict_energies(result.model, samples) - test.energy)
-    return result.run_id, result.metrics, errors
+    spec = study_spec(job)
+    pred = predict_targets(result.model, samples)[spec.name]
+    return result.run_id, result.metrics, np.abs(spec.errors(pred, test.labels[spec.name]))
+
+
+def study_spec(job: dict):
+    """The TargetSpec a child is scored on (the study's target, in its stored unit)."""
+    from molpre.targets import get_target
+
+    return get_target(job["target"], job["unit"])
 
 
 def _baseline_run(job: dict, errors: np.ndarray, extra: dict) -> tuple[str, dict]:
@@ -119,11 +118,11 @@ def _baseline_run(job: dict, errors: np.ndarray, extra: dict) -> tuple[str, dict
     import mlflow
 
     from molpre.tracking import flatten
-    from molpre.train.evaluate import energy_metrics
+    from molpre.train.evaluate import error_metrics
 
     c = job["child"]
     known = np.isfinite(errors)  # NaN: an element the budget's labels never show (skipped)
-    metrics = energy_metrics(errors[known], np.zeros(int(known.sum())), "test_")
+    metrics = error_metrics(study_spec(job), errors[known], "test_")
     metrics.update({"test_n": int(known.sum()), "test_n_unsupported": int((~known).sum())})
     metrics.update({f"{k}": v for k, v in extra.items() if isinstance(v, float)})
     with mlflow.start_run(run_name=Child(**c).run_name, experiment_id=job["experiment_id"]) as run:
@@ -134,12 +133,29 @@ def _baseline_run(job: dict, errors: np.ndarray, extra: dict) -> tuple[str, dict
     return run.info.run_id, metrics
 
 
-def _linear(job: dict, data) -> tuple[str, dict, np.ndarray]:
-    from molpre.study.baselines import linear_baseline
+def fit_prior(job: dict, arm: str):
+    """``(numbers, labels) -> Prior`` of a baseline arm: the prior of the target's kind
+    when the arm is named after it (``linear``: the per-element fit), the training mean for
+    ``mean``."""
+    from molpre.targets.kinds import MeanPrior
 
+    kind = study_spec(job).kind
+    if arm == kind.prior_name:
+        return kind.prior
+    if arm == "mean":
+        return lambda numbers, labels: MeanPrior(float(np.mean(kind.scalar(labels))))
+    raise ValueError(f"baseline {arm!r} does not apply to a target of kind {kind.name!r}")
+
+
+def _prior(job: dict, data) -> tuple[str, dict, np.ndarray]:
+    """A ``linear`` or ``mean`` baseline child: the prior fitted on the budget's labels."""
+    from molpre.study.baselines import prior_baseline
+
+    spec = study_spec(job)
     split = _split(job, data)
     train = np.concatenate([split.train, split.val])
-    errors = linear_baseline([a.numbers for a in data.atoms], data.energy, train, split.test)
+    errors = prior_baseline([a.numbers for a in data.atoms], spec.kind.scalar(data.labels[spec.name]),
+                            train, split.test, fit_prior(job, job["child"]["arm"]))
     run_id, metrics = _baseline_run(job, errors, {})
     return run_id, metrics, errors
 
@@ -157,17 +173,18 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
     """Write the study's params, tags, inputs and errors onto a finished child run."""
     import mlflow
 
-    from molpre.study.records import DONE, delta_fields, headline, log_split_inputs
+    from molpre.study.records import DONE, delta_fields, headline, log_split_inputs, scores
 
     c = job["child"]
     out = Path(job["out"]) / "children" / Child(**c).slug
     out.mkdir(parents=True, exist_ok=True)
     errors_file = out / "test_errors.npy"
     np.save(errors_file, errors)
-    mae_kcal = float(metrics.get("test_mae_kcal", np.nan))
-    base = metrics.get("baseline_test_mae_kcal")
+    spec = study_spec(job)
+    score = scores(spec, metrics)
+    mae, base, unit = score["test_mae"], score["baseline_test_mae"], score["unit"]
     margin = float(job.get("fail_margin", 0.0))
-    failed = c["mode"] is not None and is_failed(mae_kcal, base, margin)
+    failed = c["mode"] is not None and is_failed(mae, base, margin)
     split = _split(job, data)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_param("arm", c["arm"])
@@ -179,21 +196,18 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
                 "arm": c["arm"], "encoder_name": c["encoder"] or "none",
                 "failed": "true" if failed else "false",
                 "study.errors_file": str(errors_file.resolve()),
-                "mlflow.note.content": headline(c["arm"], c["budget"], c["seed"], mae_kcal,
-                                                float(metrics.get("test_mae_mev", np.nan)),
+                "mlflow.note.content": headline(spec, c["arm"], c["budget"], c["seed"], metrics,
                                                 c["encoder"], failed),
                 **extra_tags}
         if failed:
-            tags["failure_reason"] = (f"test MAE {mae_kcal:.2f} kcal/mol not below "
-                                      f"(1 - {margin:g}) x the per-element baseline "
-                                      f"{base:.2f} kcal/mol of its own labels")
+            tags["failure_reason"] = (f"test MAE {mae:.4g} {unit} not below "
+                                      f"(1 - {margin:g}) x the {spec.kind.prior_description} "
+                                      f"baseline {base:.4g} {unit} of its own labels")
         mlflow.set_tags(tags)
         mlflow.set_tag(DONE, "1")
     return {"arm": c["arm"], "budget": c["budget"], "seed": c["seed"], "run_id": run_id,
-            "test_mae_kcal": mae_kcal, "test_mae_mev": float(metrics.get("test_mae_mev", np.nan)),
-            "baseline_test_mae_kcal": base, "failed": failed,
-            "failure_reason": tags.get("failure_reason", ""), "errors_file": str(errors_file),
-            "seconds": seconds, **delta_fields(tags)}
+            **score, "failed": failed, "failure_reason": tags.get("failure_reason", ""),
+            "errors_file": str(errors_file), "seconds": seconds, **delta_fields(tags)}
 
 
 #: Lightning's banners go through the rank_zero loggers (as in molpre.cli's setup).
@@ -218,16 +232,20 @@ def quiet_lightning():
 
 
 def run_child(job: dict) -> dict:
-    """Run one child job (a plain dict, picklable for a process pool) and return its record."""
+    """Run one child job (a plain dict, picklable for a process pool) and return its record:
+    the study's task for the executor (molpre.executor.map_calls)."""
     import mlflow
 
+    from molpre.executor.hooks import maybe_crash
+
+    maybe_crash(Child(**job["child"]).run_name)  # test hooks: a child that dies or hangs
     os.environ["MLFLOW_TRACKING_URI"] = job["tracking_uri"]
     mlflow.set_tracking_uri(job["tracking_uri"])
     raw = load_data(job["data"], job["target"], job["unit"])
     data, delta_tags = child_data(job, raw)
     start = time.perf_counter()
-    if job["child"]["arm"] == "linear":
-        run_id, metrics, errors = _linear(job, data)
+    if job["child"]["arm"] in PRIOR_ARMS:
+        run_id, metrics, errors = _prior(job, data)
     else:
         with quiet_lightning():
             run_id, metrics, errors = _finetune(job, raw, data if delta_tags else None)
@@ -236,7 +254,8 @@ def run_child(job: dict) -> dict:
 
 
 def krr_child(job: dict, kernel: np.ndarray, rows: np.ndarray, data, krr: dict) -> dict:
-    """A KRR child on a precomputed kernel over data rows ``rows`` (see baselines.local_kernels)."""
+    """A KRR child on a precomputed kernel over data rows ``rows`` (see baselines.local_kernels):
+    KRR of what the prior of the target's kind leaves."""
     from molpre.study.baselines import krr_baseline
 
     start = time.perf_counter()
@@ -246,11 +265,13 @@ def krr_child(job: dict, kernel: np.ndarray, rows: np.ndarray, data, krr: dict) 
     train = np.array([index[int(r)] for r in np.concatenate([split.train, split.val])])
     test = np.array([index[int(r)] for r in split.test])
     numbers = [data.atoms[int(r)].numbers for r in rows]
-    energy = data.energy[rows]
-    errors, choice = krr_baseline(kernel, numbers, energy, train, test, krr["sigmas"],
-                                  krr["lambdas"], krr["folds"], job["child"]["seed"])
+    spec = study_spec(job)
+    labels = spec.kind.scalar(data.labels[spec.name])[rows]
+    errors, choice = krr_baseline(kernel, numbers, labels, train, test, krr["sigmas"],
+                                  krr["lambdas"], krr["folds"], job["child"]["seed"],
+                                  spec.kind.prior)
     extra = {"krr_sigma": choice["sigma"], "krr_lambda": choice["lambda"],
-             "krr_cv_mae_mev": choice["cv_mae_ev"] * EV_TO_MEV}
+             spec.metric_name("cv_mae", "krr_"): choice["cv_mae_ev"] * spec.metric_factor}
     run_id, metrics = _baseline_run(job, errors, extra)
     return _tag(job, run_id, metrics, errors, time.perf_counter() - start, data,
                 {"krr.choice": f"sigma={choice['sigma']:g}, lambda={choice['lambda']:g} (CV in budget)",
@@ -262,4 +283,8 @@ def child_job(child: Child, **fields: Any) -> dict:
     return {"child": asdict(child), **fields}
 
 
-__all__ = ["run_child", "krr_child", "child_job", "worker_init", "EV_TO_KCAL_PER_MOL"]
+#: Baseline arms computed by a prior (molpre.targets.kinds): ``linear`` (per-element fit,
+#: extensive targets) and ``mean`` (the training mean, any target).
+PRIOR_ARMS = ("linear", "mean")
+
+__all__ = ["PRIOR_ARMS", "run_child", "krr_child", "child_job"]

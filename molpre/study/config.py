@@ -11,7 +11,7 @@ pipelines/qm9_sample.yaml)::
     budgets:   [100, 300, 1000];  seeds: {small: 5, large: 3, small_max: 300}
     scratch:   true
     encoders:  [{name, path, modes: [full], control: [full], seed, corpus}]
-    baselines: [linear, krr];  krr: {sigmas, lambdas, folds}
+    baselines: null (the target kind's: [linear, krr] or [mean, krr]);  krr: {sigmas, lambdas, folds}
     train:     {preset, epochs, batch_size, lr, patience, max_minutes, ensemble, ema_decay,
                 val_fraction, val_min, fail_margin, dtype}
     audit:     {probe_leak: error | warn}
@@ -199,8 +199,10 @@ class StudyConfig:
 
     name: str = setting("study", help="Study name (parent run 'study NAME').")
     data: str = setting("", help="Labels: extxyz(.gz) or an ASE .db label store.")
-    target: str = "energy"
-    unit: str = "eV"
+    target: str = setting("energy", help="A registered target (energy, gap, dipole, ...) or "
+                          "data key (u0_atom, mu, ...), molpre.targets.")
+    unit: str | None = setting(None, help="Stored unit of the target (None: the registry's "
+                               "for the file's convention, as finetune).")
     out: str = setting("study-out", flags=("-o", "--out"), click_type=click.Path(file_okay=False),
                        help="OUTDIR: summary.json, report.md/.html, learning_curve.png, children/.")
     experiment: str = setting("molpre-study", help="MLflow experiment.")
@@ -209,7 +211,9 @@ class StudyConfig:
     seeds: SeedSpec = setting(default_factory=SeedSpec)
     scratch: bool = True
     encoders: list[EncoderSpec] = setting(default_factory=list)
-    baselines: list[Literal["linear", "krr"]] = setting(default_factory=lambda: ["linear", "krr"])
+    baselines: list[Literal["linear", "mean", "krr"]] | None = setting(
+        None, help="Baseline arms: linear (per-element fit, extensive targets), mean (training "
+        "mean), krr (on what the target kind's baseline leaves); null: the kind's and krr.")
     krr: KrrSpec = setting(default_factory=KrrSpec)
     train: TrainSpec = setting(default_factory=TrainSpec)
     audit: AuditSpec = setting(default_factory=AuditSpec)
@@ -241,11 +245,37 @@ class StudyConfig:
             raise ValueError("workers must be >= 1")
 
     def validate(self) -> StudyConfig:
-        """Checks that need more than the keys' types (a study must name its data)."""
+        """Checks that need more than the keys' types (a study must name its data and a
+        target it can score, with baselines that fit the target's kind)."""
         if not self.data:
             raise StudyConfigError("data: give a label file (extxyz or .db), e.g. --data or "
                                    "data: in the YAML")
+        spec = self.spec()
+        fit = list(dict.fromkeys((spec.kind.prior_name, "mean", "krr")))
+        wrong = [b for b in self.baseline_arms() if b not in fit]
+        if wrong:
+            raise StudyConfigError(
+                f"baselines: {wrong[0]!r} does not fit target {self.target!r} (kind "
+                f"{spec.kind.name}); use {', '.join(fit[:-1])} or {fit[-1]}")
         return self
+
+    def spec(self):
+        """The TargetSpec the study scores (StudyConfigError for an unknown target or unit)."""
+        from molpre.targets import TargetError, parse_targets
+
+        try:
+            specs = parse_targets(self.target, self.unit)
+        except TargetError as err:
+            raise StudyConfigError(f"target: {err}") from None
+        if len(specs) != 1:
+            raise StudyConfigError(f"target: a study scores one target, got {self.target!r}")
+        return specs[0]
+
+    def baseline_arms(self) -> list[str]:
+        """The baseline arms: ``baselines``, or the target kind's prior and ``krr``."""
+        if self.baselines is not None:
+            return list(self.baselines)
+        return [self.spec().kind.prior_name, "krr"]
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

@@ -69,7 +69,7 @@ def plan(config: StudyConfig) -> list[Child]:
     children = []
     for budget in config.budgets:
         for seed in range(config.seeds.count(budget)):
-            children += [Child(b, budget, seed) for b in config.baselines]
+            children += [Child(b, budget, seed) for b in config.baseline_arms()]
             children += [Child(a.arm, budget, seed, a.mode, a.encoder, a.control)
                          for a in arms(config) if runs_at(config, a.encoder, budget)]
     return children

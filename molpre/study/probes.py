@@ -4,8 +4,9 @@ For each encoder (and its random-init control, the same architecture at the pret
 run's step-0 weights) the frozen encoder embeds every molecule; the features are those of
 the pretraining probe (molpre.train.callbacks.probe_features): the summed atom features
 (mean embedding x atom count, energies being extensive) [n, F] next to the element counts
-[n, E]. Energies (eV) are first reduced by the per-element least-squares fit on the
-training pool (the atomref every model starts from), then two probes fit the residual on
+[n, E]. Labels are first reduced by the baseline of the target's kind fitted on the
+training pool (molpre.targets.kinds: the per-element least-squares fit every energy model
+starts from, the training mean of an intensive target), then two probes fit the residual on
 the standardised features of the training pool (every non-test molecule, at most
 ``probes.max_train``) and are scored on the test set:
 
@@ -15,7 +16,9 @@ the standardised features of the training pool (every non-test molecule, at most
   coefficients among the F summed features): how many directions of the embedding carry
   what the probe uses.
 
-The penalties never see the test set. MAEs are reported in kcal/mol and meV.
+The penalties never see the test set. MAEs are reported in every report unit of the
+target (``<probe>_test_mae_<unit>``: kcal/mol and meV for energies, meV for the gap), the
+baseline's as ``atomref_test_mae_<unit>``; ``unit_slug`` names the headline unit.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molpre.units import EV_TO_KCAL_PER_MOL, EV_TO_MEV
+from molpre.targets.spec import SLUGS
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +90,29 @@ def one_se_alpha(cv) -> float:
 
 
 def fit_probes(features: np.ndarray, counts: np.ndarray, y: np.ndarray, train: np.ndarray,
-               test: np.ndarray, folds: int = 5, seed: int = 0) -> dict:
-    """Ridge and L1 probes of ``y`` [n] (eV) on ``features`` [n, F] + ``counts`` [n, E].
+               test: np.ndarray, folds: int = 5, seed: int = 0, spec=None,
+               baseline: np.ndarray | None = None) -> dict:
+    """Ridge and L1 probes of ``y`` [n] (molpre units of ``spec``, default the energy) on
+    ``features`` [n, F] + ``counts`` [n, E].
 
-    ``train``/``test``: row indices. Returns test MAEs (kcal/mol, meV) of the per-element
-    fit alone, ridge and lasso, the chosen penalties and ``lasso_nonzero_dims`` (of ``dims``).
+    ``train``/``test``: row indices. ``baseline`` [n]: the predictions the probes start from
+    (NaN where it cannot predict; default the per-element fit on ``train``). Returns test
+    MAEs of the baseline alone, ridge and lasso in every report unit of ``spec``, the chosen
+    penalties and ``lasso_nonzero_dims`` (of ``dims``).
     """
+    from molpre.targets import get_target
+
+    spec = spec or get_target("energy")
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import Lasso, LassoCV, RidgeCV
     from sklearn.model_selection import KFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    residual, known = _atomref_residual(counts, y, train)
+    if baseline is None:
+        residual, known = _atomref_residual(counts, y, train)
+    else:
+        residual, known = y - baseline, np.isfinite(baseline)
     test = test[known[test]]
     present = counts[train].sum(0) > 0
     x = np.concatenate([features, counts[:, present]], axis=1)
@@ -121,12 +134,13 @@ def fit_probes(features: np.ndarray, counts: np.ndarray, y: np.ndarray, train: n
            "lasso_nonzero_dims": int(np.count_nonzero(coef)),
            "lasso_dims_kept": np.flatnonzero(coef).tolist(),
            "lasso_converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),
-           "ridge_alpha": float(ridge[-1].alpha_), "lasso_alpha": alpha}
+           "ridge_alpha": float(ridge[-1].alpha_), "lasso_alpha": alpha,
+           "unit_slug": SLUGS[spec.headline[0]]}
     for name, pred in (("atomref", np.zeros(len(test))), ("ridge", ridge.predict(x[test])),
                        ("lasso", lasso.predict(x[test]))):
         mae = float(np.mean(np.abs(pred - residual[test])))
-        out[f"{name}_test_mae_kcal"] = mae * EV_TO_KCAL_PER_MOL
-        out[f"{name}_test_mae_mev"] = mae * EV_TO_MEV
+        for unit, factor in spec.report_units:
+            out[f"{name}_test_mae_{SLUGS[unit]}"] = mae * factor
     return out
 
 
@@ -139,13 +153,19 @@ def _digest(*parts: str | Path) -> str:
 
 
 def probe_encoders(encoders: dict, data, test_rows: np.ndarray, out: Path,
-                   max_train: int | None = None, folds: int = 5) -> dict[str, dict]:
+                   max_train: int | None = None, folds: int = 5, spec=None) -> dict[str, dict]:
     """``{label: probe result}`` for each prepared encoder (label = its name) and its control
-    (``<name>:init``), cached in OUT/probes/ by encoder file, split and settings."""
+    (``<name>:init``), cached in OUT/probes/ by encoder file, split, target and settings.
+    ``spec``: the study's target (default the energy), reduced by its kind's baseline."""
+    from molpre.targets import get_target
+
+    spec = spec or get_target("energy")
     test = np.asarray(sorted(set(int(r) for r in test_rows)))
     pool = np.setdiff1d(np.arange(len(data)), test)
     pool = pool[np.random.default_rng(0).permutation(len(pool))][:max_train]
-    y = np.asarray(data.energy, dtype=float)
+    y = spec.kind.scalar(data.labels[spec.name])
+    numbers = [a.numbers for a in data.atoms]
+    baseline = spec.kind.prior([numbers[r] for r in pool], y[pool]).predict(numbers)
     results = {}
     for name, enc in encoders.items():
         for label, path in ((name, enc.encoder_path), (f"{name}:init", enc.control_path)):
@@ -153,7 +173,7 @@ def probe_encoders(encoders: dict, data, test_rows: np.ndarray, out: Path,
                 continue
             cache = out / "probes" / f"{label.replace(':', '-')}.json"
             key = _digest(path, data.sha256 or data.source, json.dumps(
-                [test.tolist()[:50], len(test), len(pool), folds]))
+                [test.tolist()[:50], len(test), len(pool), folds, spec.name]))
             if cache.is_file() and json.loads(cache.read_text()).get("key") == key:
                 results[label] = json.loads(cache.read_text())["result"]
                 continue
@@ -161,11 +181,13 @@ def probe_encoders(encoders: dict, data, test_rows: np.ndarray, out: Path,
             features, counts = embed_molecules(path, [data.atoms[r] for r in rows])
             local = np.arange(len(rows))
             result = fit_probes(features, counts, y[rows], local[:len(pool)], local[len(pool):],
-                                folds)
+                                folds, spec=spec, baseline=baseline[rows])
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps({"key": key, "result": result}, indent=1))
-            log.warning("probe %s: ridge %.2f, L1 %.2f kcal/mol (%d of %d dims), per-element "
-                        "%.2f", label, result["ridge_test_mae_kcal"], result["lasso_test_mae_kcal"],
-                        result["lasso_nonzero_dims"], result["dims"], result["atomref_test_mae_kcal"])
+            slug = result["unit_slug"]
+            log.warning("probe %s: ridge %.4g, L1 %.4g %s (%d of %d dims), baseline %.4g",
+                        label, result[f"ridge_test_mae_{slug}"], result[f"lasso_test_mae_{slug}"],
+                        spec.headline[0], result["lasso_nonzero_dims"], result["dims"],
+                        result[f"atomref_test_mae_{slug}"])
             results[label] = result
     return results

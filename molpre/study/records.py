@@ -52,8 +52,9 @@ def open_parent(out: Path, experiment_id: str, name: str, config: dict) -> str:
     return run_id
 
 
-def finished_children(experiment_id: str, parent_id: str) -> dict[tuple[str, int, int], dict]:
-    """``{(arm, budget, seed): record}`` of the parent's children that finished (tag study.done)."""
+def finished_children(experiment_id: str, parent_id: str, spec) -> dict[tuple[str, int, int], dict]:
+    """``{(arm, budget, seed): record}`` of the parent's children that finished (tag
+    study.done), scored on ``spec`` (the study's TargetSpec)."""
     import mlflow
 
     runs = mlflow.MlflowClient().search_runs(
@@ -68,17 +69,27 @@ def finished_children(experiment_id: str, parent_id: str) -> dict[tuple[str, int
                 client.set_terminated(run.info.run_id, "KILLED")
             continue
         key = (params["arm"], int(params["budget"]), int(params["seed"]))
-        out[key] = record_of(run)
+        out[key] = record_of(run, spec)
     return out
 
 
-def record_of(run) -> dict:
+def scores(spec, metrics: dict) -> dict:
+    """A child's headline scores from its metrics: ``test_mae`` and ``baseline_test_mae``
+    (None when absent) in the study's ``unit`` (the spec's headline unit: kcal/mol for
+    energies, meV for the gap, Debye for the dipole) and the metric they come from."""
+    unit, _ = spec.headline
+    name = spec.metric_name("mae", "test_", unit)
+    base = metrics.get(spec.metric_name("mae", "baseline_test_", unit))
+    return {"test_mae": float(metrics.get(name, float("nan"))),
+            "baseline_test_mae": None if base is None else float(base),
+            "unit": unit, "metric": name}
+
+
+def record_of(run, spec) -> dict:
     """The study's view of a finished child run."""
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     return {"arm": params["arm"], "budget": int(params["budget"]), "seed": int(params["seed"]),
-            "run_id": run.info.run_id, "test_mae_kcal": metrics.get("test_mae_kcal"),
-            "test_mae_mev": metrics.get("test_mae_mev"),
-            "baseline_test_mae_kcal": metrics.get("baseline_test_mae_kcal"),
+            "run_id": run.info.run_id, **scores(spec, metrics),
             "failed": tags.get("failed") == "true", "failure_reason": tags.get("failure_reason", ""),
             "errors_file": tags.get("study.errors_file", ""),
             "seconds": metrics.get("wall_time_s"), **delta_fields(tags)}
@@ -91,13 +102,20 @@ def delta_fields(tags: dict) -> dict:
     return {"delta_level": tags["delta.level"], "delta_scale": float(tags["delta.scale"])}
 
 
-def headline(arm: str, budget: int, seed: int, mae_kcal: float, mae_mev: float,
-             encoder: str | None, failed: bool) -> str:
-    """The run description: what the run is and what it scored."""
-    text = (f"**{arm}**, {budget} labels, seed {seed}: test MAE {mae_kcal:.2f} kcal/mol "
-            f"({mae_mev:.1f} meV); encoder: {encoder or 'none (trained from scratch)'}")
+def headline(spec, arm: str, budget: int, seed: int, metrics: dict, encoder: str | None,
+             failed: bool) -> str:
+    """The run description: what the run is and what it scored (test MAE in every report
+    unit of ``spec``, headline unit first)."""
+    first = spec.headline[0]
+    units = [first] + [u for u, _ in spec.report_units if u != first]
+    maes = [f"{metrics.get(spec.metric_name('mae', 'test_', u), float('nan')):.4g} {u}"
+            for u in units]
+    text = (f"**{arm}**, {budget} labels, seed {seed}: test {spec.name} MAE {maes[0]}"
+            + "".join(f" ({m})" for m in maes[1:])
+            + f"; encoder: {encoder or 'none (trained from scratch)'}")
     if failed:
-        text += ". FAILED: not better than the per-element baseline, excluded from averages"
+        text += (f". FAILED: not better than the {spec.kind.prior_description} baseline, "
+                 "excluded from averages")
     return text
 
 
@@ -118,28 +136,39 @@ def log_split_inputs(source: str, target: str, train_ids: list[str], test_ids: l
 #: The share key of the runs view a study writes on its experiment (see :func:`share_runs_view`).
 VIEW_KEY = "molpre-study"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-RUN_COLUMNS = ("metrics.`test_mae_kcal`", "metrics.`test_mae_mev`", "params.`arm`",
-               "params.`budget`", "params.`seed`", "tags.`failed`", "params.`encoder`")
-#: Charts the comparison view shows: the children's test, baseline and validation errors
-#: (a regex on metric names; the parent's summary metrics stay out of the comparison).
-CHART_FILTER = "^((baseline_)?test_mae_(kcal|mev)|val_mae_mev|wall_time_s)$"
+RUN_PARAMS = ("params.`arm`", "params.`budget`", "params.`seed`", "tags.`failed`",
+              "params.`encoder`")
 
 
-def share_runs_view(experiment_id: str) -> str:
+def run_columns(spec) -> list[str]:
+    """The runs table's columns: the test MAE in each report unit, then arm, budget, ..."""
+    return [f"metrics.`{spec.metric_name('mae', 'test_', u)}`" for u, _ in spec.report_units] \
+        + list(RUN_PARAMS)
+
+
+def chart_filter(spec) -> str:
+    """Charts the comparison view shows: the children's test, baseline and validation errors
+    (a regex on metric names; the parent's summary metrics stay out of the comparison)."""
+    names = [spec.metric_name("mae", p, u) for p in ("test_", "baseline_test_")
+             for u, _ in spec.report_units] + [spec.metric_name("mae", "val_"), "wall_time_s"]
+    return "^(" + "|".join(re.escape(n) for n in names) + ")$"
+
+
+def share_runs_view(experiment_id: str, spec) -> str:
     """Write the experiment's shared runs view (an MLflow UI "share view" state, experiment tag
     ``mlflow.sharedViewState.molpre-study``): runs grouped by ``arm`` and ``budget`` (each
     group row shows the mean over seeds, its children below), the columns test MAE in
-    kcal/mol and meV, arm, budget, seed, failed and encoder, and charts of the children's
+    each report unit of ``spec`` (kcal/mol and meV for the energy), arm, budget, seed, failed and encoder, and charts of the children's
     errors only. Without it MLflow's runs table shows no metric or param column and its
     comparison view opens on the parent's summary metrics in alphabetical order.
     Returns the share key (the runs page URL takes ``?viewStateShareKey=<key>``)."""
     import mlflow
 
-    state = {"selectedColumns": list(RUN_COLUMNS), "runsHiddenMode": "SHOW_ALL",
+    state = {"selectedColumns": run_columns(spec), "runsHiddenMode": "SHOW_ALL",
              "orderByKey": "attributes.start_time", "orderByAsc": False,
              "groupBy": {"aggregateFunction": "average",
                          "groupByKeys": [{"mode": "param", "groupByData": "arm"},
                                          {"mode": "param", "groupByData": "budget"}]},
-             "useGroupedValuesInCharts": True, "chartsSearchFilter": CHART_FILTER}
+             "useGroupedValuesInCharts": True, "chartsSearchFilter": chart_filter(spec)}
     mlflow.MlflowClient().set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(state))
     return VIEW_KEY

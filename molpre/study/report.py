@@ -1,7 +1,9 @@
 """A study's answer: statistics over the child records, the learning-curve figure, and
 ``summary.json`` / ``report.md`` / ``report.html`` (figure inline) on the parent run.
 
-Errors are test MAE in kcal/mol. Failed children are listed and left out of every mean.
+Errors are test MAEs in the target's headline unit (kcal/mol for energies, meV for the
+gap, Debye for the dipole: ``summary["unit"]``). Failed children are listed and left out of
+every mean.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import numpy as np
 from molpre.study import stats
 from molpre.study.records import metric_name
 
-UNIT = "kcal/mol"
+#: Baseline arms (drawn dashed in the figure): the kinds' priors and KRR.
+BASELINE_ARMS = ("linear", "mean", "krr")
 
 
 def curves(records: list[dict]) -> dict[str, dict[int, dict[int, float]]]:
-    """``{arm: {budget: {seed: MAE kcal/mol}}}`` of the children that did not fail."""
+    """``{arm: {budget: {seed: test MAE}}}`` of the children that did not fail."""
     out: dict = {}
     for r in records:
-        if not r["failed"] and r["test_mae_kcal"] is not None and np.isfinite(r["test_mae_kcal"]):
-            out.setdefault(r["arm"], {}).setdefault(r["budget"], {})[r["seed"]] = r["test_mae_kcal"]
+        if not r["failed"] and r["test_mae"] is not None and np.isfinite(r["test_mae"]):
+            out.setdefault(r["arm"], {}).setdefault(r["budget"], {})[r["seed"]] = r["test_mae"]
     return out
 
 
@@ -48,7 +51,7 @@ def failures(records: list[dict]) -> dict[tuple[str, int], tuple[int, int, int]]
     out: dict = {}
     for r in records:
         f, d, n = out.get((r["arm"], r["budget"]), (0, 0, 0))
-        mae = r["test_mae_kcal"]
+        mae = r["test_mae"]
         diverged = mae is None or not np.isfinite(mae)
         out[(r["arm"], r["budget"])] = (f + bool(r["failed"]), d + diverged, n + 1)
     return out
@@ -148,14 +151,15 @@ def markdown(summary: dict) -> str:
     """The short report: table, verdicts, savings, audit, failures."""
     table, budgets = summary["table"], summary["budgets"]
     arms = list(table)
-    lines = [f"# Study {summary['name']}: {summary['target']}, test MAE ({UNIT}), mean [95% interval]",
+    unit = summary["unit"]
+    lines = [f"# Study {summary['name']}: {summary['target']}, test MAE ({unit}), mean [95% interval]",
              "", f"Parent run `{summary['parent_run_id']}`; test set {summary['n_test']} molecules "
              f"({summary['split']}).", "", *_delta_lines(summary.get("delta") or {}),
              "| N | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
     for b in budgets:
         lines.append(f"| {b} | " + " | ".join(_fmt(table[a].get(b) or table[a].get(str(b)))
                                                for a in arms) + " |")
-    lines += ["", "## Verdicts (paired differences, arm - reference, kcal/mol)", "",
+    lines += ["", f"## Verdicts (paired differences, arm - reference, {unit})", "",
               "| arm | N | vs scratch [95%] p | vs control [95%] p | verdict |", "|---|---|---|---|---|"]
     for arm, by_b in summary["comparisons"].items():
         for b, c in by_b.items():
@@ -178,7 +182,7 @@ def markdown(summary: dict) -> str:
         if a.get("probe"):
             lines.append(f"\nProbe set {a['probe']['data']}: {a['probe']['n']} molecules, "
                          f"{a['probe']['leaked']} in the test split.")
-    lines += probe_lines(summary.get("probes") or {})
+    lines += probe_lines(summary.get("probes") or {}, unit)
     if summary["failed"]:
         lines += ["", "## Failed children (excluded from the means)", ""]
         lines += [f"- {f['arm']} N={f['budget']} seed={f['seed']} (run {f['run_id']}): {f['reason']}"
@@ -186,22 +190,25 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def probe_lines(probes: dict) -> list[str]:
-    """The report's probe section: frozen-embedding probes per encoder (and its init)."""
+def probe_lines(probes: dict, unit: str = "kcal/mol") -> list[str]:
+    """The report's probe section: frozen-embedding probes per encoder (and its init), in
+    ``unit`` (the study's)."""
     if "error" in probes:
         return ["", f"Embedding probes could not run: {probes['error']}"]
     if not probes:
         return []
     first = next(iter(probes.values()))
-    lines = ["", f"## Frozen-embedding probes: test MAE ({UNIT}), fit on {first['n_train']} "
+    slug = first.get("unit_slug", "kcal")
+    lines = ["", f"## Frozen-embedding probes: test MAE ({unit}), fit on {first['n_train']} "
              f"training-pool molecules, {first['n_test']} test molecules", "",
              "Summed atom features + element counts of the frozen encoder, after the "
-             "per-element fit; `name:init` is the same architecture at the pretraining run's "
+             "target's baseline; `name:init` is the same architecture at the pretraining run's "
              "initial weights. L1 dims: embedding dimensions the sparse probe keeps.", "",
-             "| encoder | per-element only | ridge | L1 (Lasso) | L1 dims |", "|---|---|---|---|---|"]
+             "| encoder | baseline only | ridge | L1 (Lasso) | L1 dims |", "|---|---|---|---|---|"]
     for name, p in probes.items():
-        lines.append(f"| {name} | {p['atomref_test_mae_kcal']:.2f} | {p['ridge_test_mae_kcal']:.2f} "
-                     f"| {p['lasso_test_mae_kcal']:.2f} | {p['lasso_nonzero_dims']} of {p['dims']} |")
+        lines.append(f"| {name} | {p[f'atomref_test_mae_{slug}']:.2f} "
+                     f"| {p[f'ridge_test_mae_{slug}']:.2f} | {p[f'lasso_test_mae_{slug}']:.2f} "
+                     f"| {p['lasso_nonzero_dims']} of {p['dims']} |")
     return lines
 
 
@@ -220,7 +227,7 @@ def figure(summary: dict, path: Path) -> Path:
         x = np.array([b for b, _ in pts], dtype=float) * (1 + 0.02 * (i - 2))  # dodge
         y = np.array([c["mean"] for _, c in pts])
         err = np.array([[c["mean"] - c["low"] for _, c in pts], [c["high"] - c["mean"] for _, c in pts]])
-        style = "s--" if arm in ("linear", "krr") else "o-"
+        style = "s--" if arm in BASELINE_ARMS else "o-"
         line = ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, label=arm, ms=4)
         law = summary["power_law"].get(arm)
         if law:
@@ -229,7 +236,7 @@ def figure(summary: dict, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training labels N")
-    ax.set_ylabel(f"test MAE ({UNIT})")
+    ax.set_ylabel(f"test MAE ({summary['unit']})")
     ax.set_title(f"study {summary['name']}: {summary['target']} learning curves\n"
                  f"(mean, 95% interval over seeds; dotted: power-law fits)", fontsize=9)
     ax.legend(fontsize=7)
@@ -275,11 +282,12 @@ def to_html(md: str, png: Path) -> str:
 
 def _parent_metrics(summary: dict) -> tuple[dict[str, float], dict[str, str]]:
     metrics, tags = {}, {}
+    name = summary["metric"]  # test_mae_kcal (energy), test_mae_gap_mev, ...
     for arm, by_b in summary["table"].items():
         for b, c in by_b.items():
             if c.get("n"):
                 for k in ("mean", "low", "high"):
-                    metrics[metric_name("test_mae_kcal", arm, f"N{b}", k)] = c[k]
+                    metrics[metric_name(name, arm, f"N{b}", k)] = c[k]
             metrics[metric_name("failed", arm, f"N{b}")] = c.get("failed", 0)
     for arm, by_b in summary["savings"].items():
         for b, s in by_b.items():
@@ -294,8 +302,10 @@ def _parent_metrics(summary: dict) -> tuple[dict[str, float], dict[str, str]]:
             metrics[metric_name("audit", enc, f"{level}_overlap_fraction")] = a["fractions"][level]
     for name, p in (summary.get("probes") or {}).items():
         if isinstance(p, dict):
-            for kind in ("atomref", "ridge", "lasso"):
-                metrics[metric_name("probe_test_mae_kcal", name, kind)] = p[f"{kind}_test_mae_kcal"]
+            slug = p.get("unit_slug", "kcal")
+            for probe in ("atomref", "ridge", "lasso"):
+                metrics[metric_name(f"probe_test_mae_{slug}", name, probe)] = \
+                    p[f"{probe}_test_mae_{slug}"]
             metrics[metric_name("probe_lasso_dims", name)] = p["lasso_nonzero_dims"]
     return metrics, tags
 
@@ -315,11 +325,15 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
     import mlflow
 
     from molpre.study.audit_step import clean_vs_overlap
+    from molpre.targets import get_target
 
     out = Path(config.out)
+    spec = get_target(config.target, config.unit)
+    unit = spec.headline[0]
     saved, laws = savings(records)
     summary = {
-        "name": config.name, "parent_run_id": parent, "target": config.target, "unit": UNIT,
+        "name": config.name, "parent_run_id": parent, "target": config.target, "unit": unit,
+        "metric": spec.metric_name("mae", "test_", unit),
         "data": config.data, "split": f"{config.split.kind}, seed {config.split.seed}",
         "n_test": len(test_ids.read_text().split()),
         "budgets": sorted(set(config.budgets) | {int(r["budget"]) for r in records}),

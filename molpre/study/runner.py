@@ -1,17 +1,17 @@
 """``run_study(config) -> StudyResult``: plan, audit, run the missing children, report.
 
 Resumable: the parent run id is kept in OUT/study.json and children that finished (tag
-``study.done``) are read back from the store instead of being run again. ``workers > 1``
-runs neural children in a spawn process pool, one torch thread each; KRR children run in
-this process on one kernel computed once over the molecules they need.
+``study.done``) are read back from the store instead of being run again. Neural and prior
+children run on the executor (molpre.executor): a process pool of ``workers`` processes,
+one torch thread each, with its retries (a child whose worker dies is run again, up to
+:data:`MAX_ATTEMPTS` times) and a time limit per child (:func:`child_deadline_s`: a child
+still running then has its worker killed and is left for the next resume). KRR children run
+in this process on one kernel computed once over the molecules they need.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,40 +103,57 @@ def _krr(config: StudyConfig, jobs: list[dict], data) -> list[dict]:
     return [ch.krr_child(job, kernel, rows, data, krr) for job in jobs]
 
 
-def _run_one(job: dict) -> dict | None:
-    try:
-        return ch.run_child(job)
-    except Exception as err:  # noqa: BLE001 - one broken child must not stop the study
-        log.error("child %s failed to run: %s (rerun the study to retry it)",
-                  Child(**job["child"]).run_name, err)
-        return None
+#: Modules each worker imports at start, before its first child's clock starts.
+WARM_IMPORTS = ("torch", "mlflow", "lightning.pytorch", "molpre.data.datasets",
+                "molpre.train.finetune")
+#: Runs of a child lost to a worker death (segfault, out of memory) before it is left for
+#: the next resume.
+MAX_ATTEMPTS = 2
+#: Seconds a child may run beyond its training cap (data, evaluation, saving) before its
+#: worker is killed; the cap itself is ``train.max_minutes`` (Lightning's max_time).
+DEADLINE_GRACE_S = 600.0
 
 
-def _run_jobs(jobs: list[dict], workers: int, progress) -> list[dict]:
-    """Run neural/linear children; one that raises is logged and left for the next resume."""
+def child_deadline_s(config: StudyConfig) -> float | None:
+    """Wall-clock limit of one child: 1.5 x ``train.max_minutes`` plus
+    :data:`DEADLINE_GRACE_S` (None without a cap)."""
+    minutes = config.train.max_minutes
+    return None if not minutes else 90.0 * minutes + DEADLINE_GRACE_S
+
+
+def _run_jobs(jobs: list[dict], workers: int, progress, deadline_s: float | None = None
+              ) -> list[dict]:
+    """Run neural/prior children on a process pool of ``workers``; a child that raises,
+    dies twice or overruns ``deadline_s`` is logged and left for the next resume."""
+    from molpre.executor import ProcessBackend, map_calls
+
     out: list[dict] = []
-
-    def keep(record: dict | None) -> None:
-        if record is not None:
+    if not jobs:
+        return out
+    backend = ProcessBackend(min(workers, len(jobs)), threads=1,
+                             preload=("molpre.study.children",), warm=WARM_IMPORTS)
+    try:
+        for index, record, reason in map_calls(backend, ch.run_child, jobs,
+                                               max_attempts=MAX_ATTEMPTS, window=workers,
+                                               deadline_s=deadline_s):
+            if reason is not None:
+                log.error("child %s did not finish: %s (rerun the study to retry it)",
+                          Child(**jobs[index]["child"]).run_name, reason)
+                continue
             out.append(record)
             progress(record)
-
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            keep(_run_one(job))
-        return out
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=ch.worker_init,
-                             initargs=(os.getpid(),)) as pool:
-        for future in as_completed([pool.submit(_run_one, job) for job in jobs]):
-            keep(future.result())
+    except BaseException:  # Ctrl-C: do not wait for the children in flight
+        backend.kill()
+        raise
+    finally:
+        backend.close()
     return out
 
 
 def _echo(record: dict) -> None:
     flag = " FAILED" if record["failed"] else ""
-    log.warning("%s N=%d seed=%d: %.2f kcal/mol (%.0f s)%s", record["arm"], record["budget"],
-                record["seed"], record["test_mae_kcal"], record["seconds"] or 0, flag)
+    log.warning("%s N=%d seed=%d: %.4g %s (%.0f s)%s", record["arm"], record["budget"],
+                record["seed"], record["test_mae"], record["unit"], record["seconds"] or 0, flag)
 
 
 def _probes(config: StudyConfig, encoders: dict[str, PreparedEncoder], data, test_ids: Path,
@@ -151,7 +168,7 @@ def _probes(config: StudyConfig, encoders: dict[str, PreparedEncoder], data, tes
     rows = np.array(rows_matching(read_ids(test_ids), data.mol_ids, data.groups))
     try:
         return probe_encoders(encoders, data, rows, out, config.probes.max_train,
-                              config.probes.folds)
+                              config.probes.folds, spec=config.spec())
     except Exception as err:  # noqa: BLE001 - reported in the summary instead
         log.error("embedding probes failed: %s", err)
         return {"error": str(err)}
@@ -174,7 +191,8 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     out.mkdir(parents=True, exist_ok=True)
     experiment_id = study_experiment(config.experiment, uri)
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
-    share_runs_view(experiment_id)
+    spec = config.spec()
+    share_runs_view(experiment_id, spec)
     data = ch.load_data(config.data, config.target, config.unit)
     config = with_cheap_store(config, data, out)
     if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
@@ -184,14 +202,15 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     for line in shared_start_warnings(config, encoders):
         log.warning(line)
     audit = audit_study(config, encoders, data, test_ids)
-    done = finished_children(experiment_id, parent)
+    done = finished_children(experiment_id, parent, spec)
     todo = [] if report_only else [c for c in plan(config) if c.key not in done]
     log.warning("study %s: %d children finished, %d to run", config.name, len(done), len(todo))
     jobs = [_job(config, c, encoders, test_ids, out, uri, parent, experiment_id) for c in todo]
     new = _krr(config, [j for j in jobs if j["child"]["arm"] == "krr"], data)
     for record in new:
         progress(record)
-    new += _run_jobs([j for j in jobs if j["child"]["arm"] != "krr"], config.workers, progress)
+    new += _run_jobs([j for j in jobs if j["child"]["arm"] != "krr"], config.workers, progress,
+                     child_deadline_s(config))
     records = sorted([*done.values(), *new], key=lambda r: (r["budget"], r["arm"], r["seed"]))
     probes = _probes(config, encoders, data, test_ids, out)
     summary, artifacts = finish_report(config, parent, records, encoders, audit, data, test_ids,

@@ -6,66 +6,61 @@ re-exported here for the first version's callers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from molpre.models.inference import predict_energies, predict_targets
-from molpre.targets import TargetSpec
-from molpre.units import EV_TO_KCAL_PER_MOL, EV_TO_MEV
+from molpre.targets import TargetSpec, get_target
+from molpre.targets.atomref import atomref_only
 
 __all__ = ["predict_energies", "predict_targets", "energy_metrics", "target_metrics",
-           "atomref_only", "mean_only", "parity_plot"]
+           "atomref_only", "error_metrics", "mean_only", "prior_only", "parity_plot"]
 
 
 def energy_metrics(pred: np.ndarray, ref: np.ndarray, prefix: str = "") -> dict[str, float]:
     """``{prefix}mae_mev``, ``rmse_mev``, ``mae_kcal``, ``rmse_kcal`` of energies in eV."""
-    err = np.asarray(pred, dtype=float) - np.asarray(ref, dtype=float)
+    return target_metrics(get_target("energy"), pred, ref, prefix)
+
+
+def target_metrics(spec: TargetSpec, pred, ref, prefix: str = "") -> dict[str, float]:
+    """MAE and RMSE of one target in each of its report units, named by
+    :meth:`TargetSpec.metric_name` (``test_mae_gap_mev``; ``test_mae_mev`` and
+    ``test_mae_kcal`` for the energy). Errors are the kind's (vectors by magnitude,
+    forces over components)."""
+    return error_metrics(spec, spec.errors(pred, ref), prefix)
+
+
+def error_metrics(spec: TargetSpec, errors, prefix: str = "") -> dict[str, float]:
+    """MAE and RMSE of ``[n]`` errors (molpre units) in each report unit of ``spec``."""
+    err = np.asarray(errors, dtype=float)
     if err.size == 0:
         return {}
     mae, rmse = float(np.abs(err).mean()), float(np.sqrt((err**2).mean()))
-    return {
-        f"{prefix}mae_mev": mae * EV_TO_MEV, f"{prefix}rmse_mev": rmse * EV_TO_MEV,
-        f"{prefix}mae_kcal": mae * EV_TO_KCAL_PER_MOL, f"{prefix}rmse_kcal": rmse * EV_TO_KCAL_PER_MOL,
-    }
-
-
-def target_metrics(spec: TargetSpec, pred: np.ndarray, ref: np.ndarray, prefix: str = "") -> dict[str, float]:
-    """MAE and RMSE of one target in its report unit, named by :meth:`TargetSpec.metric_name`
-    (``test_mae_gap_mev``); the energy also gets kcal/mol (``test_mae_kcal``)."""
-    if spec.name == "energy":
-        return energy_metrics(pred, ref, prefix)
-    err = spec.errors(pred, ref)
-    if err.size == 0:
-        return {}
-    mae, rmse = float(np.abs(err).mean()), float(np.sqrt((err**2).mean()))
-    return {spec.metric_name("mae", prefix): mae * spec.metric_factor,
-            spec.metric_name("rmse", prefix): rmse * spec.metric_factor}
+    out = {}
+    for unit, factor in spec.report_units:
+        out[spec.metric_name("mae", prefix, unit)] = mae * factor
+        out[spec.metric_name("rmse", prefix, unit)] = rmse * factor
+    return out
 
 
 def mean_only(spec: TargetSpec, train_labels: np.ndarray, n: int) -> np.ndarray:
-    """Baseline predictions ``[n]`` of a target without reference values: the training mean
-    (of magnitudes for a vector)."""
-    labels = np.asarray(train_labels, dtype=float)
-    if spec.kind == "vector" and labels.ndim == 2:
-        labels = np.linalg.norm(labels, axis=-1)
-    return np.full(n, float(labels.mean()))
+    """Baseline predictions ``[n]``: the training mean (of magnitudes for a vector)."""
+    return np.full(n, float(np.mean(spec.kind.scalar(train_labels))))
 
 
-def atomref_only(numbers: Sequence[Sequence[int]], atomref: dict[int, float]) -> np.ndarray:
-    """Baseline predictions ``[n]`` eV: the sum of reference energies (NaN for unknown Z)."""
-    return np.array(
-        [sum(atomref.get(int(z), np.nan) for z in zs) for zs in numbers], dtype=float
-    )
+def prior_only(spec: TargetSpec, train_numbers, train_labels, numbers) -> np.ndarray:
+    """Predictions for ``numbers`` of the baseline ``spec``'s kind fits on the training
+    labels: the per-element fit (extensive), the training mean (intensive, vector)."""
+    return spec.kind.prior(train_numbers, train_labels).predict(numbers)
 
 
 def parity_plot(
     ref: np.ndarray, pred: np.ndarray, baseline: np.ndarray, path: str | Path, title: str = "",
-    unit: str | None = None,
+    unit: str = "eV", baseline_name: str | None = "baseline",
 ) -> Path:
-    """Save a parity plot of energies relative to the atomref baseline (eV), as PNG; with
-    ``unit`` (another target: gap in eV, dipole in Debye) the axes are the plain values."""
+    """Save a parity plot of ``[n]`` values relative to a baseline's predictions
+    (``baseline_name``: the per-element fit, the training mean; None: plain values), as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,10 +71,11 @@ def parity_plot(
     ax.scatter(x, y, s=6, alpha=0.6)
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    mae = np.abs(y - x).mean() * EV_TO_MEV
-    ax.set_xlabel(f"reference ({unit})" if unit else "reference - atomref (eV)")
-    ax.set_ylabel(f"predicted ({unit})" if unit else "predicted - atomref (eV)")
-    ax.set_title(title or f"test: MAE {mae:.1f} meV ({mae / 43.364:.2f} kcal/mol)", fontsize=9)
+    mae = np.abs(y - x).mean()
+    what = f" - {baseline_name}" if baseline_name else ""
+    ax.set_xlabel(f"reference{what} ({unit})")
+    ax.set_ylabel(f"predicted{what} ({unit})")
+    ax.set_title(title or f"test: MAE {mae:.4g} {unit}", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

@@ -31,18 +31,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from molpre.data import keys
 from molpre.data.datasets import DatasetError, LabeledData, labeled_from_atoms, load_labeled
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
-from molpre.models.atomref import fit_atomref
 from molpre.models.checkpoint import DTYPES, save_checkpoint
 from molpre.models.committee import Committee, calibrate, out_of_domain_fraction
 from molpre.models.energy import PropertyModel, make_head
 from molpre.models.inference import predict_targets, target_columns
 from molpre.runtime import seed_everything
-from molpre.targets import DEBYE_PER_E_ANGSTROM, TargetSpec, get_target, monitor_name
-from molpre.train.evaluate import atomref_only, mean_only, parity_plot, target_metrics
+from molpre.targets import TargetSpec, get_target, monitor_name
+from molpre.targets.kinds import MeanPrior
+from molpre.train.evaluate import mean_only, parity_plot, target_metrics
 from molpre.train.finetune_config import ConfigError, FinetuneConfig
 from molpre.train.hardware import resolve_accelerator
 from molpre.train.losses import snapshot
@@ -149,44 +148,24 @@ def _samples(data: LabeledData, cutoff: float, forces: bool) -> list[dict[str, t
     return samples
 
 
-def _extensive_scales(labels: np.ndarray, numbers: list, atomref: dict[int, float]) -> tuple[float, float]:
-    """(per-molecule, per-atom) spread of training labels after the atomref fit."""
-    resid = labels - atomref_only(numbers, atomref)
-    per_atom = resid / np.array([len(z) for z in numbers])
-    return max(float(np.std(resid)), 1e-3), max(float(np.std(per_atom)), 1e-4)
-
-
 def _heads(train: LabeledData, encoder) -> tuple[dict, dict[str, float], dict[str, dict]]:
-    """``(heads, loss scales, atomrefs)`` for every target of ``train``, fitted on it only.
-
-    Extensive: atomref by least squares, atomic terms scaled by the per-atom spread.
-    Intensive: offset = training mean, scale = training spread. Vector: charges scaled so that
-    the dipole's spread matches (Debye / 4.8 e*Angstrom).
-    """
+    """``(heads, loss scales, fitted params)`` for every target of ``train``, fitted on it
+    only by the target's kind (``spec.kind.fit``: an atomref and per-atom scale for
+    extensive targets, the training mean and spread for intensive ones, ...)."""
     numbers = [a.numbers for a in train.atoms]
-    heads, scales, atomrefs = {}, {}, {}
+    heads, scales, fitted = {}, {}, {}
     for spec in train.specs:
-        labels = train.labels[spec.name]
-        if spec.kind == "extensive":
-            atomrefs[spec.name] = fit_atomref(numbers, labels)
-            scales[spec.name], atom_scale = _extensive_scales(labels, numbers, atomrefs[spec.name])
-            heads[spec.name] = make_head(spec, encoder, atomref=atomrefs[spec.name], scale=atom_scale)
-        elif spec.kind == "intensive":
-            scales[spec.name] = max(float(np.std(labels)), 1e-3)
-            heads[spec.name] = make_head(spec, encoder, offset=float(np.mean(labels)),
-                                         scale=scales[spec.name])
-        else:
-            size = np.linalg.norm(labels, axis=-1) if labels.ndim == 2 else labels
-            scales[spec.name] = max(float(np.std(size)), 1e-3)
-            heads[spec.name] = make_head(spec, encoder, scale=scales[spec.name] / DEBYE_PER_E_ANGSTROM)
-    return heads, scales, atomrefs
+        fit = spec.kind.fit(numbers, train.labels[spec.name])
+        scales[spec.name], fitted[spec.name] = fit.scale, fit.params
+        heads[spec.name] = make_head(spec, encoder, **fit.params)
+    return heads, scales, fitted
 
 
 def transfer_energy_head(head, encoder) -> None:
     """Start an energy head's atomic MLP from the encoder checkpoint's pretrained cheap-level
     energy head (its widths and scale too); the atomref stays the one fitted on the target.
     ConfigError when the checkpoint has none."""
-    from molpre.models.heads import mlp_head
+    from molpre.targets.kinds.base import mlp
 
     state = getattr(encoder, "checkpoint_heads", {}).get("energy")
     meta = getattr(encoder, "checkpoint_meta", {}).get("energy_head")
@@ -194,22 +173,23 @@ def transfer_energy_head(head, encoder) -> None:
         raise ConfigError("head: pretrained, but the encoder checkpoint has no energy head: "
                           "pretrain it on a labeled corpus with --objectives cheap_energy")
     hidden = int(state["0.weight"].shape[0])
-    readout = mlp_head(int(state["0.weight"].shape[1]), hidden)
+    readout = mlp(int(state["0.weight"].shape[1]), hidden)
     readout.load_state_dict(state)
     dtype = next(head.parameters()).dtype
     head.readout, head.hidden, head.scale = readout.to(dtype), hidden, float(meta["scale"])
 
 
 def _build_model(config: FinetuneConfig, encoder, train: LabeledData):
-    """The PropertyModel to finetune (the config's dtype and mode), its loss scales and atomrefs."""
-    heads, scales, atomrefs = _heads(train, encoder)
+    """The PropertyModel to finetune (the config's dtype and mode), its loss scales and
+    fitted head parameters."""
+    heads, scales, fitted = _heads(train, encoder)
     if config.head == "pretrained":
         transfer_energy_head(heads["energy"], encoder)
     elements = sorted({int(z) for a in train.atoms for z in a.numbers})
     model = PropertyModel(encoder, heads, elements)
     model.to(DTYPES[config.dtype])
     apply_mode(model, config.mode)
-    return model, scales, atomrefs
+    return model, scales, fitted
 
 
 def _loader(samples: list, batch_size: int, shuffle: bool, seed: int):
@@ -227,8 +207,8 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
 
     from molpre.train.task import AveragedWeights, BestWeights, MlflowEpochMetrics, PropertyTask
 
-    task = PropertyTask(model, lr=config.lr, weight_decay=config.weight_decay,
-                        energy_weight=config.energy_weight,
+    weights = {"energy": config.energy_weight}  # the config's one per-target weight
+    task = PropertyTask(model, lr=config.lr, weight_decay=config.weight_decay, weights=weights,
                         forces_weight=config.force_weight if forces else 0.0,
                         scales=scale, alpha=alpha, reference=reference, patience=config.patience)
     averaged = AveragedWeights(decay=config.ema_decay) if config.ema_decay else None
@@ -306,35 +286,34 @@ def _specs(model) -> list[TargetSpec]:
     return [get_target(name) for name in model.targets]
 
 
-def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path,
-              title: str = "") -> dict[str, float]:
-    """Val and test metrics per target, the baselines on test (``baseline_test_``: atomref sum
-    for extensive targets, training mean otherwise; ``mean_test_``: the training mean of an
-    extensive target), and the energy's parity plot. Test molecules with an
-    element never seen in training are skipped (``test_n_unsupported``). The parity plot
-    is titled ``title`` (run, mode and label count), then the test MAE."""
+def _evaluate(model, parts, train: LabeledData, out: Path, title: str = "") -> dict[str, float]:
+    """Val and test metrics per target, the baseline on test (``baseline_test_``: the prior
+    of the target's kind fitted on the training labels: the per-element fit for extensive
+    targets, the training mean otherwise; ``mean_test_``: the training mean where that is
+    not the prior), forces when fitted, and the first target's parity plot. Test molecules
+    with an element never seen in training are skipped (``test_n_unsupported``). The
+    parity plot is titled ``title`` (run, mode and label count), then the test MAE."""
     (val, val_samples), (test, test_samples) = parts
     metrics: dict[str, float] = {}
     val_pred = predict_targets(model, val_samples)
     numbers = [a.numbers for a in test.atoms]
     known = np.array([set(map(int, z)) <= set(model.elements) for z in numbers], dtype=bool)
     test_pred = predict_targets(model, [s for s, k in zip(test_samples, known, strict=True) if k])
+    train_numbers = [a.numbers for a in train.atoms]
     for spec in _specs(model):
         label = test.labels[spec.name][known]
         metrics.update(target_metrics(spec, val_pred[spec.name], val.labels[spec.name], "best_val_"))
         metrics.update(target_metrics(spec, test_pred[spec.name], label, "test_"))
-        if spec.name in atomrefs:
-            base = atomref_only(numbers, atomrefs[spec.name])[known]
+        prior = spec.kind.prior(train_numbers, train.labels[spec.name])
+        base = prior.predict(numbers)[known]
+        metrics.update(target_metrics(spec, base, label, "baseline_test_"))
+        if not isinstance(prior, MeanPrior):
             mean = mean_only(spec, train.labels[spec.name], int(known.sum()))
             metrics.update(target_metrics(spec, mean, label, "mean_test_"))
-        else:
-            base = mean_only(spec, train.labels[spec.name], int(known.sum()))
-        metrics.update(target_metrics(spec, base, label, "baseline_test_"))
-        if spec.name == "energy" and known.any():
-            heading = (f"{title}\ntest MAE {metrics['test_mae_mev']:.1f} meV "
-                       f"({metrics['test_mae_kcal']:.2f} kcal/mol), "
-                       f"{int(known.sum())} molecules")
-            parity_plot(label, test_pred[spec.name], base, out / "parity.png", title=heading)
+        if spec is _specs(model)[0] and known.any():
+            parity_plot(spec.kind.scalar(label), spec.kind.scalar(test_pred[spec.name]), base,
+                        out / "parity.png", title=_heading(spec, metrics, title, known),
+                        unit=spec.unit, baseline_name=spec.kind.prior_description)
     if val.forces is not None:
         metrics.update(_force_metrics(model, val_samples, "best_val_"))
         metrics.update(_force_metrics(model, [s for s, k in zip(test_samples, known, strict=True)
@@ -343,20 +322,26 @@ def _evaluate(model, parts, train: LabeledData, atomrefs, out: Path,
     return metrics
 
 
+def _heading(spec: TargetSpec, metrics: dict[str, float], title: str, known) -> str:
+    """The parity plot's title: ``title``, then the test MAE in every report unit."""
+    maes = [f"{metrics[spec.metric_name('mae', 'test_', u)]:.4g} {u}" for u, _ in spec.report_units]
+    return (f"{title}\ntest {spec.name} MAE {maes[0]}"
+            + "".join(f" ({m})" for m in maes[1:]) + f", {int(known.sum())} molecules")
+
+
 def _force_metrics(model, samples, prefix: str, batch_size: int = 64) -> dict[str, float]:
     """``<prefix>forces_mae_mev_per_a`` / ``_rmse_`` over all force components (meV/Angstrom)."""
-    from molpre.evaluation import force_metrics
-
+    spec = get_target("forces")
     pred, ref = [], []
     was_training = model.training
     model.eval()
     for start in range(0, len(samples), batch_size):
         chunk = samples[start:start + batch_size]
         out = model(collate(chunk), compute_forces=True)
-        pred.append(out[keys.PREDICTED_FORCES].detach().double().cpu().numpy())
-        ref.append(torch.cat([s[keys.FORCES] for s in chunk]).double().numpy())
+        pred.append(out[spec.output_key].detach().double().cpu().numpy())
+        ref.append(torch.cat([s[spec.label_key] for s in chunk]).double().numpy())
     model.train(was_training)
-    return {prefix + k: v for k, v in force_metrics(pred, ref).items()}
+    return target_metrics(spec, pred, ref, prefix)
 
 
 def _step0(model, val: LabeledData, samples) -> dict[str, float]:
@@ -384,7 +369,7 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     """Run one finetune (see the module docstring); ``data`` skips re-reading ``config.data``."""
     import mlflow
 
-    from molpre.models.pyfunc import log_pyfunc_model, save_pyfunc_model
+    from molpre.pyfunc import log_pyfunc_model, save_pyfunc_model
     from molpre.tracking import start_run
 
     config = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
@@ -399,7 +384,7 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     forces = data.forces is not None
     train, val, test = (data.subset(split.train), data.subset(split.val), data.subset(split.test))
     encoder = start_encoder(config)
-    model, scales, atomrefs = _build_model(config, encoder, train)
+    model, scales, _ = _build_model(config, encoder, train)
     cutoff = float(encoder.config.cutoff)
     samples = [_samples(d, cutoff, forces) for d in (train, val, test)]
     out = Path(config.out)
@@ -420,8 +405,8 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
                                                  scales, forces)
         parts = [(val, samples[1]), (test, samples[2])]
         metrics = {**{f"step0_{k}": v for k, v in step0.items()},
-                   **_evaluate(model, parts, train, atomrefs, out,
-                                f"{name}: {config.mode}, {labels} labels")}
+                   **_evaluate(model, parts, train, out,
+                               f"{name}: {config.mode}, {labels} labels")}
         if alpha is not None:
             metrics["prior_alpha"] = alpha
         domain = _calibrate(model, train, samples, metrics)

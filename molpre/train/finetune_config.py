@@ -63,7 +63,7 @@ class FinetuneConfig:
     data: str = setting("", help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).",
                         click_type=click.Path(exists=True, dir_okay=False))
     target: str = setting("energy", help="A target (energy, homo, lumo, gap, dipole, alpha) or "
-                                          "data key (u0_atom, mu, ...; see molpre/targets.py); "
+                                          "data key (u0_atom, mu, ...; see molpre/targets/registry.py); "
                                           "several comma-separated: energy,gap.")
     unit: str | None = setting(None, help="Stored unit of a single target (eV, hartree, "
                                           "kcal/mol, debye, bohr^3, ...). Default: the "

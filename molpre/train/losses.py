@@ -13,52 +13,37 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import nn
 
-from molpre.data import keys
 from molpre.targets import TargetSpec, get_target
-
-
-def energy_loss(pred: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Mean squared error of molecule energies ``[B]`` (eV), in units of ``scale`` (eV)."""
-    diff = (pred - target.to(pred.dtype)) / scale
-    return (diff**2).mean()
-
-
-def forces_loss(pred: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Mean squared error of force components ``[N, 3]`` (eV/Angstrom), in units of ``scale``."""
-    diff = (pred - target.to(pred.dtype)) / scale
-    return (diff**2).mean()
 
 
 def target_loss(spec: TargetSpec, pred: torch.Tensor, label: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """Mean squared error of ``pred`` ``[B]`` or ``[B, 3]`` against ``label`` in units of
-    ``scale``; a vector target with ``[B]`` labels compares the norm of ``pred``."""
-    if spec.kind == "vector" and label.dim() == 1 and pred.dim() == 2:
-        pred = pred.norm(dim=-1)
-    return energy_loss(pred, label, scale)
+    ``scale``, as the target's kind compares them (a vector with ``[B]`` labels by norm)."""
+    return spec.kind.loss(pred, label, scale)
 
 
 def weighted_loss(
     out: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor], *,
-    energy_weight: float = 1.0, forces_weight: float = 0.0, scale: float = 1.0,
-    targets: Iterable[str] = ("energy",), weights: Mapping[str, float] | None = None,
-    scales: Mapping[str, float] | None = None,
+    forces_weight: float = 0.0, targets: Iterable[str] = ("energy",),
+    weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """``{"loss", <target>..., "forces"?}``: sum_t w_t * L_t + forces_weight * L_F.
 
-    The energy's weight and scale default to ``energy_weight`` and ``scale`` (the first
-    version's arguments); other targets' to 1.
+    ``weights``/``scales``: per target (default 1). Forces, the energy's gradient, are
+    compared in units of the energy's scale.
     """
     weights, scales = dict(weights or {}), dict(scales or {})
     terms, total = {}, None
     for name in targets:
         spec = get_target(name)
-        weight = weights.get(name, energy_weight if name == "energy" else 1.0)
-        spread = scales.get(name, scale if name == "energy" else 1.0)
-        terms[name] = target_loss(spec, out[spec.output_key], batch[spec.label_key], spread)
-        total = weight * terms[name] if total is None else total + weight * terms[name]
+        terms[name] = target_loss(spec, out[spec.output_key], batch[spec.label_key],
+                                  scales.get(name, 1.0))
+        weighted = weights.get(name, 1.0) * terms[name]
+        total = weighted if total is None else total + weighted
     if forces_weight > 0:
-        spread = scales.get("energy", scale)
-        terms["forces"] = forces_loss(out[keys.PREDICTED_FORCES], batch[keys.FORCES], spread)
+        forces = get_target("forces")
+        terms["forces"] = target_loss(forces, out[forces.output_key], batch[forces.label_key],
+                                      scales.get("energy", 1.0))
         total = total + forces_weight * terms["forces"]
     terms["loss"] = total
     return terms

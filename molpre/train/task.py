@@ -27,27 +27,26 @@ from molpre.train.modes import trainable_parameters
 class PropertyTask(pl.LightningModule):
     """Finetune ``model`` on every target it carries (one weighted loss term each).
 
-    ``weights``/``scales``: per-target loss weight and spread (molpre units); the energy's
-    default to ``energy_weight``/``scale``, others' to 1. ``reference`` (encoder weights w0)
+    ``weights``/``scales``: per-target loss weight and spread (molpre units; default 1);
+    forces are weighed by ``forces_weight`` in units of the energy's scale. ``reference`` (encoder weights w0)
     and ``alpha`` switch on L2-SP. :attr:`monitor` is the metric that picks the best epoch:
     the one target's validation MAE, or ``val_score`` (sum of val MAE / scale) for several.
     """
 
     def __init__(
         self, model: PropertyModel, *, lr: float, weight_decay: float = 0.0,
-        energy_weight: float = 1.0, forces_weight: float = 0.0, scale: float = 1.0,
+        forces_weight: float = 0.0,
         weights: dict[str, float] | None = None, scales: dict[str, float] | None = None,
         alpha: float = 0.0, reference: dict[str, torch.Tensor] | None = None, patience: int = 20,
     ) -> None:
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.patience = lr, weight_decay, patience
-        self.energy_weight, self.forces_weight, self.scale = energy_weight, forces_weight, scale
+        self.forces_weight = forces_weight
         self.specs = [get_target(t) for t in model.targets]
-        self.weights = {s.name: (weights or {}).get(s.name, energy_weight if s.name == "energy" else 1.0)
-                        for s in self.specs}
-        self.scales = {s.name: (scales or {}).get(s.name, scale if s.name == "energy" else 1.0)
-                       for s in self.specs}
+        self.forces = get_target("forces")
+        self.weights = {s.name: (weights or {}).get(s.name, 1.0) for s in self.specs}
+        self.scales = {s.name: (scales or {}).get(s.name, 1.0) for s in self.specs}
         self.alpha, self.reference = alpha, reference or {}
         self._abs = {stage: {s.name: [] for s in self.specs} for stage in ("train", "val")}
         self.latest: dict[str, float] = {}
@@ -61,15 +60,11 @@ class PropertyTask(pl.LightningModule):
         return self.model(batch, compute_forces=self.forces_weight > 0)
 
     def _record(self, stage: str, out: dict, batch: dict) -> None:
-        if self.forces_weight > 0 and keys.PREDICTED_FORCES in out:
-            err = (out[keys.PREDICTED_FORCES].detach() - batch[keys.FORCES].to(out[keys.PREDICTED_FORCES]))
-            self._abs[stage].setdefault("forces", []).append(err.abs().reshape(-1).double().cpu())
-        for spec in self.specs:
-            pred, label = out[spec.output_key].detach(), batch[spec.label_key]
-            if spec.kind == "vector":
-                pred = pred.norm(dim=-1)
-                label = label.norm(dim=-1) if label.dim() == 2 else label
-            self._abs[stage][spec.name].append((pred - label.to(pred)).abs().double().cpu())
+        specs = self.specs + ([self.forces] if self.forces_weight > 0
+                              and self.forces.output_key in out else [])
+        for spec in specs:
+            errors = spec.kind.abs_errors(out[spec.output_key].detach(), batch[spec.label_key])
+            self._abs[stage].setdefault(spec.name, []).append(errors.double().cpu())
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch)
@@ -100,12 +95,9 @@ class PropertyTask(pl.LightningModule):
             return
         train = self._epoch_mae("train")
         latest = {}
-        for spec in self.specs:
-            latest[spec.metric_name("mae", "train_")] = train[spec.name] * spec.metric_factor
+        for spec in self.specs + ([self.forces] if self.forces.name in val else []):
+            latest[spec.metric_name("mae", "train_")] = train.get(spec.name, math.nan) * spec.metric_factor
             latest[spec.metric_name("mae", "val_")] = val[spec.name] * spec.metric_factor
-        if "forces" in val:  # meV/Angstrom over force components
-            latest["train_forces_mae_mev_per_a"] = train.get("forces", math.nan) * 1000.0
-            latest["val_forces_mae_mev_per_a"] = val["forces"] * 1000.0
         if len(self.specs) > 1:
             latest["val_score"] = sum(val[s.name] / self.scales[s.name] for s in self.specs)
         self.latest = latest

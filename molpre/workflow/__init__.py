@@ -1,5 +1,5 @@
-"""Batch jobs on one seam: plan (key, skip done, chunk) -> run (pure tasks on any executor)
--> write (one writer, a ledger as the record of progress).
+"""Batch jobs on one seam: plan (key, skip done, chunk) -> run (pure tasks on the executor,
+molpre.executor) -> write (one writer, a ledger as the record of progress).
 
 Public API::
 
@@ -14,15 +14,19 @@ Public API::
 
 import importlib
 
-#: public name -> submodule (imported on first use, so a worker process that only needs
-#: ``molpre.workflow.run`` does not import RDKit, PySCF or pandas).
+#: public name -> module (imported on first use, so a worker process does not import RDKit,
+#: PySCF or pandas for nothing).
 _EXPORTS = {
-    "SchedulerError": "backends", "connect": "backends", "default_workers": "backends",
-    "jobqueue_cluster": "backends", "jobqueue_kwargs": "backends", "local_cluster": "backends",
-    "JobSummary": "jobs", "run_job": "jobs", "Ledger": "ledger", "ledger_path": "ledger",
-    "Chunk": "run", "make_plan": "plan", "DaskBackend": "run", "ProcessBackend": "run",
-    "run_chunks": "run", "ClusterProfile": "spec", "JobSpec": "spec", "SpecError": "spec",
-    "load_job": "spec", "load_profile": "spec",
+    "SchedulerError": "molpre.executor", "connect": "molpre.executor",
+    "default_workers": "molpre.executor", "local_cluster": "molpre.executor",
+    "jobqueue_cluster": "molpre.workflow.backends", "jobqueue_kwargs": "molpre.workflow.backends",
+    "JobSummary": "molpre.workflow.jobs", "run_job": "molpre.workflow.jobs",
+    "Ledger": "molpre.workflow.ledger", "ledger_path": "molpre.workflow.ledger",
+    "Chunk": "molpre.executor", "make_plan": "molpre.workflow.plan",
+    "DaskBackend": "molpre.executor", "ProcessBackend": "molpre.executor",
+    "run_chunks": "molpre.executor", "ClusterProfile": "molpre.workflow.spec",
+    "JobSpec": "molpre.workflow.spec", "SpecError": "molpre.workflow.spec",
+    "load_job": "molpre.workflow.spec", "load_profile": "molpre.workflow.spec",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -30,4 +34,4 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'molpre.workflow' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"molpre.workflow.{_EXPORTS[name]}"), name)
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,64 +1,23 @@
-"""Where tasks run: a local Dask cluster, an existing scheduler, or a dask-jobqueue profile.
-
-* ``local_cluster(workers, threads)``: ``distributed.LocalCluster`` bound to 127.0.0.1 with
-  ``workers`` processes of one Dask thread and ``threads`` OpenMP/BLAS (PySCF) threads each;
-  by default ``workers x threads = cores``.
-* ``connect(address)``: a ``Client`` for ``tcp://host:port``; an address that does not answer
-  raises :class:`SchedulerError` within ``timeout_s`` seconds.
-* ``jobqueue_cluster(profile)``: SLURM or PBS through dask-jobqueue (the ``cluster`` extra).
-
-Our own clusters set ``distributed.scheduler.allowed-failures`` to 0, so a worker death reaches
-:func:`molpre.workflow.run.run_chunks` at once and its bounded re-run / split rule applies.
+"""Cluster profiles for batch jobs: a :class:`~molpre.workflow.spec.ClusterProfile` as
+dask-jobqueue arguments. The backends themselves (local process pool, LocalCluster, an
+existing scheduler, jobqueue) live in :mod:`molpre.executor`, re-exported here.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-
+from molpre.executor import (
+    THREAD_VARS,
+    SchedulerError,
+    connect,
+    default_workers,
+    local_cluster,
+    thread_env,
+)
+from molpre.executor import jobqueue_cluster as _jobqueue_cluster
 from molpre.workflow.spec import ClusterProfile
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-class SchedulerError(RuntimeError):
-    """A scheduler that cannot be reached or a cluster that cannot be started."""
-
-
-def default_workers(threads: int = 1) -> int:
-    """Worker processes so that workers x threads = the machine's cores."""
-    return max(1, (os.cpu_count() or 1) // max(1, threads))
-
-
-def thread_env(threads: int) -> dict[str, str]:
-    return {name: str(threads) for name in THREAD_VARS}
-
-
-def local_cluster(workers: int | None = None, threads: int = 1):
-    """``(client, cluster)`` for a LocalCluster on 127.0.0.1 (no dashboard)."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    workers = workers or default_workers(threads)
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                          "distributed.nanny.pre-spawn-environ": thread_env(threads)}):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
-                               silence_logs=logging.CRITICAL, env=thread_env(threads))
-        client = Client(cluster)
-    return client, cluster
-
-
-def connect(address: str, timeout_s: float = 5.0):
-    """A Client for a running scheduler; SchedulerError if it does not answer in time."""
-    from distributed import Client
-
-    try:
-        return Client(address, timeout=f"{timeout_s}s")
-    except (OSError, TimeoutError, ValueError) as err:
-        raise SchedulerError(
-            f"no Dask scheduler answered at {address} within {timeout_s:g} s ({err}); "
-            "check that it is running and the address is tcp://host:port") from None
+__all__ = ["SchedulerError", "connect", "default_workers", "jobqueue_cluster",
+           "jobqueue_kwargs", "local_cluster", "thread_env"]
 
 
 def jobqueue_kwargs(profile: ClusterProfile) -> dict:
@@ -80,14 +39,7 @@ def jobqueue_kwargs(profile: ClusterProfile) -> dict:
 
 
 def jobqueue_cluster(profile: ClusterProfile, scale: bool = True):
-    """A dask-jobqueue cluster object (scaled to ``profile.workers`` worker processes)."""
-    try:
-        import dask_jobqueue
-    except ImportError:
-        raise SchedulerError("cluster profiles need dask-jobqueue: "
-                             "pip install 'molpre[cluster]'") from None
-    cls = dask_jobqueue.SLURMCluster if profile.kind == "slurm" else dask_jobqueue.PBSCluster
-    cluster = cls(**jobqueue_kwargs(profile))
-    if scale:
-        cluster.scale(n=profile.workers)
-    return cluster
+    """A dask-jobqueue cluster object for ``profile`` (scaled to ``profile.workers`` worker
+    processes unless ``scale`` is False)."""
+    return _jobqueue_cluster(profile.kind, jobqueue_kwargs(profile),
+                             profile.workers if scale else None)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from molpre.executor import run_chunks
 from molpre.workflow.ledger import Ledger, LedgerRow, ledger_path
 from molpre.workflow.plan import Chunk, count_rows, make_plan
-from molpre.workflow.run import run_chunks
 from molpre.workflow.spec import JobSpec
 from molpre.workflow.tasks import (
     Outcome,
@@ -110,7 +110,7 @@ def run_job(spec: JobSpec, input_path: str | Path, out: str | Path, backend, *,
     """Run ``spec`` on ``input_path`` into ``out``; resumable; returns the summary.
 
     Args:
-        backend: :class:`~molpre.workflow.run.DaskBackend` or ``ProcessBackend``.
+        backend: :class:`~molpre.executor.DaskBackend` or ``ProcessBackend``.
         scheduler: a description for the manifest (address or "LocalCluster(2x1)").
         track: log the manifest as an MLflow run (molpre.tracking's store).
         window: chunks in flight (default: 2 per worker, at least 4).

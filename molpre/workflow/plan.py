@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molpre.chem import IntakeConfig, MoleculeRecord, read_molecules
+from molpre.executor import Chunk
 from molpre.runtime import file_sha256
-from molpre.workflow.run import Chunk
 from molpre.workflow.spec import JobSpec
 
 #: Spec fields that change no result (how work is cut or run), left out of the job id.

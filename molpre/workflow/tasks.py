@@ -4,11 +4,8 @@ Tasks never touch the output (the writer does) and catch every per-molecule erro
 molecule is a row with a reason. They are importable top-level functions, picklable for a
 process pool and for Dask. ``params`` is a plain dict built by :mod:`molpre.workflow.jobs`.
 
-Test hooks: a molecule whose ``mol_id`` is listed in the environment variable
-``MOLPRE_WORKFLOW_CRASH_IDS`` (comma-separated) makes its worker process exit at once
-(``os._exit``), standing in for a segfault or an out-of-memory kill; one listed in
-``MOLPRE_WORKFLOW_HANG_IDS`` makes its task sleep for an hour, standing in for a calculation
-stuck where no time limit is checked.
+Test hooks (molpre.executor.hooks): a molecule whose ``mol_id`` is listed in
+``MOLPRE_WORKFLOW_CRASH_IDS`` kills its worker; one in ``MOLPRE_WORKFLOW_HANG_IDS`` hangs.
 """
 
 from __future__ import annotations
@@ -18,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from molpre.errors import first_line
+from molpre.executor.hooks import CRASH_ENV, HANG_ENV, maybe_crash
 
-CRASH_ENV = "MOLPRE_WORKFLOW_CRASH_IDS"
-HANG_ENV = "MOLPRE_WORKFLOW_HANG_IDS"
+__all__ = ["CRASH_ENV", "HANG_ENV", "Outcome", "corpus_task", "label_task", "predict_task"]
 
 
 @dataclass
@@ -33,16 +30,6 @@ class Outcome:
     error: str | None = None
     value: Any = None
     extra: dict = field(default_factory=dict)
-
-
-def _maybe_crash(mol_id: str) -> None:
-    planted = os.environ.get(CRASH_ENV, "")
-    if planted and mol_id in planted.split(","):
-        os._exit(13)
-    if mol_id in os.environ.get(HANG_ENV, "").split(","):
-        import time
-
-        time.sleep(3600)
 
 
 def _reason(exc: BaseException) -> str:
@@ -81,7 +68,7 @@ def _per_molecule(records: list, params: dict, value_of) -> list[Outcome]:
     extra)``; any failure of one molecule becomes that molecule's error row."""
     out = []
     for record in records:
-        _maybe_crash(record.mol_id)
+        maybe_crash(record.mol_id)
         outcome = Outcome(record.row, record.mol_id, record.input)
         try:
             outcome.value, outcome.extra = value_of(record, _conformers(record, params))
@@ -114,7 +101,7 @@ def predict_task(records: list, params: dict) -> list[Outcome]:
 
     torch.set_num_threads(params.get("threads", 1))
     for record in records:
-        _maybe_crash(record.mol_id)
+        maybe_crash(record.mol_id)
     frame = _predictor(params).predict_records(records)
     out = []
     for record, row in zip(records, frame.to_dict("records"), strict=True):
@@ -204,7 +191,7 @@ def fragments_task(records: list, params: dict) -> list[Outcome]:
                             tuple(params["elements"]))
     out = []
     for record in records:
-        _maybe_crash(record.mol_id)
+        maybe_crash(record.mol_id)
         outcome = Outcome(record.row, record.mol_id, record.input)
         try:
             outcome.value = sorted(fragments(record.mol, config))
@@ -214,39 +201,5 @@ def fragments_task(records: list, params: dict) -> list[Outcome]:
     return out
 
 
-@dataclass
-class ConformerItem:
-    """One conformer of ``molpre label`` (``row``: its index in the input)."""
-
-    row: int
-    mol_id: str
-    input: str
-    atoms: Any
-    key: str
-    replace: bool = False
-
-
 _VALID_LEVELS: set = set()
 
-
-def conformer_label_task(items: list[ConformerItem], params: dict) -> list:
-    """PySCF labels of ready-made conformers: one ``QCResult`` per item.
-
-    params: level (LevelOfTheory), forces, threads. An unknown method or basis raises
-    ``LevelError`` (the run stops) instead of giving every row the same error.
-    """
-    from pyscf import lib
-
-    from molpre.qc.engines import compute
-    from molpre.qc.levels import validate_level
-
-    lib.num_threads(params.get("threads", 1))
-    level = params["level"]
-    if level not in _VALID_LEVELS:
-        validate_level(level)
-        _VALID_LEVELS.add(level)
-    out = []
-    for item in items:
-        _maybe_crash(item.mol_id)
-        out.append(compute(item.atoms, level, forces=params["forces"]))
-    return out

@@ -13,7 +13,7 @@ from molpre.cli import main
 from molpre.data.shards import iter_shard, read_manifest
 from molpre.qc import compute, parse_level
 from molpre.workflow import load_job, run_job
-from molpre.workflow.run import ProcessBackend
+from molpre.executor import ProcessBackend
 
 pytest.importorskip("tblite.interface", reason="tblite is a dependency on Linux x86-64")
 

@@ -17,7 +17,7 @@ import torch
 from molpre.models.checkpoint import save_checkpoint
 from molpre.models.energy import EnergyModel
 from molpre.models.presets import build_encoder
-from molpre.models.pyfunc import save_pyfunc_model
+from molpre.pyfunc import save_pyfunc_model
 
 ATOMREF = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
 
@@ -44,7 +44,7 @@ def test_the_artifact_ships_an_installable_molpre_wheel(pyfunc_dir, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
                     "--target", str(target), str(wheel)], check=True)
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); import molpre; "
-             "from molpre.models.pyfunc import MolprePyfunc; print(molpre.__file__, molpre.__version__)")
+             "from molpre.pyfunc import MolprePyfunc; print(molpre.__file__, molpre.__version__)")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run([sys.executable, "-c", probe, str(target)], capture_output=True,
                          text=True, check=True, env=env).stdout.split()

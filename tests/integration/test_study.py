@@ -129,7 +129,7 @@ def test_harmful_init_is_negative_transfer_and_its_failures_are_flagged(study):
 
 def test_identical_arms_show_no_detectable_effect(study):
     _, _, _, result, _ = study
-    by = {(r["arm"], r["budget"], r["seed"]): r["test_mae_kcal"] for r in result.records}
+    by = {(r["arm"], r["budget"], r["seed"]): r["test_mae"] for r in result.records}
     for b in BUDGETS:
         same = {s: by[("same:full", b, s)] for s in range(SEEDS)}
         control = {s: by[("same:control-full", b, s)] for s in range(SEEDS)}

@@ -61,8 +61,8 @@ def test_delta_study_fits_the_scale_and_scores_on_the_target(delta_study):
     for record in by_arm.values():
         assert record["delta_level"] == "synthetic/cheap"
         assert record["delta_scale"] == pytest.approx(0.8, abs=1e-6)
-    assert by_arm["linear"]["test_mae_kcal"] < 1e-3  # exact with the cheap level...
-    assert by_arm["krr"]["test_mae_kcal"] < 0.05
+    assert by_arm["linear"]["test_mae"] < 1e-3  # exact with the cheap level...
+    assert by_arm["krr"]["test_mae"] < 0.05
     assert "Delta learning" in (result.out / "report.md").read_text()
     assert result.summary["delta"]["level"] == "synthetic/cheap"
 
@@ -90,7 +90,7 @@ def test_the_same_study_without_the_cheap_level_is_far_off(delta_study):
              "scratch": False, "delta": {"data": []}}
     result = run_study(load_study_config(raw=plain), uri)
     (record,) = result.records
-    assert record["test_mae_kcal"] > 1.0 and "delta_level" not in record
+    assert record["test_mae"] > 1.0 and "delta_level" not in record
 
 
 def test_a_molecule_without_a_cheap_energy_stops_the_study_before_any_child(delta_study):
@@ -126,6 +126,6 @@ def test_an_ensemble_child_is_a_committee_scored_by_its_mean(delta_study):
            "train": {**raw["train"], "epochs": 2, "ensemble": 2}}
     result = run_study(load_study_config(raw=ens), uri)
     (record,) = result.records
-    assert np.isfinite(record["test_mae_kcal"]), record.get("failure_reason")
+    assert np.isfinite(record["test_mae"]), record.get("failure_reason")
     predictor = Predictor.load(result.out / "children" / "scratch-N40-s0", progress=False)
     assert predictor.model.size == 2 and predictor.delta is not None

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from molpre.cli import main
 from molpre.data.store import open_store
+from molpre.executor.hooks import CRASH_ENV
 from molpre.workflow import DaskBackend, ledger_path, load_job, local_cluster, run_job
-from molpre.workflow.tasks import CRASH_ENV
 
 #: A dozen rows: ten tiny molecules, an unparsable SMILES, an element outside the intake set;
 #: "crash" (methanol) is planted to kill its worker (see molpre.workflow.tasks).

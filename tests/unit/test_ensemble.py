@@ -120,7 +120,7 @@ def test_columns_mean_and_std_and_error_rows(predictor, committee_ckpt):
 
 
 def test_committee_round_trips_through_checkpoint_and_pyfunc(committee_ckpt, predictor, tmp_path):
-    from molpre.models.pyfunc import save_pyfunc_model
+    from molpre.pyfunc import save_pyfunc_model
 
     payload = torch.load(committee_ckpt, weights_only=True)
     assert payload["format"] == COMMITTEE_FORMAT and len(payload["members"]) == 3

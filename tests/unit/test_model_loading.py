@@ -12,8 +12,8 @@ from ase.build import molecule
 from molpre.models.checkpoint import save_checkpoint
 from molpre.models.energy import EnergyModel
 from molpre.models.presets import build_encoder
-from molpre.models.pyfunc import save_pyfunc_model
 from molpre.predict import ModelLoadError, Predictor
+from molpre.pyfunc import save_pyfunc_model
 
 ATOMREF = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
 

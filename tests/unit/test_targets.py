@@ -222,7 +222,7 @@ def test_pyfunc_signature_follows_the_heads(model, tmp_path):
 
     from molpre.models.checkpoint import save_checkpoint
     from molpre.models.inference import target_columns
-    from molpre.models.pyfunc import save_pyfunc_model
+    from molpre.pyfunc import save_pyfunc_model
 
     ckpt = save_checkpoint(model, tmp_path / "m.ckpt", meta={"columns": target_columns(model)})
     saved = save_pyfunc_model(ckpt, tmp_path / "model")
@@ -236,17 +236,19 @@ def test_pyfunc_signature_follows_the_heads(model, tmp_path):
 
 def test_homo_gets_an_intensive_head_not_reference_energies():
     """The first version fitted per-element reference energies to --target homo."""
-    from molpre.models.heads import ExtensiveHead, IntensiveHead
+    from molpre.targets.kinds.extensive import ExtensiveHead
+    from molpre.targets.kinds.intensive import IntensiveHead
     from molpre.train.finetune import _heads
 
     frames = [_qm9_frame(homo=h) for h in (-0.25, -0.30, -0.35)]
     data = labeled_from_atoms(frames, "homo")
-    heads, scales, atomrefs = _heads(data, Encoder(TINY))
-    assert isinstance(heads["homo"], IntensiveHead) and atomrefs == {}
+    heads, scales, fitted = _heads(data, Encoder(TINY))
+    assert isinstance(heads["homo"], IntensiveHead) and "atomref" not in fitted["homo"]
     assert heads["homo"].offset == pytest.approx(-0.30 * HARTREE_TO_EV)
     assert scales["homo"] == pytest.approx(np.std([-0.25, -0.30, -0.35]) * HARTREE_TO_EV)
-    energy_heads, _, refs = _heads(labeled_from_atoms(frames, "u0_atom"), Encoder(TINY))
-    assert isinstance(energy_heads["energy"], ExtensiveHead) and set(refs["energy"]) == {1, 8}
+    energy_heads, _, fitted = _heads(labeled_from_atoms(frames, "u0_atom"), Encoder(TINY))
+    assert isinstance(energy_heads["energy"], ExtensiveHead)
+    assert set(fitted["energy"]["atomref"]) == {1, 8}
 
 
 def test_evaluate_scores_every_target_in_its_unit(model, tmp_path):

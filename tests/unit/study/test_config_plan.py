@@ -25,7 +25,11 @@ def test_pipeline_loads_and_overrides():
     ({"data": "x", "split": {"kind": "stratified"}}, "split.kind: expected one of"),
     ({"data": "x", "probes": {"max_trian": 5}}, "'probes.max_trian'; did you mean 'probes.max_train'?"),
     ({"data": "x", "budgets": [300, 100]}, "budgets: an increasing list"),
-    ({"data": "x", "baselines": ["linear", "rf"]}, "baselines[1]: expected one of ['linear', 'krr']"),
+    ({"data": "x", "baselines": ["linear", "rf"]},
+     "baselines[1]: expected one of ['linear', 'mean', 'krr']"),
+    ({"data": "x", "target": "gap", "baselines": ["linear"]},
+     "baselines: 'linear' does not fit target 'gap' (kind intensive); use mean or krr"),
+    ({"data": "x", "target": "forces", "unit": None}, "target: forces is learned as the gradient"),
     ({}, "data: give a label file"),
 ])
 def test_bad_configs_are_rejected_with_the_key_named(raw, message):

@@ -78,7 +78,7 @@ def test_failure_flag_catches_a_run_that_stayed_at_the_baseline():
 def test_verdict_counts_failures_as_harm():
     from molpre.study.report import comparisons
 
-    recs = [{"arm": a, "budget": 100, "seed": s, "test_mae_kcal": v, "failed": f}
+    recs = [{"arm": a, "budget": 100, "seed": s, "test_mae": v, "failed": f}
             for s in range(5)
             for a, v, f in (("scratch", 9.0 + 0.1 * s, False), ("bad:full", float("nan"), True))]
     out = comparisons(recs)["bad:full"][100]
@@ -88,7 +88,7 @@ def test_verdict_counts_failures_as_harm():
 def test_an_encoder_can_share_another_encoders_control():
     from molpre.study.report import comparisons
 
-    recs = [{"arm": a, "budget": 100, "seed": s, "test_mae_kcal": v + 0.01 * s, "failed": False}
+    recs = [{"arm": a, "budget": 100, "seed": s, "test_mae": v + 0.01 * s, "failed": False}
             for s in range(5)
             for a, v in (("scratch", 5.0), ("hf:control-full", 5.0), ("hf:full", 6.0),
                          ("ssl:full", 4.0))]

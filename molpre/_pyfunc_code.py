@@ -2,6 +2,6 @@
 
 from mlflow.models import set_model
 
-from molpre.models.pyfunc import MolprePyfunc
+from molpre.pyfunc import MolprePyfunc
 
 set_model(MolprePyfunc())

@@ -5,8 +5,7 @@ import time
 import pytest
 from toy_tasks import Rec, square_or_die, whoami
 
-from molpre.workflow.plan import Chunk
-from molpre.workflow.run import ProcessBackend, is_worker_death, run_chunks
+from molpre.executor import Chunk, ProcessBackend, is_worker_death, run_chunks
 
 
 def _run(chunks, die=(), raise_=(), max_attempts=2, window=4, **extra):
@@ -93,3 +92,26 @@ def test_process_backend_runs_n_workers_with_their_thread_count():
         backend.close()
     assert sorted(r for r, _, _ in seen) == list(range(1, 9))
     assert len({pid for _, pid, _ in seen}) <= 2 and {t for _, _, t in seen} == {"3"}
+
+
+def test_map_calls_retries_a_death_and_kills_a_call_past_its_deadline(tmp_path):
+    from toy_tasks import flaky
+
+    from molpre.executor import map_calls
+
+    marker = str(tmp_path / "died")
+    items = [("ok", 1, ""), ("die_once", 2, marker), ("hang", 3, ""), ("raise", 4, ""),
+             ("ok", 5, "")]
+    backend = ProcessBackend(2)
+    start = time.monotonic()
+    try:
+        out = {i: (value, reason) for i, value, reason in
+               map_calls(backend, flaky, items, max_attempts=2, window=2, deadline_s=4.0)}
+    finally:
+        backend.close()
+    assert out[0] == (10, None) and out[4] == (50, None)
+    assert out[1] == (20, None)  # its first worker died (the marker says so); the re-run returned
+    assert (tmp_path / "died").is_file()
+    assert out[2][0] is None and out[2][1].startswith("time limit exceeded (4 s")
+    assert out[3][0] is None and "ValueError: bad item 4" in out[3][1]
+    assert time.monotonic() - start < 60  # the hung call did not hold the run for its hour

@@ -32,3 +32,19 @@ def square_or_die(records, params):
 def whoami(records, params):
     """(row, worker pid, its OMP_NUM_THREADS) per record."""
     return [(r.row, os.getpid(), os.environ.get("OMP_NUM_THREADS")) for r in records]
+
+
+def flaky(item):
+    """One call of map_calls: ``(kind, value, marker path)``: ``ok`` returns value * 10;
+    ``die_once`` kills its worker the first time (leaving the marker), then returns;
+    ``hang`` sleeps past any deadline; ``raise`` raises ValueError."""
+    kind, value, marker = item
+    if kind == "die_once" and not os.path.exists(marker):
+        with open(marker, "w") as handle:
+            handle.write(str(os.getpid()))
+        os._exit(9)
+    if kind == "hang":
+        time.sleep(3600)
+    if kind == "raise":
+        raise ValueError(f"bad item {value}")
+    return value * 10

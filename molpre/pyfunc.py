@@ -1,5 +1,9 @@
 """The finetuned model as an MLflow pyfunc ("models from code", no pickled objects).
 
+It sits beside the Predictor it wraps (above molpre.models, which it used to live in:
+model folders saved before name ``molpre.models.pyfunc`` in their code file, an alias of
+this module that ``molpre`` keeps importable).
+
 The model directory holds the checkpoint (weights + rebuild config) as an artifact and the
 tiny code file ``_pyfunc_code.py`` that names :class:`MolprePyfunc`. ``mlflow.pyfunc.load_model``
 and ``mlflow models serve`` RUN that file: load a pyfunc only from a source you trust.
