@@ -55,6 +55,7 @@ def command(config: PretrainConfig, objectives: str | None) -> None:
         raise SystemExit(130) from None
     probe = (f", best probe MAE {result.best_probe_mae:.4g} at step {result.best_step}"
              if result.best_probe_mae is not None else "")
+    verdict = probe_verdict(result.best_probe_mae, result.init_probe_mae)
     alarm = " [collapse suspected]" if result.collapse_suspected else ""
     total, held_out = result.manifest["molecules"], result.molecules_held_out
     validation = f", {held_out} held out for validation" if held_out else ""
@@ -64,3 +65,17 @@ def command(config: PretrainConfig, objectives: str | None) -> None:
             f"{validation})")
     click.echo(f"pretrained {result.global_step} steps on {used}{probe}{alarm}; "
                f"encoder {result.encoder_path}; MLflow run {result.run_id}")
+    if verdict:
+        click.echo(verdict)
+
+
+def probe_verdict(best: float | None, init: float | None) -> str:
+    """One line comparing the frozen-embedding probe of the pretrained encoder with the same
+    probe on its random initialization ('' without a probe)."""
+    if best is None or init is None:
+        return ""
+    if best < init:
+        return (f"probe: the pretrained encoder's frozen embeddings fit the probe target better "
+                f"than its random init ({best:.4g} vs {init:.4g}, {init / best:.2f}x)")
+    return (f"WARNING probe: the pretrained encoder's frozen embeddings fit the probe target no "
+            f"better than its random init ({best:.4g} vs {init:.4g}): expect no gain from it")

@@ -87,17 +87,3 @@ def align(data: LabeledData, cheap: CheapEnergies) -> np.ndarray:
                            f"cheap-level energy in {cheap.source} (first: {missing[:3]}); "
                            "delta learning needs it for every molecule, test set included")
     return np.array([cheap.energies[m] for m in data.mol_ids], dtype=np.float64)
-
-
-def level_from_tag(tag: str) -> dict:
-    """The LevelOfTheory fields of a store's ``level`` tag (``hf/sto-3g/df``,
-    ``b3lyp/6-31g(2df,p)/df/grid3``, ``gfn2-xtb``, ``mmff94``; the inverse of
-    ``LevelOfTheory.tag``); DatasetError for a tag that does not parse (``unknown``: an
-    extxyz without a level)."""
-    from molpre.qc.levels import LevelError, parse_level
-
-    try:
-        return parse_level(tag).to_dict()
-    except LevelError as err:
-        raise DatasetError(f"{err}: delta learning needs cheap energies from a molpre label "
-                           "store (they name their level)") from None

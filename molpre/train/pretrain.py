@@ -13,7 +13,6 @@ logged as artifacts. Ctrl-C stops after the current step and raises
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from molpre.data.shard_stream import ShardDataset, collate_views
-from molpre.data.shards import build_shards, read_manifest
+from molpre.data.shards import read_manifest
 from molpre.models.presets import resolve_config
 from molpre.runtime import seed_everything
 from molpre.train import callbacks as cb
@@ -54,6 +53,7 @@ class PretrainResult:
     global_step: int
     best_step: int | None = None
     best_probe_mae: float | None = None
+    init_probe_mae: float | None = None  # the same probe on the step-0 (random-init) encoder
     collapse_suspected: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
@@ -151,7 +151,9 @@ def split_shards(manifest: Mapping[str, Any], val_shards: int | None
 
 
 def prepare_shards(config: Mapping[str, Any], outdir: Path, progress: bool = True) -> Path:
-    """The shard directory: the configured one, a complete OUTDIR/shards, or a fresh build."""
+    """The shard directory: the configured one, a complete OUTDIR/shards, or a fresh build
+    by the corpus job (molpre.workflow: conformers, ``corpus.copies`` displaced copies and,
+    with ``corpus.level``, their labels) on ``corpus.workers`` processes."""
     corpus = config["corpus"]
     if corpus["shards"]:
         read_manifest(corpus["shards"])
@@ -162,17 +164,52 @@ def prepare_shards(config: Mapping[str, Any], outdir: Path, progress: bool = Tru
         return shard_dir
     except FileNotFoundError:
         pass
-    from molpre.chem import default_corpus, read_molecules, records_from_smiles
-
-    if corpus["path"]:
-        records = read_molecules(corpus["path"], smiles_col=corpus["smiles_col"])
-    else:
-        records = records_from_smiles(default_corpus())
-    if corpus["max_molecules"]:
-        records = itertools.islice(records, int(corpus["max_molecules"]))
-    build_shards(records, shard_dir, conformers=corpus["conformers"], seed=config["seed"],
-                 workers=corpus["workers"], shard_size=corpus["shard_size"], progress=progress)
+    build_corpus(config, shard_dir, progress)
     return shard_dir
+
+
+def build_corpus(config: Mapping[str, Any], shard_dir: Path, progress: bool) -> dict:
+    """Run the corpus job of ``config['corpus']`` into ``shard_dir``; returns its counts."""
+    from molpre.chem import corpus_path
+    from molpre.executor import ProcessBackend
+    from molpre.qc.levels import parse_level
+    from molpre.workflow.jobs import run_job
+    from molpre.workflow.spec import job_from_dict
+
+    corpus = config["corpus"]
+    source = Path(corpus["path"]) if corpus["path"] else corpus_path()
+    if corpus["max_molecules"]:
+        source = _first_rows(source, int(corpus["max_molecules"]), shard_dir.parent)
+    level = parse_level(corpus["level"]).to_dict() if corpus["level"] else {}
+    spec = job_from_dict({
+        "kind": "corpus", "chunk_size": 16, "shard_size": corpus["shard_size"],
+        "conformers": {"n": corpus["conformers"], "seed": config["seed"]},
+        "perturb": {"copies": corpus["copies"], "sigma": corpus["sigma"]},
+        "label": bool(level), "forces": bool(level), **({"level": level} if level else {}),
+        "intake": {"smiles_col": corpus["smiles_col"]}})
+    backend = ProcessBackend(max(1, int(corpus["workers"])))
+    try:
+        summary = run_job(spec, source, shard_dir, backend, progress=progress, track=False)
+    finally:
+        backend.close()
+    return summary.output
+
+
+def _first_rows(path: Path, n: int, where: Path) -> Path:
+    """A copy of the first ``n`` molecules of a text molecule file (``corpus.max_molecules``:
+    the job then sees exactly those); other formats are used whole."""
+    from molpre.chem.readers import _open_text, _suffix
+
+    if _suffix(path) not in (".smi", ".txt", ".smiles", ".csv", ".tsv"):
+        return path
+    out = where / f"corpus_first{n}{_suffix(path)}"
+    with _open_text(path) as src, open(out, "w") as dst:
+        header = _suffix(path) in (".csv", ".tsv")
+        for k, line in enumerate(src):
+            if k >= n + int(header):
+                break
+            dst.write(line)
+    return out
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -379,5 +416,7 @@ def finish(cfg: Mapping[str, Any], outdir: Path, run_id: str, trainer: L.Trainer
         encoder_path=outdir / "encoder.pt", last_checkpoint=outdir / "last.ckpt",
         global_step=step, best_step=encoder_meta.get("step"),
         best_probe_mae=probe.best_mae if probe and probe.history else encoder_meta.get("probe_mae"),
+        init_probe_mae=probe.history[0][1] if probe and probe.history and probe.history[0][0] == 0
+        else None,
         collapse_suspected=run.data.tags.get("collapse") == "suspected",
         metrics=dict(run.data.metrics), manifest=manifest, molecules_used=molecules_used)

@@ -40,6 +40,14 @@ class CorpusConfig:
         None, click_type=click.IntRange(min=1),
         help="Use the first M molecules of the corpus or of --shards (default: all).")
     conformers: int = setting(4, click_type=click.IntRange(min=1), help="Conformers per molecule.")
+    level: str | None = setting(
+        None, flags=("--label-level",),
+        help="Label every conformer (and displaced copy) of a corpus built here at this cheap "
+             "level (gfn2-xtb, gfn1-xtb, mmff94, hf/sto-3g: energies and forces), for the "
+             "cheap_energy / cheap_forces objectives. Default: unlabeled.")
+    copies: int = setting(0, click_type=click.IntRange(min=0),
+                          help="Displaced copies of each conformer (off-equilibrium forces).")
+    sigma: float = 0.05  # Angstrom per coordinate of a displaced copy
     workers: int = 1
     shard_size: int = 1000
     shards: str | None = setting(None, flags=("--shards",),
@@ -179,6 +187,7 @@ class PretrainConfig:
 
 #: PretrainConfig fields that ``molpre pretrain`` offers as options (help in the fields).
 CLI_FIELDS = ("corpus.path", "corpus.shards", "corpus.conformers", "corpus.max_molecules",
+              "corpus.level", "corpus.copies",
               "train.epochs", "train.max_steps", "train.batch_size", "model.preset",
               "train.devices", "train.accelerator", "train.threads",
               "train.checkpoint_every_n_steps", "train.keep_checkpoints",

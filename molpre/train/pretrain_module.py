@@ -25,6 +25,13 @@ from molpre.models.pretrain_heads import encoder_dims
 from molpre.train import objectives as obj
 
 
+def _max_rss_mb() -> float:
+    """This process's peak resident memory, MB (Linux reports kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def build_objectives(sections: Mapping[str, Mapping[str, Any]], encoder: Encoder
                      ) -> torch.nn.ModuleDict:
     """The objectives with weight > 0 of an ``objectives`` config section, in config order."""
@@ -130,6 +137,7 @@ class PretrainModule(L.LightningModule):
             seconds = max(now - self._last_step_at, 1e-9)
             self.log("train/conformers_per_s", graphs / seconds, batch_size=1)
             self.log("train/steps_per_s", 1.0 / seconds, batch_size=1)
+            self.log("train/max_rss_mb", _max_rss_mb(), batch_size=1)  # streaming: stays flat
         self._last_step_at = now
         loss = float(terms["loss"].detach())
         self.loss_ema = loss if self.loss_ema is None else 0.9 * self.loss_ema + 0.1 * loss

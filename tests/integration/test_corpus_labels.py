@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from molpre.cli import main
 from molpre.data.shards import iter_shard, read_manifest
+from molpre.executor import ProcessBackend
 from molpre.qc import compute, parse_level
 from molpre.workflow import load_job, run_job
-from molpre.executor import ProcessBackend
 
 pytest.importorskip("tblite.interface", reason="tblite is a dependency on Linux x86-64")
 
@@ -161,3 +161,28 @@ def test_the_cheap_energy_head_travels_with_the_encoder_and_its_control_rebuilds
     for key, value in state.items():
         assert torch.equal(head.readout.state_dict()[key], value)
     assert head.atomref.as_dict() == {1: -1.0, 6: -2.0}  # the target's own per-element fit
+
+
+def test_pretrain_builds_a_labeled_corpus_itself_and_compares_its_probe_with_random_init(
+        tmp_path, mlflow_uri):
+    """`molpre pretrain --label-level gfn2-xtb --copies 1` on a molecule file: the corpus job
+    labels every conformer and copy; the cheap objectives train on them."""
+    smi = tmp_path / "mols.smi"
+    smi.write_text("CCO a\nCCN b\nCC(=O)O c\nc1ccncc1 d\nCOC e\nCC#N f\n")
+    result = CliRunner().invoke(main, [
+        "pretrain", "--corpus", str(smi), "-o", str(tmp_path / "pre"), "--conformers", "1",
+        "--label-level", "gfn2-xtb", "--copies", "1", "--objectives",
+        "cheap_energy,cheap_forces", "--max-steps", "2", "--batch-size", "2",
+        "--set", "train.progress=false"])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(tmp_path / "pre" / "shards")
+    assert manifest["labels"]["level"] == "gfn2-xtb" and manifest["molecules"] == 6
+    assert manifest["conformers"] == 12  # one conformer and one displaced copy each
+
+
+def test_the_probe_verdict_says_whether_pretraining_beat_random_init():
+    from molpre.cli.pretrain import probe_verdict
+
+    assert "better than its random init" in probe_verdict(1.0, 2.0)
+    assert probe_verdict(2.5, 2.0).startswith("WARNING") and "no better" in probe_verdict(2.5, 2.0)
+    assert probe_verdict(None, 2.0) == ""

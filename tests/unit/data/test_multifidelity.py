@@ -8,7 +8,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from molpre.data.datasets import DatasetError, labeled_from_atoms
-from molpre.data.multifidelity import align, level_from_tag, read_cheap_energies
+from molpre.data.multifidelity import align, read_cheap_energies
 
 
 def _molecules(n: int, seed: int = 0) -> list[Atoms]:
@@ -62,7 +62,7 @@ def test_conflicting_or_mixed_cheap_energies_are_refused(tmp_path):
         read_cheap_energies([tmp_path / "hf.extxyz", tmp_path / "dft.extxyz"])
 
 
-def test_forces_are_read_where_stored_and_tags_name_any_level(tmp_path):
+def test_forces_are_read_where_stored(tmp_path):
     import ase.io
 
     frames = _with_energy(_molecules(2), [1.0, 2.0], "gfn2-xtb")
@@ -70,7 +70,3 @@ def test_forces_are_read_where_stored_and_tags_name_any_level(tmp_path):
     ase.io.write(tmp_path / "x.extxyz", frames, format="extxyz")
     cheap = read_cheap_energies(tmp_path / "x.extxyz")
     assert set(cheap.forces) == {"m0"} and cheap.forces["m0"].shape == (len(frames[0]), 3)
-    assert level_from_tag("gfn2-xtb")["method"] == "gfn2-xtb"
-    assert level_from_tag("hf/sto-3g/df")["density_fit"] is True
-    with pytest.raises(DatasetError, match="cannot read a level"):
-        level_from_tag("unknown")
