@@ -24,6 +24,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import time
 from collections.abc import Callable
@@ -182,13 +183,24 @@ class DaskBackend:
         self.executor = client.get_executor(pure=False)
 
     def submit(self, task: Callable, records: list, params: dict) -> Future:
-        return self.executor.submit(task, records, params)
+        """The chunk goes to the scheduler as one pickled blob: handed over as live Python
+        objects (records holding RDKit molecules), every chunk of 256 records left about
+        6 MB behind in the submitting process (measured: 259 -> 702 MB over 70 chunks; as
+        a blob, flat), which a million-molecule job cannot afford."""
+        return self.executor.submit(call_pickled, pickle.dumps((task, records, params),
+                                                               protocol=5))
 
     def renew(self) -> None:
         """Nothing to do: Dask replaces dead workers itself."""
 
     def close(self) -> None:
         """The client's owner closes it."""
+
+
+def call_pickled(blob: bytes):
+    """Run ``task(records, params)`` from a :meth:`DaskBackend.submit` blob (on a worker)."""
+    task, records, params = pickle.loads(blob)
+    return task(records, params)
 
 
 def set_threads(threads: int) -> None:
