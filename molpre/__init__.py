@@ -10,7 +10,11 @@ PySCF or MLflow import until they are needed)::
 
 from __future__ import annotations
 
+from molpre.interrupts import release_inherited_block
+
 __version__ = "0.1.0"
+
+release_inherited_block()  # a child of a molpre command gets Ctrl-C back (molpre.interrupts)
 
 __all__ = ["Predictor", "__version__"]
 

@@ -20,7 +20,7 @@ import click
 @click.option("--mlflow/--no-mlflow", "log_mlflow", default=False, show_default=True,
               help="Log the metrics and files as an MLflow run (MLFLOW_TRACKING_URI).")
 @click.option("--experiment", default="molpre", show_default=True, help="MLflow experiment.")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", required=True, type=click.Path(),
               help="OUTDIR: metrics.json, parity.png, predictions.csv.")
 def command(source, data_path, target, unit, forces, batch_size, device, workers, log_mlflow,
             experiment, output) -> None:
@@ -33,6 +33,13 @@ def command(source, data_path, target, unit, forces, batch_size, device, workers
     """
     from molpre.data.datasets import DatasetError
     from molpre.evaluation import evaluate_model
+    from molpre.outputs import folder, guard
+    from molpre.tracking import check_model_source, check_tracking_uri
+
+    guard([folder(output)], [source, data_path])
+    check_model_source(source)  # an unreachable MLflow store fails in seconds
+    if log_mlflow:
+        check_tracking_uri()  # before the work it would log: fails in seconds
     from molpre.predict import ModelLoadError, Predictor
 
     try:

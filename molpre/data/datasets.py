@@ -91,6 +91,12 @@ def _group_of(atoms: Atoms, mol_id: str) -> str:
     return str(key) if key else mol_id
 
 
+def frame_groups(frames: Sequence[Atoms]) -> list[str]:
+    """The molecule group of each frame (InChIKey info, else mol_id, else ``row<i>``): the
+    key that keeps a molecule's rows on one side of a split (molpre.data.splits)."""
+    return [_group_of(a, str(a.info.get("mol_id", f"row{i}"))) for i, a in enumerate(frames)]
+
+
 def _read_values(spec: TargetSpec, atoms: Atoms):
     try:
         return spec.read(atoms)

@@ -188,7 +188,7 @@ class StudyConfig:
     data: str = setting("", help="Labels: extxyz(.gz) or an ASE .db label store.")
     target: str = "energy"
     unit: str = "eV"
-    out: str = setting("study-out", flags=("-o", "--out"), click_type=click.Path(file_okay=False),
+    out: str = setting("study-out", flags=("-o", "--out"), click_type=click.Path(),
                        help="OUTDIR: summary.json, report.md/.html, learning_curve.png, children/.")
     experiment: str = setting("molpre-study", help="MLflow experiment.")
     split: SplitSpec = setting(default_factory=SplitSpec)

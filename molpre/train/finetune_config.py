@@ -121,7 +121,7 @@ class FinetuneConfig:
     devices: int = setting(1, help="Devices to train on (1; choose the GPU with CUDA_VISIBLE_DEVICES).",
                            click_type=click.IntRange(min=1))
     out: str = setting("finetune-out", flags=("-o", "--output"), required=True,
-                       click_type=click.Path(file_okay=False),
+                       click_type=click.Path(),
                        help="OUTDIR: model/ (MLflow pyfunc), model.ckpt, metrics.json, parity.png.")
     run_name: str | None = setting(None, help="MLflow run name.")
     experiment: str = "molpre-finetune"
