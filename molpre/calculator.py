@@ -7,8 +7,10 @@ The model runs on its own device and in its own dtype; positions are handed over
 and cast once by the model, so a float64 model (``Predictor.load(..., dtype="float64")``)
 sees the exact positions and gives forces that agree with finite differences of its energy
 to ~1e-7 eV/Angstrom; a float32 model gives float32-precision forces (~1e-4 eV/Angstrom).
-Geometries the model cannot describe (no atoms, non-finite positions, periodic cells,
-elements without a reference energy) raise CalculatorError instead of giving a number.
+Geometries the model cannot describe raise CalculatorError instead of giving a number: the
+same domain checks as ``Predictor.predict`` (molpre.predict_inputs.atoms_problem: no atoms,
+more than ``max_atoms`` atoms, periodic cells, non-finite or overlapping positions, elements
+without a reference energy), so a 500-atom random carbon cloud is an error, not -2763 eV.
 
 With a committee model (``molpre finetune --ensemble K``) the energy and forces are the
 members' means and ``results`` also holds ``energy_std`` (eV), ``forces_std`` ([N, 3]
@@ -32,7 +34,7 @@ from ase.calculators.calculator import Calculator, CalculatorError, all_changes
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.models.committee import MEMBERS, Committee, Domain
-from molpre.predict_inputs import unsupported_elements
+from molpre.predict_inputs import MAX_ATOMS, atoms_problem
 
 #: One fixed message, so the default warning filter shows it once per call site.
 OOD_MESSAGE = ("molpre: geometry out of the committee's domain (spread above validation, or "
@@ -49,11 +51,12 @@ class MolpreCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces"]
 
     def __init__(self, model: torch.nn.Module, cutoff: float, domain: Domain | None = None,
-                 **kwargs) -> None:
+                 max_atoms: int = MAX_ATOMS, **kwargs) -> None:
         super().__init__(**kwargs)
         self.model = model.eval()
         self.cutoff = float(cutoff)
         self.domain = domain
+        self.max_atoms = int(max_atoms)
         self._known = set(model.atomref.as_dict())
         if isinstance(model, Committee):
             self.implemented_properties = [*type(self).implemented_properties,
@@ -83,13 +86,8 @@ class MolpreCalculator(Calculator):
                 "ood": bool(reason), "ood_reason": reason}
 
     def _check(self, atoms) -> None:
-        if len(atoms) == 0:
-            raise CalculatorError("no atoms: nothing to compute")
-        if np.any(atoms.pbc):
-            raise CalculatorError("periodic boundary conditions are not supported (molecules only)")
-        if not np.isfinite(atoms.positions).all():
-            raise CalculatorError("non-finite (NaN or inf) positions")
-        problem = unsupported_elements(atoms.numbers, self._known)
+        """The Predictor's domain checks (one source of truth: atoms_problem)."""
+        problem = atoms_problem(atoms, self._known, self.max_atoms)
         if problem:
             raise CalculatorError(problem)
 

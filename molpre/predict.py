@@ -254,7 +254,8 @@ class Predictor:
         if self.delta is not None:
             raise ValueError("a delta-learning model has no ASE calculator (it would need the "
                              "cheap level's forces at every step); use predict()")
-        return MolpreCalculator(self.model, self.cutoff, domain=self.domain)
+        return MolpreCalculator(self.model, self.cutoff, domain=self.domain,
+                                max_atoms=int(self.max_atoms))
 
     # -- internals ---------------------------------------------------------------------
     def _jobs(self, items: Iterable, ids: Iterable) -> Iterator[Job]:

@@ -8,8 +8,13 @@ import click
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", metavar="MODEL")
 @click.argument("data_path", metavar="DATA", type=click.Path(exists=True, dir_okay=False))
-@click.option("--target", help="Label to compare with (default: the model's finetune target).")
+@click.option("--target", help="Label to compare with (default: the model's finetune target); "
+                              "a key of DATA as energy=energy_ev[eV].")
+@click.option("--key", help="Read --target (default energy) from this info key of DATA, e.g. "
+                            "energy_ev (with --unit: its unit).")
 @click.option("--unit", help="Unit of --target in DATA (default: the model's finetune unit).")
+@click.option("--forces-key", help="atoms.arrays key of DATA's forces, e.g. forces_ev_a "
+                                   "(default: the model's finetune forces_key, else forces).")
 @click.option("--forces/--no-forces", default=None,
               help="Also score forces (default: when every labeled conformer has forces).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
@@ -22,8 +27,8 @@ import click
 @click.option("--experiment", default="molpre", show_default=True, help="MLflow experiment.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="OUTDIR: metrics.json, parity.png, predictions.csv.")
-def command(source, data_path, target, unit, forces, batch_size, device, workers, log_mlflow,
-            experiment, output) -> None:
+def command(source, data_path, target, key, unit, forces_key, forces, batch_size, device,
+            workers, log_mlflow, experiment, output) -> None:
     """Score MODEL (as for `molpre predict --model`) on DATA (.extxyz or label .db).
 
     Every labeled conformer is predicted at its own geometry; prints MAE and RMSE of each
@@ -44,9 +49,9 @@ def command(source, data_path, target, unit, forces, batch_size, device, workers
 
     try:
         predictor = Predictor.load(source, device=device, progress=False, workers=workers)
-        target = target or predictor.meta.get("target", "energy")
-        unit = unit or predictor.meta.get("unit", "eV")
-        data = _labeled(data_path, target, unit, forces)
+        target, unit = _target(target, key, unit, predictor.meta)
+        forces_key = forces_key or predictor.meta.get("forces_key")
+        data = _labeled(data_path, target, unit, forces, forces_key)
         report = evaluate_model(predictor, data, output, batch_size)
     except (ModelLoadError, DatasetError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -55,7 +60,18 @@ def command(source, data_path, target, unit, forces, batch_size, device, workers
     click.echo(_summary(report.metrics, target, output))
 
 
-def _labeled(path: str, target: str, unit: str, forces: bool | None):
+def _target(target: str | None, key: str | None, unit: str | None,
+            meta: dict) -> tuple[str, str | None]:
+    """The target text and unit to read DATA with: the options, else the model's own."""
+    from molpre.target_keys import TargetKey
+
+    if key:
+        return TargetKey(target or "energy", key, unit).text(), unit
+    return target or meta.get("target", "energy"), unit or meta.get("unit", "eV")
+
+
+def _labeled(path: str, target: str, unit: str, forces: bool | None,
+             forces_key: str | None = None):
     """The labeled data; forces when asked, or (auto) when every conformer has them."""
     from molpre.data.datasets import DatasetError, labeled_from_atoms, read_frames
     from molpre.runtime import file_sha256
@@ -65,7 +81,8 @@ def _labeled(path: str, target: str, unit: str, forces: bool | None):
     if forces is False:
         return energy_only
     try:
-        with_forces = labeled_from_atoms(frames, target, unit, True, source=path, sha256=digest)
+        with_forces = labeled_from_atoms(frames, target, unit, True, source=path, sha256=digest,
+                                         forces_key=forces_key)
     except DatasetError:
         with_forces = None
     if forces and (with_forces is None or len(with_forces) < len(energy_only)):
@@ -85,7 +102,7 @@ def _summary(metrics: dict, target: str, output: str) -> str:
     parts = []
     for spec in parse_targets(target):
         if spec.name == "energy":
-            parts.append(f"{target if ',' not in target else 'energy'}: MAE "
+            parts.append(f"{target if ',' not in target and '=' not in target else 'energy'}: MAE "
                          f"{metrics['mae_mev']:.1f} meV ({metrics['mae_kcal']:.3f} kcal/mol), "
                          f"RMSE {metrics['rmse_mev']:.1f} meV")
         else:

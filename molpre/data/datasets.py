@@ -77,10 +77,16 @@ class LabeledData:
         )
 
 
-def _read_forces(atoms: Atoms) -> np.ndarray | None:
+def _read_forces(atoms: Atoms, key: str | None = None) -> np.ndarray | None:
+    """Forces ``[n_atoms, 3]`` in the file's unit: ``atoms.arrays[key]`` (``calc:NAME``: a
+    calculator result) when a key is given, else the calculator's forces or ``forces``."""
     calc = atoms.calc
-    if calc is not None and "forces" in getattr(calc, "results", {}):
-        return np.asarray(calc.results["forces"], dtype=float)
+    results = getattr(calc, "results", {}) if calc is not None else {}
+    if key is not None:
+        value = results.get(key[5:]) if key.startswith("calc:") else atoms.arrays.get(key)
+        return None if value is None else np.asarray(value, dtype=float)
+    if "forces" in results:
+        return np.asarray(results["forces"], dtype=float)
     if "forces" in atoms.arrays:
         return np.asarray(atoms.arrays["forces"], dtype=float)
     return None
@@ -116,13 +122,16 @@ def _stack(spec: TargetSpec, values: list) -> np.ndarray:
 def labeled_from_atoms(
     frames: Sequence[Atoms], target: str | Sequence[str] = "energy", unit: str | None = None,
     forces: bool = False, source: str = "<memory>", sha256: str | None = None,
+    forces_key: str | None = None,
 ) -> LabeledData:
     """Build :class:`LabeledData` from conformers; rows without every target are skipped.
 
     Args:
-        target: a registered target or data key (molpre.targets), or several (``"energy,gap"``).
+        target: a registered target or data key (molpre.targets), or several (``"energy,gap"``);
+            ``energy=energy_ev[eV]`` reads a key of the file (molpre.target_keys).
         unit: the stored unit of a single target (None: the registry's for the frame).
         forces: also read forces (the energy's stored unit per Angstrom).
+        forces_key: the ``atoms.arrays`` key holding them (None: calculator or ``forces``).
     """
     try:
         specs = parse_targets(target, unit)
@@ -139,9 +148,9 @@ def labeled_from_atoms(
         if missing:
             reasons.append(f"row {row}: no {missing[0]!r}")
             continue
-        f = _read_forces(atoms) if forces else None
+        f = _read_forces(atoms, forces_key) if forces else None
         if forces and f is None:
-            reasons.append(f"row {row}: no forces")
+            reasons.append(f"row {row}: no forces" + (f" ({forces_key!r})" if forces_key else ""))
             continue
         mol_id = str(atoms.info.get("mol_id", f"row{row}"))
         keep.append(atoms)

@@ -155,7 +155,8 @@ def finetune_config(config: StudyConfig, child: Child, test_ids: Path, encoder_p
     """The FinetuneConfig of a neural child (threads=1: two children share two cores)."""
     t = config.train
     return FinetuneConfig(
-        data=config.data, target=config.target, unit=config.unit, test_ids=str(test_ids),
+        data=config.data, target=config.target, unit=config.unit, forces_key=config.forces_key,
+        test_ids=str(test_ids),
         budget=child.budget, val_fraction=val_fraction(config, child.budget),
         mode="full" if child.mode == "scratch" and encoder_path else child.mode,
         encoder=encoder_path, preset=t.preset, epochs=t.epochs, batch_size=t.batch_size,
