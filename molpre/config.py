@@ -127,7 +127,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             try:
                 return coerce(value, member, key)
             except ConfigError as err:
-                errors.append(err)
+                errors.append((member, err))
+        sections = [err for member, err in errors if dataclasses.is_dataclass(member)]
+        if isinstance(value, Mapping) and sections:  # a section: say which of its keys is wrong
+            raise sections[0]
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     tp = members[0]
     if dataclasses.is_dataclass(tp):
