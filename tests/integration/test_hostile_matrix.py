@@ -342,7 +342,7 @@ def _load(source: str):
 
 
 PY_CASES = ["truncated_checkpoint", "not_a_checkpoint", "unreachable_mlflow",
-            "calculator_out_of_domain", "calculator_too_close"]
+            "calculator_too_large", "calculator_unknown_element"]
 
 
 @pytest.mark.parametrize("case", PY_CASES)
@@ -358,13 +358,12 @@ def test_python_entry_points(case, inputs, tmp_path, monkeypatch):
     elif case == "not_a_checkpoint":
         bad.write_bytes(np.random.default_rng(0).bytes(3000))
     if case.startswith("calculator"):
-        atoms = _random_cloud() if case.endswith("domain") else molecule("H2O")
-        if case.endswith("close"):
-            atoms.positions[1] = atoms.positions[0] + 0.01
+        atoms = _random_cloud() if case.endswith("large") else molecule("SiH4")
         atoms.calc = _load(str(inputs["model"])).calculator()
         with pytest.raises(CalculatorError) as err:
             atoms.get_potential_energy()
-        assert ("too large" if case.endswith("domain") else "overlapping") in str(err.value)
+        assert ("too large: 500 atoms" if case.endswith("large") else "unsupported element Si") \
+            in str(err.value)
     else:
         source = REMOTE_MODEL if case == "unreachable_mlflow" else str(bad)
         with pytest.raises(ModelLoadError) as err:
@@ -372,3 +371,17 @@ def test_python_entry_points(case, inputs, tmp_path, monkeypatch):
         assert (source if case != "unreachable_mlflow" else "127.0.0.1:9") in str(err.value)
     assert "\n" not in str(err.value)
     assert snapshot(inputs["root"]) == before
+
+
+def test_calculator_computes_overlapping_atoms_but_flags_them(inputs):
+    """An optimizer may pass through overlapping atoms (the repulsive prior pushes them out):
+    computed, with an out-of-domain warning and ``ood`` in the results."""
+    from molpre.calculator import OutOfDomainWarning
+
+    atoms = molecule("H2O")
+    atoms.positions[1] = atoms.positions[0] + [0.0, 0.0, 0.3]
+    atoms.calc = _load(str(inputs["model"])).calculator()
+    with pytest.warns(OutOfDomainWarning, match="overlapping atoms"):
+        energy = atoms.get_potential_energy()
+    assert np.isfinite(energy) and atoms.calc.results["ood"]
+    assert "0.300 A apart" in atoms.calc.results["ood_reason"]
