@@ -125,9 +125,12 @@ def stop_server(proc, timeout: float = 10.0) -> None:
 def serve(uri: str, port: int, url_for) -> None:
     """Run ``mlflow server`` in a process group of its own until it stops, Ctrl-C or
     SIGTERM; the group is ended whatever happens. Prints the URL once the server answers."""
+    import os
     import subprocess
 
-    proc = subprocess.Popen(server_command(uri, port), start_new_session=True)
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # a viewer: no job workers
+    proc = subprocess.Popen(server_command(uri, port), start_new_session=True, env=env)
     try:
         wait_until_serving(proc, port)
         click.echo(f"MLflow UI over {uri}: {url_for(port)}  (Ctrl-C to stop)")

@@ -81,12 +81,12 @@ def answers(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _ui_then(signum: int, tmp_path: Path, expected: int, word: str) -> None:
+def _ui_then(signum: int, tmp_path: Path, expected: int, word: str, env=None) -> None:
     from molpre.cli.ui import free_port
 
     port = free_port()
     proc = molpre("ui", "--port", str(port), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
-                  start_new_session=True)
+                  start_new_session=True, env=env)
     out, err = Reader(proc.stdout), Reader(proc.stderr)
     servers: list[int] = []
     try:
@@ -94,7 +94,7 @@ def _ui_then(signum: int, tmp_path: Path, expected: int, word: str) -> None:
         servers[:] = children_of(proc.pid)
         (server,) = servers
         assert os.getpgid(server) == server != os.getpgid(proc.pid)  # its own group
-        assert answers(port)
+        assert answers(port) and process_group(server)
         start = time.monotonic()
         proc.send_signal(signum)
         assert proc.wait(timeout=30) == expected
@@ -114,8 +114,10 @@ def test_ui_ends_its_server_and_workers_on_sigterm(tmp_path):
 
 
 @pytest.mark.slow
-def test_ui_ends_its_server_and_workers_on_ctrl_c(tmp_path):
-    _ui_then(signal.SIGINT, tmp_path, 130, "interrupted")
+def test_ui_ends_its_server_and_job_workers_on_ctrl_c(tmp_path):
+    """With MLflow's job execution on (its huey workers: 10 processes in the group)."""
+    _ui_then(signal.SIGINT, tmp_path, 130, "interrupted",
+             env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"})
 
 
 def big_molecules(path: Path, count: int = 150) -> Path:
