@@ -66,7 +66,7 @@ COMMANDS = [
         mlflow=True),
     Cmd("pretrain", "pretrain --config {config} --corpus {smi} -o {out}", out="dir",
         mlflow=True),
-    Cmd("study", "study --config {config} --data {extxyz} -o {out}", out="dir", mlflow=True),
+    Cmd("study", "study --config {config} --data {db} -o {out}", out="dir", mlflow=True),
     Cmd("audit", "audit --corpus {smi} --eval {db} --drop {out}", suffix=".csv"),
     Cmd("submit", "submit {job} --input {csv} --workers 1 -o {out}", suffix=".csv",
         reads=("model",), mlflow=True),
