@@ -14,7 +14,8 @@ default; ``molpre pretrain`` installs a graceful stop). A thread-directed signal
 the main thread from a blocking wait. SIGTERM raises :class:`Terminated` (a
 KeyboardInterrupt), so a command cleans up (worker pools, temporary files, servers) when
 killed. Child processes get SIGINT back: forked children at fork, others when they import
-molpre (:func:`release_inherited_block`).
+molpre (:func:`release_inherited_block`, only in children of an owning command, named by
+``$MOLPRE_SIGINT_OWNER``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from contextlib import contextmanager
 
 #: The signal that carries a received SIGINT to the main thread.
 FORWARD = getattr(signal, "SIGUSR2", None)
+#: The process id of the command that owns SIGINT (inherited by its child processes).
+OWNER_ENV = "MOLPRE_SIGINT_OWNER"
 _ACTIVE = {"on": False}
 
 
@@ -40,9 +43,12 @@ def supported() -> bool:
 
 
 def release_inherited_block() -> None:
-    """Unblock SIGINT in this thread when it was inherited blocked (a child process of a
-    command that owns its interrupts): called when molpre is imported."""
-    if supported() and signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+    """Unblock SIGINT in this thread when it was inherited blocked from a command that owns
+    its interrupts (a child process of it): called when molpre is imported."""
+    owner = os.environ.get(OWNER_ENV)
+    if not supported() or not owner or owner == str(os.getpid()):
+        return
+    if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
 
@@ -85,6 +91,8 @@ def own_interrupts() -> Iterator[None]:
     signal.signal(FORWARD, _run_sigint_handler)
     signal.signal(signal.SIGTERM, _terminate)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
+    owner = os.environ.get(OWNER_ENV)
+    os.environ[OWNER_ENV] = str(os.getpid())
     _ACTIVE["on"] = True
     if not _ACTIVE.get("fork_hook"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -96,6 +104,10 @@ def own_interrupts() -> Iterator[None]:
         yield
     finally:
         _ACTIVE["on"] = False
+        if owner is None:
+            os.environ.pop(OWNER_ENV, None)
+        else:
+            os.environ[OWNER_ENV] = owner
         signal.pthread_kill(forwarder.ident, signal.SIGINT)  # ends its sigwait
         forwarder.join(timeout=1.0)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
