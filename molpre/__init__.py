@@ -15,7 +15,11 @@ import importlib.abc
 import importlib.util
 import sys
 
+from molpre.interrupts import release_inherited_block
+
 __version__ = "0.1.0"
+
+release_inherited_block()  # a child of a molpre command gets Ctrl-C back (molpre.interrupts)
 
 __all__ = ["Predictor", "__version__"]
 

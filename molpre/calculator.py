@@ -7,8 +7,14 @@ The model runs on its own device and in its own dtype; positions are handed over
 and cast once by the model, so a float64 model (``Predictor.load(..., dtype="float64")``)
 sees the exact positions and gives forces that agree with finite differences of its energy
 to ~1e-7 eV/Angstrom; a float32 model gives float32-precision forces (~1e-4 eV/Angstrom).
-Geometries the model cannot describe (no atoms, non-finite positions, periodic cells,
-elements without a reference energy) raise CalculatorError instead of giving a number.
+Geometries the model cannot describe raise CalculatorError instead of giving a number: the
+same domain checks as ``Predictor.predict`` (molpre.predict_inputs.atoms_problem: no atoms,
+more than ``max_atoms`` atoms, periodic cells, non-finite positions, elements without a
+reference energy), so a 500-atom random carbon cloud is an error, not -2763 eV. Overlapping
+atoms (closer than 0.5 Angstrom), an error row for ``Predictor.predict``, are computed but
+out of domain: an optimizer or MD run may pass through such a geometry (the repulsive prior
+pushes it out), so the step warns (:class:`OutOfDomainWarning`) and ``results`` holds
+``ood`` True and ``ood_reason``.
 
 A delta model (molpre.delta) adds its cheap level, computed here for every geometry (energy
 and forces: GFN2-xTB takes milliseconds, a PySCF level seconds), to the model's outputs: the
@@ -36,11 +42,13 @@ from ase.calculators.calculator import Calculator, CalculatorError, all_changes
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.models.committee import MEMBERS, Committee, Domain
-from molpre.predict_inputs import unsupported_elements
+from molpre.predict_inputs import MAX_ATOMS, atoms_problem, unsupported_elements
 
 #: One fixed message, so the default warning filter shows it once per call site.
 OOD_MESSAGE = ("molpre: geometry out of the committee's domain (spread above validation, or "
                "larger than any training molecule); see calc.results['ood_reason']")
+OVERLAP_MESSAGE = ("molpre: overlapping atoms, out of the model's domain (Predictor.predict "
+                   "would give an error row); see calc.results['ood_reason']")
 
 
 class OutOfDomainWarning(UserWarning):
@@ -53,11 +61,12 @@ class MolpreCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces"]
 
     def __init__(self, model: torch.nn.Module, cutoff: float, domain: Domain | None = None,
-                 delta=None, **kwargs) -> None:
+                 max_atoms: int = MAX_ATOMS, delta=None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.model = model.eval()
         self.cutoff = float(cutoff)
         self.domain = domain
+        self.max_atoms = int(max_atoms)
         self.delta = delta
         self._known = set(model.atomref.as_dict())
         if isinstance(model, Committee):
@@ -66,7 +75,7 @@ class MolpreCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        self._check(self.atoms)
+        overlap = self._check(self.atoms)
         out = self._evaluate(self.atoms)
         energy = float(out[keys.PREDICTED_ENERGY][0].detach())
         forces = out[keys.PREDICTED_FORCES].detach().double().cpu().numpy()
@@ -77,6 +86,10 @@ class MolpreCalculator(Calculator):
         self.results = {"energy": energy, "free_energy": energy, "forces": forces}
         if isinstance(self.model, Committee):
             self.results.update(self._spread(out, len(self.atoms)))
+        if overlap:
+            warnings.warn(OVERLAP_MESSAGE, OutOfDomainWarning, stacklevel=_caller_level())
+            reason = "; ".join(r for r in (overlap, self.results.get("ood_reason")) if r)
+            self.results.update(ood=True, ood_reason=reason)
 
     def _spread(self, out: dict[str, torch.Tensor], n_atoms: int) -> dict:
         """Committee results: member energies, spreads and the domain check (warns)."""
@@ -99,16 +112,17 @@ class MolpreCalculator(Calculator):
         return (self.delta.add(energy, self.atoms.numbers, result.energy),
                 self.delta.add_forces(forces, result.forces))
 
-    def _check(self, atoms) -> None:
-        if len(atoms) == 0:
-            raise CalculatorError("no atoms: nothing to compute")
-        if np.any(atoms.pbc):
-            raise CalculatorError("periodic boundary conditions are not supported (molecules only)")
-        if not np.isfinite(atoms.positions).all():
-            raise CalculatorError("non-finite (NaN or inf) positions")
-        problem = unsupported_elements(atoms.numbers, self._known)
+    def _check(self, atoms) -> str:
+        """The Predictor's domain checks (one source of truth: atoms_problem); returns the
+        reason when the only problem is overlapping atoms (computed, out of domain)."""
+        problem = atoms_problem(atoms, self._known, self.max_atoms)
+        if problem and problem.startswith("overlapping atoms"):
+            problem = unsupported_elements(atoms.numbers, self._known) or problem
+            if problem.startswith("overlapping atoms"):
+                return problem
         if problem:
             raise CalculatorError(problem)
+        return ""
 
     def _evaluate(self, atoms) -> dict[str, torch.Tensor]:
         """Model outputs for ``atoms`` with forces, computed on the model's device."""

@@ -127,7 +127,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             try:
                 return coerce(value, member, key)
             except ConfigError as err:
-                errors.append(err)
+                errors.append((member, err))
+        sections = [err for member, err in errors if dataclasses.is_dataclass(member)]
+        if isinstance(value, Mapping) and sections:  # a section: say which of its keys is wrong
+            raise sections[0]
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     tp = members[0]
     if dataclasses.is_dataclass(tp):
@@ -237,8 +240,9 @@ def parse_override(assignment: str) -> tuple[str, Any]:
                           "or encoders[0].budgets")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML ({err})") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML "
+                          f"({' '.join(str(err).split())})") from None
     return key, value
 
 
@@ -309,11 +313,15 @@ def read_yaml(path: str | Path, section: str | None = None) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a YAML text file (byte {err.start} is not UTF-8)") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a usable config (nested too deeply)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

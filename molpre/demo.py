@@ -47,7 +47,7 @@ class DemoConfig:
     """Sizes and levels of the demo; the defaults run in about 10 minutes on 2 CPU cores."""
 
     out: str = setting("molpre-demo", flags=("-o", "--output"), help="Output folder.",
-                       click_type=click.Path(file_okay=False))
+                       click_type=click.Path())
     seed: int = setting(0, help="The seed of intake, conformers, pretraining and the test split.")
     molecules: int = setting(600, click_type=click.IntRange(min=10),
                              help="NCI molecules to read.")

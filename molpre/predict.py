@@ -251,7 +251,8 @@ class Predictor:
         a delta model's computes its cheap level (energy and forces) at every geometry."""
         from molpre.calculator import MolpreCalculator
 
-        return MolpreCalculator(self.model, self.cutoff, domain=self.domain, delta=self.delta)
+        return MolpreCalculator(self.model, self.cutoff, domain=self.domain,
+                                max_atoms=int(self.max_atoms), delta=self.delta)
 
     # -- internals ---------------------------------------------------------------------
     def _jobs(self, items: Iterable, ids: Iterable) -> Iterator[Job]:

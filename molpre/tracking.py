@@ -44,6 +44,15 @@ def check_tracking_uri(uri: str | None = None, timeout_s: float = 3.0) -> str:
     return uri
 
 
+def check_model_source(source: str) -> None:
+    """For a model held by MLflow (``runs:/``, ``models:/``, ``mlflow-artifacts:``): the
+    tracking store must answer (:func:`check_tracking_uri`), checked before any heavy import;
+    local paths pass. Raises ConfigError."""
+    text = str(source)
+    if text.startswith(("runs:/", "models:/", "mlflow-artifacts:")):
+        check_tracking_uri()
+
+
 def _uri_problem(uri: str, timeout_s: float) -> str | None:
     """Why ``uri`` cannot be used, or None."""
     from urllib.parse import urlparse

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: ``../shared/data`` beside the checkout, or ``$MOLPRE_SHARED_DATA`` (a worktree elsewhere).
+SHARED_DATA = Path(os.environ.get("MOLPRE_SHARED_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 def pytest_configure(config) -> None:
@@ -38,3 +40,31 @@ def _quiet_threads():
     """Keep BLAS/OpenMP from oversubscribing the CI cores."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     yield
+
+
+def _can_create_in(folder: Path) -> bool:
+    probe = folder / ".molpre-probe"
+    try:
+        probe.touch()
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
+@pytest.fixture
+def read_only_folder(tmp_path) -> Path:
+    """A folder in which no file can be created: ``tmp_path/ro`` at mode 0555, or ``/sys``
+    where the tests run as root (root ignores permissions); skips when there is none."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if not _can_create_in(folder):
+            yield folder
+        elif Path("/sys").is_dir() and not _can_create_in(Path("/sys")):
+            yield Path("/sys")
+        else:
+            pytest.skip("no read-only folder available")
+    finally:
+        folder.chmod(0o755)

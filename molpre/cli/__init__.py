@@ -1,14 +1,19 @@
 """The ``molpre`` command line: one small module per subcommand, loaded lazily.
 
 Each module ``molpre/cli/<name>.py`` defines a ``click.Command`` called ``command``.
-Loading lazily keeps ``molpre --help`` fast (no torch or PySCF import).
+Loading lazily keeps ``molpre --help`` fast (no torch or PySCF import). Every invocation
+(the console script, ``python -m molpre``, ``CliRunner``) goes through one error boundary
+(:mod:`molpre.cli.boundary`): one line and a non-zero status for every failure. From a real
+command line the command also owns Ctrl-C and SIGTERM (:mod:`molpre.interrupts`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
+import sys
 
 import click
 
@@ -41,7 +46,24 @@ def _available() -> list[str]:
 
 
 class LazyGroup(click.Group):
-    """A click group whose subcommands are imported only when used."""
+    """A click group whose subcommands are imported only when used, run inside the error
+    boundary."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        call = functools.partial(super().main, args, prog_name, complete_var,
+                                 standalone_mode=False, **extra)
+        if not standalone_mode:
+            return call()
+        from molpre.cli import boundary
+        from molpre.interrupts import own_interrupts
+
+        argv = list(sys.argv[1:] if args is None else args)
+        if args is None:  # a real command line (not CliRunner): the command owns Ctrl-C
+            with own_interrupts():
+                code = boundary.exit_code(call, argv)
+            sys.exit(code)
+        boundary.run(call, argv)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return _available()

@@ -34,10 +34,10 @@ def _run(outcomes, writer, tqdm) -> None:
 @click.command("conformers")
 @click.argument("input_path", metavar="INPUT",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path),
               help="Output extxyz file OUT (required); rejected rows go to OUT.errors.csv "
                    "beside it. Both are replaced only when the run ends.")
-@click.option("--out", "out_alias", hidden=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_alias", hidden=True, type=click.Path(path_type=Path))
 @click.option("--n", "n", default=4, show_default=True, type=click.IntRange(min=1),
               help="Conformers per molecule (RMS pruning may keep fewer; for XYZ/3D SDF input "
                    "the given geometry is conformer 0).")
@@ -83,12 +83,12 @@ def command(input_path: Path, out: Path | None, out_alias: Path | None, n: int, 
         errors_path,
         read_molecules,
     )
-    from molpre.outputs import refuse_overwriting_inputs
+    from molpre.outputs import guard
 
     out = out or out_alias
     if out is None:
         raise click.UsageError("Missing option '-o' / '--output'.")
-    refuse_overwriting_inputs([out, errors_path(out)], [input_path])
+    guard([out, errors_path(out)], [input_path])
     config = IntakeConfig(elements=elements, max_heavy_atoms=max_heavy_atoms,
                           max_atoms=2 * max_heavy_atoms, neutralize=neutralize)
     try:

@@ -32,10 +32,13 @@ def command(config: DemoConfig) -> None:
     pretrained encoder and finished study runs. Runs are tracked in OUT/mlflow.db (artifacts
     in OUT/mlartifacts); the last line says how to browse them.
     """
+    from molpre.cli.options import config_file
     from molpre.config import ConfigError
     from molpre.demo import run_demo
+    from molpre.outputs import folder, guard
     from molpre.tracking import check_tracking_uri
 
+    guard([folder(config.out)], [config_file()])
     try:
         check_tracking_uri(config.tracking_uri)
     except ConfigError as exc:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -22,7 +20,7 @@ import click
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="auto", show_default=True,
               help="Where the model runs: auto (a GPU if torch sees one), cpu, cuda.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, type=click.Path(),
               help="OUT.parquet: a CSV input's columns, the predict columns and `embedding` "
                    "(list of floats; null on error rows).")
 def command(source, input_path, conformers, smiles_col, id_col, seed, workers, batch_size,
@@ -35,6 +33,11 @@ def command(source, input_path, conformers, smiles_col, id_col, seed, workers, b
     import pandas as pd
 
     from molpre.cli.predict import _inputs
+    from molpre.outputs import guard
+    from molpre.tracking import check_model_source
+
+    guard([output], [input_path, source])
+    check_model_source(source)  # an unreachable MLflow store fails in seconds
     from molpre.predict import ModelLoadError, Predictor
 
     try:
@@ -51,12 +54,7 @@ def command(source, input_path, conformers, smiles_col, id_col, seed, workers, b
 
 def _write_parquet(frame, target: Path) -> None:
     """Write to a temporary file beside ``target``, then rename onto it."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                   dir=target.parent if str(target.parent) else ".")
-    os.close(handle)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from molpre.outputs import atomic_output
+
+    with atomic_output(target, "wb") as handle:
+        frame.to_parquet(handle, index=False)

@@ -8,8 +8,13 @@ import click
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", metavar="MODEL")
 @click.argument("data_path", metavar="DATA", type=click.Path(exists=True, dir_okay=False))
-@click.option("--target", help="Label to compare with (default: the model's finetune target).")
+@click.option("--target", help="Label to compare with (default: the model's finetune target); "
+                              "a key of DATA as energy=energy_ev[eV].")
+@click.option("--key", help="Read --target (default energy) from this info key of DATA, e.g. "
+                            "energy_ev (with --unit: its unit).")
 @click.option("--unit", help="Unit of --target in DATA (default: the model's finetune unit).")
+@click.option("--forces-key", help="atoms.arrays key of DATA's forces, e.g. forces_ev_a "
+                                   "(default: the model's finetune forces_key, else forces).")
 @click.option("--forces/--no-forces", default=None,
               help="Also score forces (default: when every labeled conformer has forces).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
@@ -20,10 +25,10 @@ import click
 @click.option("--mlflow/--no-mlflow", "log_mlflow", default=False, show_default=True,
               help="Log the metrics and files as an MLflow run (MLFLOW_TRACKING_URI).")
 @click.option("--experiment", default="molpre", show_default=True, help="MLflow experiment.")
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", required=True, type=click.Path(),
               help="OUTDIR: metrics.json, parity.png, predictions.csv.")
-def command(source, data_path, target, unit, forces, batch_size, device, workers, log_mlflow,
-            experiment, output) -> None:
+def command(source, data_path, target, key, unit, forces_key, forces, batch_size, device,
+            workers, log_mlflow, experiment, output) -> None:
     """Score MODEL (as for `molpre predict --model`) on DATA (.extxyz or label .db).
 
     Every labeled conformer is predicted at its own geometry; prints MAE and RMSE of each
@@ -33,13 +38,20 @@ def command(source, data_path, target, unit, forces, batch_size, device, workers
     """
     from molpre.data.datasets import DatasetError
     from molpre.evaluation import evaluate_model
+    from molpre.outputs import folder, guard
+    from molpre.tracking import check_model_source, check_tracking_uri
+
+    guard([folder(output)], [source, data_path])
+    check_model_source(source)  # an unreachable MLflow store fails in seconds
+    if log_mlflow:
+        check_tracking_uri()  # before the work it would log: fails in seconds
     from molpre.predict import ModelLoadError, Predictor
 
     try:
         predictor = Predictor.load(source, device=device, progress=False, workers=workers)
-        target = target or predictor.meta.get("target", "energy")
-        unit = unit or predictor.meta.get("unit", "eV")
-        data = _labeled(data_path, target, unit, forces)
+        target, unit = _target(target, key, unit, predictor.meta)
+        forces_key = forces_key or predictor.meta.get("forces_key")
+        data = _labeled(data_path, target, unit, forces, forces_key)
         report = evaluate_model(predictor, data, output, batch_size)
     except (ModelLoadError, DatasetError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -48,7 +60,18 @@ def command(source, data_path, target, unit, forces, batch_size, device, workers
     click.echo(_summary(report.metrics, target, output))
 
 
-def _labeled(path: str, target: str, unit: str, forces: bool | None):
+def _target(target: str | None, key: str | None, unit: str | None,
+            meta: dict) -> tuple[str, str | None]:
+    """The target text and unit to read DATA with: the options, else the model's own."""
+    from molpre.target_keys import TargetKey
+
+    if key:
+        return TargetKey(target or "energy", key, unit).text(), unit
+    return target or meta.get("target", "energy"), unit or meta.get("unit", "eV")
+
+
+def _labeled(path: str, target: str, unit: str, forces: bool | None,
+             forces_key: str | None = None):
     """The labeled data; forces when asked, or (auto) when every conformer has them."""
     from molpre.data.datasets import DatasetError, labeled_from_atoms, read_frames
     from molpre.runtime import file_sha256
@@ -58,7 +81,8 @@ def _labeled(path: str, target: str, unit: str, forces: bool | None):
     if forces is False:
         return energy_only
     try:
-        with_forces = labeled_from_atoms(frames, target, unit, True, source=path, sha256=digest)
+        with_forces = labeled_from_atoms(frames, target, unit, True, source=path, sha256=digest,
+                                         forces_key=forces_key)
     except DatasetError:
         with_forces = None
     if forces and (with_forces is None or len(with_forces) < len(energy_only)):
@@ -79,7 +103,7 @@ def _summary(metrics: dict, target: str, output: str) -> str:
     for spec in parse_targets(target):
         (unit, _), *more = spec.report_units
         also = "".join(f" ({metrics[spec.metric_name('mae', '', u)]:.4g} {u})" for u, _ in more)
-        name = target if "," not in target else spec.name  # the name the user gave
+        name = target if "," not in target and "=" not in target else spec.name
         parts.append(f"{name}: MAE {metrics[spec.metric_name('mae')]:.4g} {unit}{also}, "
                      f"RMSE {metrics[spec.metric_name('rmse')]:.4g} {unit}")
     text = f"{int(metrics['n'])} conformers, " + "; ".join(parts)

@@ -9,7 +9,7 @@ import click
 
 @click.command(name="export")
 @click.argument("store", metavar="LABELS.db")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, type=click.Path(),
               help="extxyz file to write (energy in eV, forces in eV/Angstrom).")
 @click.option("--include-failed", is_flag=True,
               help="Also write failed rows (no energy; their `status`/`reason` in the comment line).")
@@ -24,11 +24,11 @@ def command(store: str, output: str, include_failed: bool) -> None:
     only once every frame is written; it may not be the store itself.
     """
     from molpre.data.store import export_extxyz
-    from molpre.outputs import refuse_overwriting_inputs
+    from molpre.outputs import guard
 
     if "://" not in store and not Path(store).is_file():
         raise click.UsageError(f"no label store at {store}")
-    refuse_overwriting_inputs([output], [store, f"{store}.lock", f"{store}.flock"])
+    guard([output], [store, f"{store}.lock", f"{store}.flock"])
     try:
         n = export_extxyz(store, output, include_failed=include_failed)
     except RuntimeError as err:

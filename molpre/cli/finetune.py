@@ -25,15 +25,16 @@ def command(config: FinetuneConfig) -> None:
     model: predictions then carry <column>_std spreads and an ood flag calibrated on the
     validation set.
     """
+    from molpre.cli.options import config_file
     from molpre.config import ConfigError
+    from molpre.outputs import folder, guard
     from molpre.tracking import check_tracking_uri
 
     if not config.data:
         raise click.UsageError("give --data (or data: in --config)")
-    try:
-        check_tracking_uri()  # before torch and Lightning are imported: fails in seconds
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    guard([folder(config.out)], [config.data, config.encoder, config.test_ids,
+                                 *(config.delta or "").split(","), config_file()])
+    check_tracking_uri()  # before torch and Lightning are imported: fails in seconds
     from molpre.data.datasets import DatasetError
     from molpre.data.splits import SplitError
     from molpre.train.finetune import finetune

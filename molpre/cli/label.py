@@ -27,8 +27,9 @@ STORE_SCHEMES = ("postgresql://", "postgres://", "mysql://", "mariadb://")
 
 def _check_output(output: str, input_path: str) -> None:
     """The label store must be a .db file or a database URL, and never the input."""
-    from molpre.outputs import refuse_overwriting_inputs
+    from molpre.outputs import guard
 
+    guard([output, f"{output}.lock", f"{output}.flock"], [input_path])
     if "://" in output:
         if not output.startswith(STORE_SCHEMES):
             raise click.UsageError(f"-o {output}: the label store URL must start with "
@@ -39,7 +40,6 @@ def _check_output(output: str, input_path: str) -> None:
             f"-o {output}: the label store must be an ASE SQLite database (.db) or a "
             f"postgresql:// URL; write it as e.g. labels.db, then `molpre export labels.db "
             f"-o {output}`")
-    refuse_overwriting_inputs([output, f"{output}.lock", f"{output}.flock"], [input_path])
 
 
 def _read_frames(path: str) -> list:

@@ -80,6 +80,19 @@ def param_name(path: str) -> str:
     return "cfg__" + path.replace(".", "__")
 
 
+def remember_config_file(path: str | None) -> None:
+    """Note the command's config file (an input the output guard protects)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and path:
+        ctx.meta["molpre.config_file"] = path
+
+
+def config_file() -> str | None:
+    """The config file of the running command (``--config`` or the CONFIG argument)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("molpre.config_file") if ctx is not None else None
+
+
 def config_options(cls: type, fields: Sequence[str], *, section: str | None = None,
                    config_argument: bool = False, set_example: str = "KEY=VALUE") -> Callable:
     """Decorator (below ``@click.command``) adding ``--config``, ``--set`` and field options.
@@ -96,6 +109,7 @@ def config_options(cls: type, fields: Sequence[str], *, section: str | None = No
             if config_file and positional:
                 raise click.UsageError("give the config file once (CONFIG or --config)")
             sets = kwargs.pop("config_sets", ())
+            remember_config_file(config_file or positional)
             values = {}
             for path in fields:
                 value = kwargs.pop(param_name(path))

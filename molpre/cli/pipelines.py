@@ -72,7 +72,7 @@ def show(name: str) -> None:
 @command.command("copy")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("-o", "--output", default="pipelines", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path),
+              type=click.Path(path_type=Path),
               help="Folder to copy into (created if absent).")
 @click.option("--force", is_flag=True, help="Overwrite files that exist.")
 def copy(names: tuple[str, ...], output: Path, force: bool) -> None:
@@ -81,7 +81,10 @@ def copy(names: tuple[str, ...], output: Path, force: bool) -> None:
     With the default folder, the README's `--config pipelines/NAME.yaml` examples work as
     written from the current directory.
     """
+    from molpre.outputs import folder, guard
+
     picked = _pick(names)
+    guard([folder(output)], [])
     targets = {name: output / f"{name}.yaml" for name in picked}
     existing = [str(t) for t in targets.values() if t.exists()]
     if existing and not force:

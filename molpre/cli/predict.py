@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -35,7 +33,7 @@ TABLE_SUFFIXES = (".csv", ".tsv")
               help="Where the model runs: auto (a GPU if torch sees one), cpu, cuda, cuda:1.")
 @click.option("--chunk", default=256, show_default=True, type=click.IntRange(min=1),
               help="Molecules per prediction chunk (bounded memory).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, type=click.Path(),
               help="OUT.csv: a CSV input's columns, then id, smiles, energy_ev, "
                    "energy_minus_atomref_ev, status, error, n_conformers.")
 def command(input_path, source, conformers, aggregation, temperature, batch_size, smiles_col,
@@ -47,10 +45,13 @@ def command(input_path, source, conformers, aggregation, temperature, batch_size
     "error" and the reason. energy_minus_atomref_ev is the energy minus the model's
     per-element reference energies (an atomization-style energy).
     """
-    from molpre.outputs import refuse_overwriting_inputs
+    from molpre.outputs import guard
+    from molpre.tracking import check_model_source
+
+    guard([output], [input_path, source])
+    check_model_source(source)  # an unreachable MLflow store fails in seconds
     from molpre.predict import ModelLoadError, Predictor
 
-    refuse_overwriting_inputs([output], [input_path, source])
     try:
         predictor = Predictor.load(source, device=device, n_conformers=conformers,
                                    aggregation=aggregation, temperature=temperature,
@@ -94,25 +95,12 @@ def _table(path: Path, suffix: str, id_col: str | None):
 
 def _write(frames, output: str) -> tuple[int, int]:
     """Write chunks to a temporary file beside ``output``, renamed onto it at the end."""
-    target = Path(output)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                   dir=target.parent if str(target.parent) else ".")
+    from molpre.outputs import atomic_output
+
     n_ok = n_err = 0
-    try:
-        with os.fdopen(handle, "w", newline="") as out:
-            for k, frame in enumerate(frames):
-                frame.to_csv(out, header=k == 0, index=False)
-                n_ok += int((frame["status"] == "ok").sum())
-                n_err += int((frame["status"] != "ok").sum())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(output, newline="") as out:
+        for k, frame in enumerate(frames):
+            frame.to_csv(out, header=k == 0, index=False)
+            n_ok += int((frame["status"] == "ok").sum())
+            n_err += int((frame["status"] != "ok").sum())
     return n_ok, n_err
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -29,19 +29,25 @@ def command(config: PretrainConfig, objectives: str | None) -> None:
     same MLflow run. Ctrl-C stops after the current step, saves last.ckpt and marks the run
     KILLED.
     """
+    from molpre.cli.options import config_file
     from molpre.config import ConfigError, to_dict
+    from molpre.outputs import folder, guard
     from molpre.tracking import check_tracking_uri
-    from molpre.train.pretrain import PretrainInterrupted, pretrain
-    from molpre.train.pretrain_config import check_objectives, set_objectives
 
     cfg = to_dict(config)
+    guard([folder(config.output)], [config.corpus.path, config.corpus.shards,
+                                    config.probe.data, config_file()])
     try:
         if objectives:
+            from molpre.train.pretrain_config import check_objectives, set_objectives
+
             set_objectives(cfg, objectives.split(","))
             check_objectives(cfg["objectives"])
-        check_tracking_uri()
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    check_tracking_uri()  # before torch and Lightning are imported: fails in seconds
+    from molpre.train.pretrain import PretrainInterrupted, pretrain
+
     try:
         result = pretrain(cfg)
     except (ValueError, FileNotFoundError, KeyError) as exc:

@@ -8,6 +8,14 @@ from molpre.cli.options import config_options
 from molpre.study.config import CLI_FIELDS, StudyConfig
 
 
+def study_inputs(config: StudyConfig) -> list[str | None]:
+    """Every file or folder a study reads (the output guard keeps OUT away from them)."""
+    from molpre.cli.options import config_file
+
+    encoders = [p for e in config.encoders for p in (e.path, e.corpus)]
+    return [config.data, *encoders, *config.delta.data, config_file()]
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @config_options(StudyConfig, CLI_FIELDS, section="study", set_example="train.epochs=50")
 @click.option("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
@@ -32,13 +40,18 @@ def command(config: StudyConfig, tracking_uri: str | None, report_only: bool) ->
       molpre study --config pipelines/qm9_sample.yaml --set workers=2 --set budgets=[100,300]
     """
     from molpre.config import ConfigError
+    from molpre.outputs import folder, guard
     from molpre.study.contamination import ContaminationError
-    from molpre.study.runner import run_study
+    from molpre.tracking import check_tracking_uri
 
     try:
         config.validate()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    guard([folder(config.out)], study_inputs(config))
+    check_tracking_uri(tracking_uri)  # before any work: an unreachable store fails in seconds
+    from molpre.study.runner import run_study
+
     try:
         result = run_study(config, tracking_uri, report_only=report_only)
     except (ConfigError, ContaminationError, FileNotFoundError, ValueError) as exc:

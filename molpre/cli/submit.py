@@ -74,7 +74,9 @@ def command(job_path: Path, input_path: Path, scheduler: str | None, workers: in
     from molpre.chem import InputError
     from molpre.executor import DaskBackend
     from molpre.qc.levels import LevelError
+    from molpre.tracking import check_tracking_uri
     from molpre.workflow import SchedulerError, SpecError, load_job, run_job
+    from molpre.workflow.jobs import check_job
 
     _quiet_dask()
     try:
@@ -84,13 +86,17 @@ def command(job_path: Path, input_path: Path, scheduler: str | None, workers: in
     if not input_path.is_file():
         raise click.UsageError(f"--input {input_path}: no such file")
     out = out or _default_out(spec, input_path)
+    profile = scheduler if scheduler and scheduler.endswith((".yaml", ".yml")) else None
+    check_job(spec, input_path, out, extra_inputs=[job_path, profile])  # before the cluster
+    if not no_track:
+        check_tracking_uri()  # the manifest is logged at the end: an unreachable store fails now
     try:
         client, cluster, where = _backend(spec, scheduler, workers)
     except (SchedulerError, SpecError) as err:
         raise click.ClickException(str(err)) from None
     try:
         summary = run_job(spec, input_path, out, DaskBackend(client), scheduler=where,
-                          track=not no_track)
+                          track=not no_track, checked=True)
     except (InputError, LevelError, FileNotFoundError) as err:
         raise click.UsageError(str(err)) from None
     except KeyboardInterrupt:

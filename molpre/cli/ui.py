@@ -65,46 +65,102 @@ def latest_experiment(uri: str, name: str | None) -> str | None:
     return runs[0].info.experiment_id if runs else None
 
 
-def stop_server(proc, timeout: float = 20.0) -> None:
-    """Stop a server started with ``start_new_session=True`` and its workers (its own
-    process group: the server's id), SIGTERM then SIGKILL."""
+def check_port(port: int) -> None:
+    """Raise ClickException when ``port`` on 127.0.0.1 cannot be bound (in use, or reserved)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise click.ClickException(
+                f"port {port} on 127.0.0.1 is not free ({err.strerror or err}); give another "
+                "--port, or leave it out for a free one") from None
+
+
+def wait_until_serving(proc, port: int, timeout_s: float = 120.0) -> None:
+    """Return once the server accepts connections on ``port``; ClickException when it exits
+    first or does not answer within ``timeout_s``."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise click.ClickException(f"the MLflow server exited (status {proc.returncode}) "
+                                       f"before serving on port {port}; see its messages above")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise click.ClickException(f"the MLflow server did not answer on port {port} within "
+                               f"{timeout_s:g} s")
+
+
+def stop_server(proc, timeout: float = 10.0) -> None:
+    """Stop a server started with ``start_new_session=True`` and every process of its group
+    (uvicorn, job workers): SIGTERM, up to ``timeout`` s for the server to exit, then SIGKILL
+    to whatever of the group is left."""
     import os
     import signal
     import subprocess
 
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=timeout)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def serve(uri: str, port: int, url_for) -> None:
+    """Run ``mlflow server`` in a process group of its own until it stops, Ctrl-C or
+    SIGTERM; the group is ended whatever happens. Prints the URL once the server answers."""
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # a viewer: no job workers
+    proc = subprocess.Popen(server_command(uri, port), start_new_session=True, env=env)
+    try:
+        wait_until_serving(proc, port)
+        click.echo(f"MLflow UI over {uri}: {url_for(port)}  (Ctrl-C to stop)")
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                continue
+        raise click.ClickException(f"the MLflow server stopped (status {proc.returncode})")
+    finally:
+        stop_server(proc)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--tracking-uri", help="Store (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
 @click.option("--experiment", help="Experiment to open (default: the one with the latest run, e.g. molpre-study).")
-@click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port on 127.0.0.1 (default: a free one).")
 def command(tracking_uri, experiment, port) -> None:
     """Start the MLflow UI on 127.0.0.1 over molpre's tracking store and print the URL of
-    the runs page (studies: nested children fold under their parent run). Ctrl-C stops it.
+    the runs page (studies: nested children fold under their parent run). Ctrl-C (or
+    SIGTERM) stops it and every process it started.
 
       molpre ui --experiment molpre-study
     """
-    import subprocess
+    from molpre.tracking import check_tracking_uri
 
-    from molpre.tracking import tracking_uri as resolve
-
-    uri = resolve(tracking_uri)
+    uri = check_tracking_uri(tracking_uri)  # an unreachable store fails in seconds
+    if port:
+        check_port(port)
     experiment_id = latest_experiment(uri, experiment)
-    port = port or free_port()
-    proc = subprocess.Popen(server_command(uri, port), start_new_session=True)
-    url = runs_url(port, experiment_id, shared_view(uri, experiment_id))
-    click.echo(f"MLflow UI over {uri}: {url}  (Ctrl-C to stop)")
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        stop_server(proc)
+    view = shared_view(uri, experiment_id)
+    serve(uri, port or free_port(), lambda p: runs_url(p, experiment_id, view))

@@ -10,6 +10,7 @@ each value is converted once, here, into molpre units (eV, Debye, Angstrom^3).
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -21,7 +22,7 @@ import numpy as np
 from ase import Atoms
 
 from molpre.runtime import file_sha256
-from molpre.targets import TargetError, TargetSpec, get_target, parse_targets
+from molpre.targets import Source, TargetError, TargetSpec, get_target, parse_targets
 
 
 class DatasetError(ValueError):
@@ -88,6 +89,12 @@ def _group_of(atoms: Atoms, mol_id: str) -> str:
     return str(key) if key else mol_id
 
 
+def frame_groups(frames: Sequence[Atoms]) -> list[str]:
+    """The molecule group of each frame (InChIKey info, else mol_id, else ``row<i>``): the
+    key that keeps a molecule's rows on one side of a split (molpre.data.splits)."""
+    return [_group_of(a, str(a.info.get("mol_id", f"row{i}"))) for i, a in enumerate(frames)]
+
+
 def _read_values(spec: TargetSpec, atoms: Atoms):
     try:
         return spec.read(atoms)
@@ -98,19 +105,22 @@ def _read_values(spec: TargetSpec, atoms: Atoms):
 def labeled_from_atoms(
     frames: Sequence[Atoms], target: str | Sequence[str] = "energy", unit: str | None = None,
     forces: bool = False, source: str = "<memory>", sha256: str | None = None,
+    forces_key: str | None = None,
 ) -> LabeledData:
     """Build :class:`LabeledData` from conformers; rows without every target are skipped.
 
     Args:
-        target: a registered target or data key (molpre.targets), or several (``"energy,gap"``).
+        target: a registered target or data key (molpre.targets), or several (``"energy,gap"``);
+            ``energy=energy_ev[eV]`` reads a key of the file (molpre.target_keys).
         unit: the stored unit of a single target (None: the registry's for the frame).
         forces: also read forces (the energy's stored unit per Angstrom).
+        forces_key: the ``atoms.arrays`` key holding them (None: calculator or ``forces``).
     """
     try:
         specs = parse_targets(target, unit)
     except TargetError as err:
         raise DatasetError(str(err)) from None
-    force_spec = _forces_spec(specs) if forces else None
+    force_spec = _forces_spec(specs, forces_key) if forces else None
     keep, values, force_list, mol_ids, groups, reasons = [], [], [], [], [], []
     for row, atoms in enumerate(frames):
         row_values = [_read_values(s, atoms) for s in specs]
@@ -120,7 +130,7 @@ def labeled_from_atoms(
             continue
         f = _read_forces(atoms, force_spec) if forces else None
         if forces and f is None:
-            reasons.append(f"row {row}: no forces")
+            reasons.append(f"row {row}: no forces" + (f" ({forces_key!r})" if forces_key else ""))
             continue
         mol_id = str(atoms.info.get("mol_id", f"row{row}"))
         keep.append(atoms)
@@ -137,13 +147,18 @@ def labeled_from_atoms(
                        digest, specs, len(reasons), reasons)
 
 
-def _forces_spec(specs: list[TargetSpec]) -> TargetSpec:
+def _forces_spec(specs: list[TargetSpec], key: str | None = None) -> TargetSpec:
     """The ``forces`` target read in the energy's stored unit per Angstrom (forces are the
-    energy's gradient); DatasetError without the energy among ``specs``."""
+    energy's gradient), from ``key`` when given (an ``atoms.arrays`` name, or ``calc:NAME``
+    for a calculator result); DatasetError without the energy among ``specs``."""
     energy = next((s for s in specs if s.name == "energy"), None)
     if energy is None:
         raise DatasetError("forces need the energy target")
-    return get_target("forces").with_unit(f"{energy.sources[0].unit}/angstrom", every_source=True)
+    spec = get_target("forces")
+    if key is not None:
+        where = key if key.startswith("calc:") else f"arrays:{key}"
+        spec = dataclasses.replace(spec, sources=(Source(where, spec.unit),))
+    return spec.with_unit(f"{energy.sources[0].unit}/angstrom", every_source=True)
 
 
 def _arrays_sha256(frames: Sequence[Atoms], labels: dict[str, np.ndarray]) -> str:

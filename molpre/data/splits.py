@@ -7,6 +7,12 @@ molecule never straddle train and test.
 Protocol: the test set is fixed by ``split_seed`` (or given explicitly), the training
 budget is drawn from the rest with ``seed``, and the validation set is carved out of
 the budget (``val_fraction`` of its molecules), so train + val = budget labels.
+
+The test set has one definition everywhere (finetune, a study's children, its contamination
+audit and its embedding probes, ``molpre audit --eval-first``): :func:`rows_matching` takes
+every row of each molecule group named (by a row's mol_id or by the group itself), so two
+rows of one molecule never sit on both sides; :func:`test_groups` is what a test-ids file
+holds.
 """
 
 from __future__ import annotations
@@ -55,12 +61,25 @@ def permutation_test_rows(n_rows: int, n_test: int, split_seed: int = 0) -> np.n
 
 
 def rows_matching(ids: Collection[str], mol_ids: Sequence[str], groups: Sequence[str]) -> list[int]:
-    """Rows whose mol_id or molecule group is in ``ids``."""
+    """The test rows named by ``ids`` (sorted): every row of each molecule group that holds a
+    row whose mol_id is in ``ids`` or that is itself in ``ids``."""
     wanted = set(ids)
-    rows = [i for i, (m, g) in enumerate(zip(mol_ids, groups, strict=True)) if m in wanted or g in wanted]
+    hit = {g for m, g in zip(mol_ids, groups, strict=True) if m in wanted or g in wanted}
+    rows = [i for i, g in enumerate(groups) if g in hit]
     if not rows:
         raise SplitError(f"none of the {len(wanted)} test ids matches a molecule in the data")
     return rows
+
+
+def whole_groups(rows: Collection[int], groups: Sequence[str]) -> np.ndarray:
+    """``rows`` grown to every row of their molecule groups (sorted)."""
+    hit = {groups[int(r)] for r in rows}
+    return np.array([i for i, g in enumerate(groups) if g in hit], dtype=np.int64)
+
+
+def test_groups(rows: Collection[int], groups: Sequence[str]) -> list[str]:
+    """The molecule groups of ``rows``, each once, in row order: a test-ids file's lines."""
+    return list(dict.fromkeys(groups[int(r)] for r in sorted(rows)))
 
 
 def _rows_by_group(groups: Sequence[str]) -> dict[str, list[int]]:

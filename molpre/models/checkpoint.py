@@ -100,7 +100,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for a foreign or corrupt file
-        raise CheckpointError(f"{path} is not a readable molpre checkpoint ({first_line(err)})") from err
+        raise CheckpointError(f"{path} is not a readable molpre checkpoint ({first_line(err, 200)})") from err
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt not in MODEL_FORMATS:
         raise CheckpointError(
@@ -170,7 +170,12 @@ def load_encoder(path: str | Path) -> torch.nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"encoder checkpoint not found: {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a foreign, corrupt or truncated file: torch raises many types
+        raise CheckpointError(f"{path} is not a readable molpre encoder checkpoint "
+                              f"({first_line(err, 200)}); give a `molpre pretrain` encoder.pt "
+                              "or OUTDIR") from err
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt != ENCODER_FORMAT:
         raise ValueError(f"{path} is not a molpre encoder checkpoint (format {fmt!r}, "

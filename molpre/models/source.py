@@ -52,9 +52,13 @@ def _read(path: Path) -> dict[str, Any]:
 def _download(uri: str, dst: str) -> Path:
     import mlflow
 
-    from molpre.tracking import tracking_uri
+    from molpre.config import ConfigError
+    from molpre.tracking import check_tracking_uri
 
-    store = tracking_uri()  # molpre's store serves as tracking and registry store
+    try:  # in seconds, not after MLflow's minutes of retries against a dead server
+        store = check_tracking_uri()  # molpre's store serves as tracking and registry store
+    except ConfigError as err:
+        raise ModelLoadError(f"cannot load model {uri}: {err}") from None
     try:
         location = _registry_location(uri, store) if uri.startswith("models:/") else uri
         local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=dst,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-from molpre.data.splits import read_ids, rows_matching
 from molpre.study import contamination as cont
 from molpre.study.config import StudyConfig
 from molpre.study.encoders import PreparedEncoder
@@ -32,7 +31,9 @@ def audit_study(config: StudyConfig, encoders: dict[str, PreparedEncoder], data,
     """
     if not encoders:
         return {}
-    rows = sorted(set(rows_matching(read_ids(test_ids), data.mol_ids, data.groups)))
+    from molpre.study.plan import read_test_rows
+
+    rows = read_test_rows(test_ids, data).tolist()
     test = cont.eval_keys([data.atoms[r] for r in rows])
     out = {}
     for name, enc in encoders.items():

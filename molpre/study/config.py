@@ -6,7 +6,8 @@ by their full dotted path at any depth (``train.epoch`` -> did you mean ``train.
 ``encoders[0].modes[1]: expected one of ['probe', 'full', 'prior']``). Layout (see
 pipelines/qm9_sample.yaml)::
 
-    name, data, target, unit, out, experiment, workers
+    name, data, target, unit, forces_key, out, experiment, workers
+    target:    energy | u0_atom | {name: energy, key: energy_ev, unit: eV}  (molpre.target_keys)
     split:     {kind: permutation | random | scaffold, test_size, seed}
     budgets:   [100, 300, 1000];  seeds: {small: 5, large: 3, small_max: 300}
     scratch:   true
@@ -29,6 +30,7 @@ from typing import Any, Literal
 import click
 
 from molpre.config import ConfigError, load_config, setting, to_dict
+from molpre.target_keys import TargetKey, target_text
 
 Mode = Literal["probe", "full", "prior"]
 
@@ -199,11 +201,13 @@ class StudyConfig:
 
     name: str = setting("study", help="Study name (parent run 'study NAME').")
     data: str = setting("", help="Labels: extxyz(.gz) or an ASE .db label store.")
-    target: str = setting("energy", help="A registered target (energy, gap, dipole, ...) or "
-                          "data key (u0_atom, mu, ...), molpre.targets.")
+    target: str | TargetKey = setting(
+        "energy", help="A registered target (energy, gap, dipole, ...) or data key (u0_atom, "
+        "mu, ...), molpre.targets; a key of your file: {name: energy, key: energy_ev, unit: eV}.")
     unit: str | None = setting(None, help="Stored unit of the target (None: the registry's "
                                "for the file's convention, as finetune).")
-    out: str = setting("study-out", flags=("-o", "--out"), click_type=click.Path(file_okay=False),
+    forces_key: str | None = None  # atoms.arrays key of forces (energy unit per Angstrom)
+    out: str = setting("study-out", flags=("-o", "--out"), click_type=click.Path(),
                        help="OUTDIR: summary.json, report.md/.html, learning_curve.png, children/.")
     experiment: str = setting("molpre-study", help="MLflow experiment.")
     split: SplitSpec = setting(default_factory=SplitSpec)
@@ -223,6 +227,7 @@ class StudyConfig:
                            help="Children run at once (one torch thread each).")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "target", target_text(self.target))
         if not self.budgets or sorted(set(self.budgets)) != list(self.budgets) \
                 or min(self.budgets) < 4:
             raise ValueError(f"budgets: an increasing list of label counts >= 4, got {self.budgets}")

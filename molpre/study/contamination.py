@@ -73,7 +73,10 @@ def keys_from_atoms(atoms, row: int = 0) -> MoleculeKeys:
 
 
 def corpus_keys(path: str | Path, smiles_col: str | None = None) -> list[MoleculeKeys]:
-    """Keys of every accepted molecule of a corpus (shard directory or molecule file)."""
+    """Keys of every accepted molecule of a corpus (shard directory or molecule file).
+
+    Raises ContaminationError when the corpus holds no molecule at all (an empty file, or one
+    whose every row is rejected, such as random bytes): an audit of nothing is no audit."""
     from molpre.data.shards import MOLECULES
 
     path = Path(path)
@@ -82,13 +85,27 @@ def corpus_keys(path: str | Path, smiles_col: str | None = None) -> list[Molecul
         if not table.is_file():
             raise FileNotFoundError(f"{path} has no {MOLECULES}: not a molpre shard directory")
         with open(table, newline="") as handle:
-            return [MoleculeKeys(r["mol_id"], r["inchikey"], r["scaffold"], r["smiles"])
+            keys = [MoleculeKeys(r["mol_id"], r["inchikey"], r["scaffold"], r["smiles"])
                     for r in csv.DictReader(handle)]
+        if not keys:
+            raise ContaminationError(f"corpus {path}: its {MOLECULES} lists no molecule")
+        return keys
     if not path.is_file():
         raise FileNotFoundError(f"corpus not found: {path} (give a shard directory or a molecule file)")
     from molpre.chem import read_molecules
 
-    return [keys_from_record(r) for r in read_molecules(path, smiles_col=smiles_col) if r.ok]
+    keys, rows, first_reason = [], 0, ""
+    for record in read_molecules(path, smiles_col=smiles_col):
+        rows += 1
+        if record.ok:
+            keys.append(keys_from_record(record))
+        elif not first_reason:
+            first_reason = f"row {record.row}: {record.error}"
+    if not keys:
+        detail = f"none of its {rows} rows is a molecule ({first_reason})" if rows else "it is empty"
+        raise ContaminationError(f"corpus {path}: {detail}; give a molecule file (SMILES, CSV, "
+                                 "SDF, XYZ) or a shard directory")
+    return keys
 
 
 def eval_keys(frames: Sequence) -> list[MoleculeKeys]:
@@ -160,9 +177,10 @@ def clean_corpus(corpus: Iterable[MoleculeKeys], evaluation: Sequence[MoleculeKe
 
 def write_corpus_csv(molecules: Iterable[MoleculeKeys], path: str | Path) -> Path:
     """Write ``smiles,mol_id,inchikey,scaffold`` rows (``molpre pretrain`` reads the SMILES)."""
+    from molpre.outputs import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
+    with atomic_output(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["smiles", "mol_id", "inchikey", "scaffold"])
         for k in molecules:

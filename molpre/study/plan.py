@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from molpre.data.datasets import LabeledData
-from molpre.data.splits import permutation_test_rows
+from molpre.data.splits import (
+    SplitError,
+    permutation_test_rows,
+    read_ids,
+    rows_matching,
+    test_groups,
+    whole_groups,
+)
 from molpre.study.config import StudyConfig
 from molpre.train.finetune_config import FinetuneConfig
 
@@ -95,24 +102,47 @@ def _scaffold_test_rows(data: LabeledData, n_test: int, seed: int) -> np.ndarray
 
 
 def test_rows(config: StudyConfig, data: LabeledData) -> np.ndarray:
-    """Row indices [n_test] of the fixed test split (sorted)."""
+    """Row indices of the fixed test split (sorted): the rows the split kind draws, grown to
+    whole molecule groups (every row of a molecule is on one side)."""
     s = config.split
     if s.kind == "permutation":
-        return permutation_test_rows(len(data), s.test_size, s.seed)
-    if s.kind == "random":
+        rows = permutation_test_rows(len(data), s.test_size, s.seed)
+    elif s.kind == "random":
         groups = sorted(set(data.groups))
         chosen = {groups[i] for i in np.random.default_rng(s.seed).permutation(len(groups))[:s.test_size]}
-        return np.array([r for r, g in enumerate(data.groups) if g in chosen], dtype=np.int64)
-    return _scaffold_test_rows(data, s.test_size, s.seed)
+        rows = np.array([r for r, g in enumerate(data.groups) if g in chosen], dtype=np.int64)
+    else:
+        rows = _scaffold_test_rows(data, s.test_size, s.seed)
+    return whole_groups(rows, data.groups)
 
 
 def write_test_ids(config: StudyConfig, data: LabeledData, out: Path) -> Path:
-    """Write the test split's mol_ids (one per line) to OUT/test_ids.txt and return the path."""
+    """Write the test split's molecule groups (InChIKey, else mol_id; one per line) to
+    OUT/test_ids.txt and return the path. Children, audit and probes read the test rows back
+    with :func:`read_test_rows`."""
     rows = test_rows(config, data)
     path = out / "test_ids.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{data.mol_ids[r]}\n" for r in rows))
+    path.write_text("".join(f"{g}\n" for g in test_groups(rows, data.groups)))
     return path
+
+
+def read_test_rows(test_ids: Path, data: LabeledData) -> np.ndarray:
+    """The study's test rows (sorted): every row of each group in OUT/test_ids.txt (a file of
+    mol_ids, as older studies wrote, gives the same rows)."""
+    return np.asarray(rows_matching(read_ids(test_ids), data.mol_ids, data.groups), dtype=np.int64)
+
+
+def check_budgets(config: StudyConfig, data: LabeledData, test: np.ndarray) -> None:
+    """Raise SplitError before any child runs when a budget exceeds the labels outside the
+    test split (each child would fail, and the study would end with nothing)."""
+    pool = len(data) - len(test)
+    too_large = [b for b in config.budgets if b > pool]
+    if too_large:
+        raise SplitError(
+            f"budgets {too_large} exceed the {pool} labeled rows outside the test split "
+            f"({len(data)} rows in {config.data}, {len(test)} in the test split); use budgets "
+            f"up to {pool} (--set budgets=[...]) or a smaller split.test_size")
 
 
 def val_fraction(config: StudyConfig, budget: int) -> float:
@@ -127,7 +157,8 @@ def finetune_config(config: StudyConfig, child: Child, test_ids: Path, encoder_p
     spec = next((e for e in config.encoders if e.name == child.encoder), None)
     head = spec.head if spec is not None and encoder_path else "fresh"
     return FinetuneConfig(
-        data=config.data, target=config.target, unit=config.unit, test_ids=str(test_ids),
+        data=config.data, target=config.target, unit=config.unit, forces_key=config.forces_key,
+        test_ids=str(test_ids),
         budget=child.budget, val_fraction=val_fraction(config, child.budget),
         mode="full" if child.mode == "scratch" and encoder_path else child.mode,
         encoder=encoder_path, head=head, preset=t.preset, epochs=t.epochs,

@@ -325,6 +325,7 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
     import mlflow
 
     from molpre.study.audit_step import clean_vs_overlap
+    from molpre.study.plan import read_test_rows
     from molpre.targets import get_target
 
     out = Path(config.out)
@@ -335,7 +336,7 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
         "name": config.name, "parent_run_id": parent, "target": config.target, "unit": unit,
         "metric": spec.metric_name("mae", "test_", unit),
         "data": config.data, "split": f"{config.split.kind}, seed {config.split.seed}",
-        "n_test": len(test_ids.read_text().split()),
+        "n_test": len(read_test_rows(test_ids, data)),
         "budgets": sorted(set(config.budgets) | {int(r["budget"]) for r in records}),
         "table": arm_table(records),
         "comparisons": comparisons(records, {e.name: e.control_of for e in config.encoders

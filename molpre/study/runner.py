@@ -20,7 +20,15 @@ import numpy as np
 from molpre.study import children as ch
 from molpre.study.config import StudyConfig
 from molpre.study.encoders import PreparedEncoder, prepare_encoder, shared_start_warnings
-from molpre.study.plan import Child, finetune_config, plan, val_fraction, write_test_ids
+from molpre.study.plan import (
+    Child,
+    check_budgets,
+    finetune_config,
+    plan,
+    read_test_rows,
+    val_fraction,
+    write_test_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +168,11 @@ def _probes(config: StudyConfig, encoders: dict[str, PreparedEncoder], data, tes
             out: Path) -> dict:
     """Ridge and L1 probes of each encoder's frozen embeddings (molpre.study.probes); a
     probe that cannot run is reported, not fatal (the children are the study)."""
-    from molpre.data.splits import read_ids, rows_matching
     from molpre.study.probes import probe_encoders
 
     if not (config.probes.enabled and encoders):
         return {}
-    rows = np.array(rows_matching(read_ids(test_ids), data.mol_ids, data.groups))
+    rows = read_test_rows(test_ids, data)
     try:
         return probe_encoders(encoders, data, rows, out, config.probes.max_train,
                               config.probes.folds, spec=config.spec())
@@ -188,17 +195,19 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     uri = resolve_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
     out = Path(config.out)
+    data = ch.load_data(config.data, config.target, config.unit)  # every check before any run
     out.mkdir(parents=True, exist_ok=True)
+    test_ids = write_test_ids(config, data, out)
+    if not report_only:
+        check_budgets(config, data, read_test_rows(test_ids, data))
+    config = with_cheap_store(config, data, out)
+    if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
+        ch.cheap_labels(data, list(config.delta.data))
+    encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
     experiment_id = study_experiment(config.experiment, uri)
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
     spec = config.spec()
     share_runs_view(experiment_id, spec)
-    data = ch.load_data(config.data, config.target, config.unit)
-    config = with_cheap_store(config, data, out)
-    if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
-        ch.cheap_labels(data, list(config.delta.data))
-    test_ids = write_test_ids(config, data, out)
-    encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
     for line in shared_start_warnings(config, encoders):
         log.warning(line)
     audit = audit_study(config, encoders, data, test_ids)

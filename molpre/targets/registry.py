@@ -69,8 +69,13 @@ def get_target(name: str, unit: str | None = None) -> TargetSpec:
     """The spec for a target name or data key; ``unit`` overrides the stored unit.
 
     A data key (``u0_atom``) reads only that key: the spec keeps the target's name, kind and
-    head (``energy``) with one source. Unknown names raise TargetError listing the known ones.
+    head (``energy``) with one source; so does a mapped target ``energy=energy_ev[eV]``
+    (molpre.target_keys). Unknown names raise TargetError listing the known ones.
     """
+    if "=" in name:
+        from molpre.target_keys import mapped_target
+
+        return mapped_target(name, unit)
     if name in TARGETS:
         return TARGETS[name].with_unit(unit)
     if name in KEYS:
@@ -78,8 +83,9 @@ def get_target(name: str, unit: str | None = None) -> TargetSpec:
         spec = dataclasses.replace(TARGETS[target], sources=(Source(name, stored),))
         return spec.with_unit(unit)
     known = ", ".join(sorted(TARGETS) + sorted(KEYS))
-    raise TargetError(f"unknown target {name!r}; use one of: {known} "
-                      "(or register a TargetSpec in molpre/targets/registry.py)")
+    raise TargetError(f"unknown target {name!r}; use one of: {known}, or map a key of your "
+                      f"file in the config: target: {{name: energy, key: {name}, unit: eV}} "
+                      f"(--target energy={name}[eV])")
 
 
 def parse_targets(text: str | list[str] | tuple[str, ...], unit: str | None = None) -> list[TargetSpec]:

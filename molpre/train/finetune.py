@@ -93,7 +93,8 @@ def resolve_forces(config: FinetuneConfig, data: LabeledData) -> LabeledData:
         return data
     try:
         with_forces = labeled_from_atoms(data.atoms, config.target, config.unit, True,
-                                         source=data.source, sha256=data.sha256)
+                                         source=data.source, sha256=data.sha256,
+                                         forces_key=config.forces_key)
     except DatasetError:
         with_forces = None
     if with_forces is not None and len(with_forces) == len(data):
@@ -411,7 +412,8 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
             metrics["prior_alpha"] = alpha
         domain = _calibrate(model, train, samples, metrics)
         mlflow.log_metrics(metrics)
-        meta = {"target": config.target, "unit": config.unit, "cutoff": cutoff,
+        meta = {"target": config.target, "unit": config.unit, "forces_key": config.forces_key,
+                "cutoff": cutoff,
                 "targets": model.targets, "columns": target_columns(model),
                 "metrics": metrics, "dataset_sha256": data.sha256, "run_id": run.info.run_id}
         if domain is not None:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from molpre.config import ConfigError, from_dict, setting
+from molpre.target_keys import TargetKey, target_text
 
 __all__ = ["MODES", "ConfigError", "FinetuneConfig", "CLI_FIELDS"]
 
@@ -41,8 +42,10 @@ class FinetuneConfig:
 
     data: label file (.db label store or extxyz). target: a registered target or data key
     of molpre.targets (``energy``, ``gap``, ``u0_atom``, ...), several comma-separated
-    (``energy,gap``: one head each, trained jointly); unit: the stored unit of a single target
-    (None: the registry's). forces: also fit forces, weighted by forces_weight (energy term
+    (``energy,gap``: one head each, trained jointly), or a key of the file mapped onto a target
+    (``{name: energy, key: energy_ev, unit: eV}``, molpre.target_keys); unit: the stored unit
+    of a single target (None: the registry's). forces_key: the ``atoms.arrays`` key of the
+    forces (None: calculator forces or ``forces``). forces: also fit forces, weighted by forces_weight (energy term
     weighted by energy_weight); None ("auto", the default) fits them when the target includes
     ``energy`` and every training row has forces, True requires them, False never. A
     forces_weight > 0 given alone means True; 0 means False; None is DEFAULT_FORCES_WEIGHT. Split: test_fraction of molecules,
@@ -62,15 +65,20 @@ class FinetuneConfig:
 
     data: str = setting("", help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).",
                         click_type=click.Path(exists=True, dir_okay=False))
-    target: str = setting("energy", help="A target (energy, homo, lumo, gap, dipole, alpha) or "
-                                          "data key (u0_atom, mu, ...; see molpre/targets/registry.py); "
-                                          "several comma-separated: energy,gap.")
+    target: str | TargetKey = setting(
+        "energy", help="A target (energy, homo, lumo, gap, dipole, alpha) or data key (u0_atom, "
+                       "mu, ...; see molpre/targets/registry.py); several comma-separated: "
+                       "energy,gap; a key of your file: energy=energy_ev[eV] (in YAML: target: "
+                       "{name: energy, key: energy_ev, unit: eV}).")
     unit: str | None = setting(None, help="Stored unit of a single target (eV, hartree, "
                                           "kcal/mol, debye, bohr^3, ...). Default: the "
                                           "registry's for the file.")
     forces: bool | None = setting(None, help="Fit forces too (--no-forces: energies only). "
                                              "Default: auto, on when every training row "
                                              "has forces and the target includes energy.")
+    forces_key: str | None = setting(None, help="Where the file keeps forces, in the energy's "
+                                               "unit per Angstrom: an atoms.arrays key (e.g. "
+                                               "forces_ev_a). Default: forces / calculator forces.")
     energy_weight: float = 1.0
     forces_weight: float | None = setting(
         None, click_type=click.FloatRange(min=0),
@@ -137,7 +145,7 @@ class FinetuneConfig:
     devices: int = setting(1, help="Devices to train on (1; choose the GPU with CUDA_VISIBLE_DEVICES).",
                            click_type=click.IntRange(min=1))
     out: str = setting("finetune-out", flags=("-o", "--output"), required=True,
-                       click_type=click.Path(file_okay=False),
+                       click_type=click.Path(),
                        help="OUTDIR: model/ (MLflow pyfunc), model.ckpt, metrics.json, parity.png.")
     run_name: str | None = setting(None, help="MLflow run name.")
     experiment: str = "molpre-finetune"
@@ -147,6 +155,7 @@ class FinetuneConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "target", target_text(self.target))
         self.validate()
 
     @property
@@ -211,7 +220,7 @@ class FinetuneConfig:
 
 
 #: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
-CLI_FIELDS = ("data", "target", "unit", "budget", "test_fraction", "test_ids", "test_first",
+CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "val_fraction", "mode", "encoder", "preset", "epochs", "batch_size",
               "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
               "max_minutes", "ema_decay", "threads", "run_name", "register_name", "accelerator",

@@ -165,7 +165,7 @@ class PretrainConfig:
 
     seed: int = setting(0, help="The one seed.")
     output: str | None = setting(None, flags=("-o", "--output"), required=True,
-                                 click_type=click.Path(file_okay=False),
+                                 click_type=click.Path(),
                                  help="OUTDIR: shards/, last.ckpt (resume), encoder.pt (best encoder).")
     resume: bool = True
     corpus: CorpusConfig = field(default_factory=CorpusConfig)

@@ -9,13 +9,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from molpre.executor import run_chunks
-from molpre.workflow.ledger import Ledger, LedgerRow, ledger_path
+from molpre.workflow.ledger import Ledger, LedgerRow, exclusive, ledger_path, lock_path
 from molpre.workflow.plan import Chunk, count_rows, make_plan
 from molpre.workflow.spec import JobSpec
 from molpre.workflow.tasks import (
@@ -98,6 +99,56 @@ def make_writer(spec: JobSpec, out: str | Path, input_path: str | Path):
     return CorpusWriter(out, spec.shard_size, settings)
 
 
+log = logging.getLogger(__name__)
+
+#: What ``-o`` may be for each job kind (corpus: a folder).
+OUTPUT_SUFFIXES = {"label": (".db",), "predict": (".csv", ".parquet")}
+
+
+def job_outputs(spec: JobSpec, out: str | Path) -> list:
+    """Every path a job writes: OUT (a folder for corpus jobs), its ledger and lock, and the
+    label store's sidecars."""
+    from molpre.outputs import folder
+
+    out = Path(out)
+    paths = [folder(out) if spec.kind == "corpus" else out, ledger_path(out), lock_path(out)]
+    if spec.kind == "label":
+        paths += [out.with_name(out.name + s) for s in (".rows.csv", ".lock", ".flock")]
+    return paths
+
+
+def check_job(spec: JobSpec, input_path: str | Path, out: str | Path,
+              extra_inputs: Iterable[str | Path | None] = ()) -> None:
+    """Everything about a job knowable before work, each failure one line: OUT is the right
+    kind for the job and destroys no input (:func:`molpre.outputs.guard`), the input is a
+    file, and a predict job's model loads (molpre.models.source, no code run).
+
+    Raises:
+        OutputError, FileNotFoundError, molpre.predict.ModelLoadError.
+    """
+    from molpre.outputs import OutputError, guard, is_url
+
+    model = spec.model.source if spec.kind == "predict" else None
+    guard(job_outputs(spec, out), [input_path, model, *extra_inputs])
+    suffixes = OUTPUT_SUFFIXES.get(spec.kind)
+    if suffixes and not is_url(out) and Path(out).suffix.lower() not in suffixes:
+        raise OutputError(f"-o {out}: a {spec.kind} job writes {' or '.join(suffixes)} "
+                          f"(e.g. -o {Path(out).stem}{suffixes[0]})")
+    if not Path(input_path).is_file():
+        raise FileNotFoundError(f"--input {input_path}: no such file")
+    if model:
+        from molpre.models.source import read_model_source
+
+        read_model_source(model)
+
+
+def _waiting(out: Path) -> Callable[[Path], None]:
+    def say(lock: Path) -> None:
+        log.warning("another molpre submit is writing %s (it holds %s); waiting for it to "
+                    "finish, then skipping the rows it did", out, lock)
+    return say
+
+
 def _ledger_out(spec: JobSpec, out: Path) -> Path:
     """Where the ledger lives: beside a file output, inside a corpus directory's parent."""
     return ledger_path(out)
@@ -105,9 +156,13 @@ def _ledger_out(spec: JobSpec, out: Path) -> Path:
 
 def run_job(spec: JobSpec, input_path: str | Path, out: str | Path, backend, *,
             scheduler: str = "", progress: bool = True, track: bool = True,
-            window: int | None = None,
+            window: int | None = None, checked: bool = False,
             on_chunk: Callable[[JobSummary], None] | None = None) -> JobSummary:
     """Run ``spec`` on ``input_path`` into ``out``; resumable; returns the summary.
+
+    Checks first (:func:`check_job`; ``checked``: the caller did), then holds OUT's job lock
+    (:func:`molpre.workflow.ledger.exclusive`): a second job on the same OUT waits, then
+    skips every row the first recorded.
 
     Args:
         backend: :class:`~molpre.executor.DaskBackend` or ``ProcessBackend``.
@@ -117,11 +172,28 @@ def run_job(spec: JobSpec, input_path: str | Path, out: str | Path, backend, *,
         on_chunk: called after each chunk is recorded (tests use it to kill a worker).
 
     Raises:
-        FileNotFoundError, molpre.chem.InputError, LevelError: before any work starts.
+        FileNotFoundError, OutputError, ModelLoadError, molpre.chem.InputError, LevelError:
+            before any work starts.
     """
+    out = Path(out)
+    if not checked:
+        check_job(spec, input_path, out)
+        if track:
+            from molpre.tracking import check_tracking_uri
+
+            check_tracking_uri()  # the manifest is logged at the end: fail now, not then
+    with exclusive(out, on_wait=_waiting(out)):
+        return _run_locked(spec, input_path, out, backend, scheduler=scheduler,
+                           progress=progress, track=track, window=window, on_chunk=on_chunk)
+
+
+def _run_locked(spec: JobSpec, input_path: str | Path, out: Path, backend, *, scheduler: str,
+                progress: bool, track: bool, window: int | None,
+                on_chunk: Callable[[JobSummary], None] | None) -> JobSummary:
+    """:func:`run_job`'s work, with OUT's job lock held."""
     from tqdm import tqdm
 
-    start, out = time.monotonic(), Path(out)
+    start = time.monotonic()
     task, params = task_and_params(spec)
     writer = make_writer(spec, out, input_path)
     ledger = Ledger(_ledger_out(spec, out))

@@ -4,6 +4,10 @@ Dask keeps nothing across a scheduler or client death, so the ledger is the reco
 progress: a row is done once its ledger row is committed (one transaction per chunk), and a
 re-run of the same job (same job id) skips it. ``payload`` holds what the job's output needs
 to be rebuilt (JSON text, or npz bytes for corpus conformers).
+
+One job writes one output at a time: :func:`exclusive` holds an operating-system lock on
+``OUT.ledger.sqlite.lock`` (freed when its holder dies) for the whole run, so a second
+``molpre submit`` to the same output waits, then skips every row the first one finished.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +44,33 @@ def ledger_path(out: str | Path) -> Path:
     """``OUT`` -> ``OUT.ledger.sqlite`` beside it."""
     out = Path(out)
     return out.with_name(out.name + ".ledger.sqlite")
+
+
+def lock_path(out: str | Path) -> Path:
+    """``OUT`` -> ``OUT.ledger.sqlite.lock``: the lock one running job holds on ``OUT``."""
+    ledger = ledger_path(out)
+    return ledger.with_name(ledger.name + ".lock")
+
+
+@contextmanager
+def exclusive(out: str | Path, on_wait: Callable[[Path], None] | None = None) -> Iterator[None]:
+    """Hold the output's job lock while inside; when another live process holds it, call
+    ``on_wait(lock file)`` once and wait for it (Ctrl-C ends the wait)."""
+    from filelock import FileLock, Timeout
+
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if on_wait is not None:
+            on_wait(path)
+        lock.acquire(poll_interval=0.2)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Ledger:

@@ -99,7 +99,7 @@ def test_predict_refuses_to_overwrite_its_input_before_loading_a_model(tmp_path)
     assert "refusing" in line and src.read_text() == "CCO\n"
 
 
-@pytest.mark.parametrize("output", ["x.extxyz", "in.extxyz", "labels.json"])
+@pytest.mark.parametrize("output", ["x.extxyz", "labels.json"])
 def test_label_wants_a_db_store(tmp_path, output):
     src = tmp_path / "in.extxyz"
     ase.io.write(src, [molecule("H2")], format="extxyz")
@@ -108,6 +108,15 @@ def test_label_wants_a_db_store(tmp_path, output):
                                  "--method", "hf", "--basis", "sto-3g"), code=2)
     assert ".db" in line and "postgresql://" in line
     assert src.read_text() == before and not (tmp_path / "x.extxyz").exists()
+
+
+def test_label_onto_its_input_is_refused_by_the_guard_first(tmp_path):
+    src = tmp_path / "in.extxyz"
+    ase.io.write(src, [molecule("H2")], format="extxyz")
+    before = src.read_text()
+    line = one_line_error(invoke("label", src, "-o", src, "--method", "hf", "--basis", "sto-3g"))
+    assert "refusing to write" in line and "it is the input" in line
+    assert src.read_text() == before
 
 
 def test_conformers_crash_keeps_the_previous_output(tmp_path, monkeypatch):
@@ -141,7 +150,7 @@ def test_read_only_output_folder_is_one_line_for_every_command(tmp_path, read_on
     line = one_line_error(invoke("label", frames, "-o", read_only_dir / "l.db",
                                  "--method", "hf", "--basis", "sto-3g", "--workers", "1",
                                  "--threads", "1"))
-    assert "cannot write label store" in line and "writable" in line
+    assert "cannot write" in line and "l.db" in line and "writable" in line
     db = open_store(tmp_path / "l.db")
     write_row(db, molecule("H2"), "k1", QCResult(ok=False, reason="x"), {"level": "hf"})
     line = one_line_error(invoke("export", tmp_path / "l.db", "-o", read_only_dir / "x.extxyz",
