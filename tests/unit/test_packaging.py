@@ -122,3 +122,28 @@ def test_the_built_wheel_with_only_the_test_extra_imports_every_module_and_test(
     collected = run(py, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                     "-m", "", cwd=suite)
     assert re.search(r"^\d+ tests? collected", collected, flags=re.M), collected[-2000:]
+
+
+def _readme_command_table() -> list[str]:
+    """The subcommand of each row of README's command table (`molpre NAME ...`)."""
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"^\| `molpre (\w+)", text, flags=re.M)
+
+
+def test_every_command_in_the_readme_table_exists_and_has_help():
+    names = _readme_command_table()
+    assert set(names) == set(SUBCOMMANDS), "README's table and the CLI must list the same commands"
+    runner = CliRunner()
+    for name in names:
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, name
+
+
+def test_the_readme_is_one_screen_to_the_first_example_and_its_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    before_example = text.split("```python")[0]
+    assert len(before_example.splitlines()) <= 40, "the first example must come early"
+    assert len(text) < 8000, "the front door stays short; topics go to docs/"
+    for link in re.findall(r"\]\(([^)#]+)\)", text):
+        if "://" not in link:
+            assert (ROOT / link).is_file(), link
