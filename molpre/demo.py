@@ -1,25 +1,26 @@
-"""``molpre demo``: a small study end to end on the embedded corpus, small enough for a laptop.
+"""``molpre demo``: does pretraining save labels? The whole question, small, on the embedded corpus.
 
 1. intake: the first ``molecules`` SMILES of RDKit's NCI sample are standardized; the
    ``label_molecules`` smallest valid ones (at most ``max_label_atoms`` atoms) become the
-   labeled set, the rest the unlabeled pretraining corpus (so no labeled molecule is
-   pretrained on);
-2. conformers for the labeled set (ETKDGv3 + MMFF94), written as extxyz;
-3. PySCF energies and forces (HF/STO-3G by default) into an ASE database (finetuning
-   then fits both: forces are on whenever every label has them);
-4. self-supervised pretraining (masked atoms, conformer contrast, denoising);
-5. a study (:mod:`molpre.study`): arms ``scratch``, ``pretrained:full`` and its random-init
-   ``pretrained:control-full`` beside the per-element ``linear`` baseline, over ``budgets`` x
-   ``seeds`` on one fixed test split; the report (table with intervals, verdicts, savings,
-   contamination audit) is printed;
-6. predictions with :class:`molpre.Predictor` from the pretrained arm's model at the largest
-   budget (seed 0), two inputs failing on purpose.
+   labeled set, the rest the pretraining corpus (so no labeled molecule is pretrained on);
+2. the expensive labels: one ETKDGv3 + MMFF94 conformer per labeled molecule, PySCF energies
+   and forces at ``method``/``basis`` (HF/STO-3G by default) in an ASE database;
+3. the free labels: the corpus's conformers and a displaced copy of each, labeled at
+   ``cheap_level`` (GFN2-xTB: milliseconds a geometry) into pretraining shards;
+4. pretraining on those cheap energies and forces (the recipe that paid on QM9; see
+   docs/results.md), the encoder keeping its energy head;
+5. a study (:mod:`molpre.study`): ``scratch``, ``pretrained:full`` (starting from the
+   pretrained energy head) and its random-init control ``pretrained:control-full``, beside
+   the per-element ``linear`` fit, over ``budgets`` x ``seeds`` on one fixed test split;
+6. the answer: the table with intervals, the verdicts and label savings; the best arm's
+   model at the largest budget registered as ``models:/molpre-demo@champion`` and used by
+   :class:`molpre.Predictor` on a few SMILES (two fail on purpose).
 
-A rerun with the same OUT reuses everything it can: the conformers (same molecules and seed),
-the labels (the store skips conformers it holds), the pretrained encoder (same pretraining
-config) and the study's finished children (same study settings). Everything is tracked in
-an MLflow SQLite store inside OUT (artifacts in OUT/mlartifacts). Uses only the public API
-of the stages, so it doubles as an end-to-end example.
+A rerun with the same OUT reuses everything it can: the conformers, the labels (the store
+skips conformers it holds), the corpus and the pretrained encoder (same settings) and the
+study's finished children. Everything is tracked in an MLflow SQLite store inside OUT
+(artifacts in OUT/mlartifacts). Uses only the public API of the stages, so it doubles as an
+end-to-end example.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 import click
 
 from molpre.config import ConfigError, from_dict, setting, to_dict
+from molpre.demo_answer import answer, register_best
 
 EXAMPLE_SMILES = ("CCO", "c1ccccc1O", "CC(=O)N", "C[Si](C)(C)C", "not-a-smiles")
 EXPERIMENT = "molpre-demo"
@@ -44,7 +46,7 @@ ENCODER = "pretrained"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Sizes and levels of the demo; the defaults run in about 10 minutes on 2 CPU cores."""
+    """Sizes and levels of the demo; the defaults run in a few minutes on 2 CPU cores."""
 
     out: str = setting("molpre-demo", flags=("-o", "--output"), help="Output folder.",
                        click_type=click.Path())
@@ -58,6 +60,8 @@ class DemoConfig:
     basis: str = "sto-3g"
     workers: int = setting(2, click_type=click.IntRange(min=1),
                            help="Worker processes for conformers, labels and study children.")
+    cheap_level: str = setting("gfn2-xtb", help="The free level the corpus is labeled at "
+                                                "(gfn2-xtb, gfn1-xtb, mmff94, hf/sto-3g).")
     pretrain_conformers: int = 2
     pretrain_steps: int = setting(300, click_type=click.IntRange(min=1), help="Pretraining steps.")
     test_size: int = 40
@@ -163,17 +167,18 @@ def labeled_set(store: Path, frames: list, level, path: Path) -> int:
 
 
 def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoResult:
-    """Run (or resume) every stage in order; ``echo`` receives the progress and the report."""
+    """Run (or resume) every stage in order; ``echo`` receives the progress and the answer."""
     import os
 
     import ase.io
 
     from molpre.chem import default_corpus, records_from_smiles
-    from molpre.qc import LevelOfTheory, label_conformers
+    from molpre.qc import LevelOfTheory, label_conformers, parse_level
     from molpre.runtime import seed_everything
 
     out = Path(config.out)
     study_config(config, out)  # bad budgets or sizes fail here, before any work
+    parse_level(config.cheap_level)
     out.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri
     seed_everything(config.seed)
@@ -182,42 +187,47 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     labeled, unlabeled, rejected = split_corpus(
         records_from_smiles(corpus), config.label_molecules, config.max_label_atoms)
     pretrain_smi = write_smiles(unlabeled, out / "pretrain_corpus.smi")
-    echo(f"[1/6] intake: {config.molecules} NCI molecules -> {len(labeled)} to label, "
-         f"{len(unlabeled)} to pretrain on, {len(rejected)} rejected (unsupported elements, ...)")
+    echo(f"[1/5] intake: {config.molecules} NCI molecules -> {len(labeled)} to label, "
+         f"{len(unlabeled)} for the free-label corpus, {len(rejected)} rejected")
 
     conf_path = out / "label_conformers.extxyz"
     ok, failed, reused = make_conformers(labeled, conf_path, config.seed, config.workers)
-    echo(f"[2/6] conformers: {ok} molecules embedded, {failed} failed -> {conf_path}"
-         + (" (reused)" if reused else ""))
-
     level = LevelOfTheory(method=config.method, basis=config.basis)
     frames = ase.io.read(conf_path, index=":") if ok else []
     labels = out / "labels.db"
     summary = label_conformers(frames, labels, level, forces=True, workers=config.workers)
     n_data = labeled_set(labels, frames, level, out / "labeled.extxyz")
-    echo(f"[3/6] labels {config.method}/{config.basis}: {summary.line()} -> {labels}")
+    echo(f"[2/5] expensive labels {level.tag} (energies, forces): {summary.line()}")
     check_sizes(config, n_data)
 
     pre, pre_reused = pretrain_stage(config, pretrain_smi, out)
-    echo(f"[4/6] pretraining: {pre['steps']} steps -> {pre['encoder']} (run {pre['run_id']})"
-         + (" (reused: same config)" if pre_reused else ""))
+    echo(f"[3/5] free labels + [4/5] pretraining: {pre['corpus']} conformers and displaced "
+         f"copies at {config.cheap_level}, {pre['steps']} steps on their energies and forces"
+         + (" (reused)" if pre_reused else ""))
 
     study = study_stage(config, out, echo)
-    echo(f"[5/6] study: {study.ran} children run, {study.reused} reused; parent run "
-         f"{study.parent_run_id}\n\n{(study.out / 'report.md').read_text()}")
+    model_uri = register_best(study, config.tracking_uri)
+    echo(f"[5/5] study: {study.ran} children run, {study.reused} reused\n")
+    echo(answer(study, model_uri, out))
 
-    model = out / "study" / "children" / f"{ENCODER}-full-N{max(config.budgets)}-s0"
-    predictions = predict_stage(model, config.examples)
+    predictions = Predictor_load(model_uri).predict(list(config.examples))
     predictions.to_csv(out / "predictions.csv", index=False)
-    echo(f"[6/6] predictions ({ENCODER}:full, N={max(config.budgets)}, seed 0) -> "
-         f"{out / 'predictions.csv'}\n" + predictions.to_string(index=False))
+    echo(predictions[["id", "energy_ev", "status", "error"]].to_string(index=False))
 
     counts = {"labeled": len(labeled), "pretrain_molecules": len(unlabeled),
               "rejected": len(rejected), "labels_ok": summary.ok, "labels_failed": summary.failed,
               "labels_skipped": summary.skipped, "study_rows": n_data}
     reuse = {"conformers": reused, "pretrain": pre_reused, "study": study.ran == 0}
     return DemoResult(out, counts, study, predictions,
-                      {"pretrain": pre["run_id"], "study": study.parent_run_id}, reuse)
+                      {"pretrain": pre["run_id"], "study": study.parent_run_id,
+                       "model": model_uri}, reuse)
+
+
+def Predictor_load(uri: str):  # noqa: N802 - reads as the call it wraps
+    """``molpre.Predictor.load`` without a progress bar (the demo's last stage)."""
+    from molpre.predict import Predictor
+
+    return Predictor.load(uri, progress=False)
 
 
 PRETRAIN_SEED_OFFSET = 1000
@@ -230,12 +240,18 @@ def pretrain_seed(config: DemoConfig) -> int:
 
 
 def pretrain_config(config: DemoConfig, corpus: Path, out: Path) -> dict[str, Any]:
-    """The pretraining config: all three objectives on the unlabeled corpus."""
+    """The pretraining config: the corpus's conformers and a displaced copy of each, labeled
+    at the cheap level, learned as energies and forces (the recipe measured in
+    docs/results.md)."""
     return {
         "seed": pretrain_seed(config), "output": str(out / "pretrain"),
-        "corpus": {"path": str(corpus), "max_molecules": None,
-                   "conformers": config.pretrain_conformers, "workers": config.workers},
+        "corpus": {"path": str(corpus), "max_molecules": None, "level": config.cheap_level,
+                   "copies": 1, "conformers": config.pretrain_conformers,
+                   "workers": config.workers},
         "model": {"preset": config.preset},
+        "objectives": {"cheap_energy": {"weight": 1.0}, "cheap_forces": {"weight": 1.0},
+                       "mask": {"weight": 0.0}, "contrast": {"weight": 0.0},
+                       "denoise": {"weight": 0.0}},
         "train": {"max_steps": config.pretrain_steps, "epochs": 1000, "progress": False},
         "tracking": {"experiment": EXPERIMENT, "run_name": "demo-pretrain"},
     }
@@ -255,15 +271,16 @@ def pretrain_stage(config: DemoConfig, corpus: Path, out: Path) -> tuple[dict[st
     if cached(record, key) and (outdir / "encoder.pt").is_file():
         done = json.loads(record.read_text())
         return {"encoder": outdir / "encoder.pt", "run_id": done["run_id"],
-                "steps": done["steps"]}, True
+                "steps": done["steps"], "corpus": done.get("corpus", "?")}, True
     started = json.loads(record.read_text()).get("key") if record.is_file() else None
     if started != key and outdir.exists():
         shutil.rmtree(outdir)  # other settings: its shards and checkpoints do not apply
     mark(record, key, False)  # same key, not done: the next run resumes from last.ckpt
     result = pretrain(cfg)
-    mark(record, key, True, run_id=result.run_id, steps=result.global_step)
+    conformers = result.manifest.get("conformers", "?")
+    mark(record, key, True, run_id=result.run_id, steps=result.global_step, corpus=conformers)
     return {"encoder": result.encoder_path, "run_id": result.run_id,
-            "steps": result.global_step}, False
+            "steps": result.global_step, "corpus": conformers}, False
 
 
 def check_sizes(config: DemoConfig, n_data: int) -> None:
@@ -294,7 +311,7 @@ def study_config(config: DemoConfig, out: Path):
         budgets=list(config.budgets),
         seeds=SeedSpec(small=config.seeds, large=config.seeds, small_max=max(config.budgets)),
         encoders=[EncoderSpec(name=ENCODER, path=str(out / "pretrain"), modes=["full"],
-                              control=["full"], seed=pretrain_seed(config))],
+                              control=["full"], seed=pretrain_seed(config), head="pretrained")],
         baselines=["linear"],
         train=TrainSpec(preset=config.preset, epochs=config.finetune_epochs,
                         patience=config.patience, max_minutes=3.0, val_min=config.val_min),
@@ -310,7 +327,10 @@ def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
     """Run (or resume) the study. Its finished children are reused only while everything
     they depend on is the same (study settings, labels, encoder); otherwise a new parent
     run starts (the old one stays in the store)."""
+    from tqdm import tqdm
+
     from molpre.runtime import file_sha256
+    from molpre.study.plan import plan
     from molpre.study.runner import run_study
 
     study = study_config(config, out)
@@ -321,19 +341,18 @@ def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
     if not cached(record, key):
         (out / "study" / "study.json").unlink(missing_ok=True)  # a new parent run
         mark(record, key, True)
+    bar = tqdm(total=len(plan(study)), desc="[5/5] study children", unit="child",
+               leave=False, mininterval=1.0)
 
-    def progress(r: dict) -> None:
-        echo(f"      {r['arm']} N={r['budget']} seed={r['seed']}: {r['test_mae']:.2f} "
-             f"{r['unit']} ({r['seconds'] or 0:.0f} s)" + (" FAILED" if r["failed"] else ""))
+    def progress(r: dict) -> None:  # the answer comes after: progress stays on stderr
+        bar.update()
+        bar.set_postfix_str(f"{r['arm']} N={r['budget']} seed {r['seed']}: "
+                            f"{r.get('test_mae', float('nan')):.2f} {r.get('unit', '')}")
 
-    return run_study(study, config.tracking_uri, progress=progress)
-
-
-def predict_stage(model_dir: Path, smiles: Iterable[str]):
-    """Predict energies for ``smiles`` with a finetuned model (errors become rows)."""
-    from molpre.predict import Predictor
-
-    return Predictor.load(model_dir).predict(list(smiles))
+    try:
+        return run_study(study, config.tracking_uri, progress=progress)
+    finally:
+        bar.close()
 
 
 #: DemoConfig fields that ``molpre demo`` offers as options (help in the fields).

@@ -63,7 +63,7 @@ def command(source, data_path, target, key, unit, forces_key, forces, batch_size
 def _target(target: str | None, key: str | None, unit: str | None,
             meta: dict) -> tuple[str, str | None]:
     """The target text and unit to read DATA with: the options, else the model's own."""
-    from molpre.target_keys import TargetKey
+    from molpre.targets.keys import TargetKey
 
     if key:
         return TargetKey(target or "energy", key, unit).text(), unit

@@ -111,7 +111,7 @@ def labeled_from_atoms(
 
     Args:
         target: a registered target or data key (molpre.targets), or several (``"energy,gap"``);
-            ``energy=energy_ev[eV]`` reads a key of the file (molpre.target_keys).
+            ``energy=energy_ev[eV]`` reads a key of the file (molpre.targets.keys).
         unit: the stored unit of a single target (None: the registry's for the frame).
         forces: also read forces (the energy's stored unit per Angstrom).
         forces_key: the ``atoms.arrays`` key holding them (None: calculator or ``forces``).

@@ -7,7 +7,7 @@ by their full dotted path at any depth (``train.epoch`` -> did you mean ``train.
 pipelines/qm9_sample.yaml)::
 
     name, data, target, unit, forces_key, out, experiment, workers
-    target:    energy | u0_atom | {name: energy, key: energy_ev, unit: eV}  (molpre.target_keys)
+    target:    energy | u0_atom | {name: energy, key: energy_ev, unit: eV}  (molpre.targets.keys)
     split:     {kind: permutation | random | scaffold, test_size, seed}
     budgets:   [100, 300, 1000];  seeds: {small: 5, large: 3, small_max: 300}
     scratch:   true
@@ -30,7 +30,7 @@ from typing import Any, Literal
 import click
 
 from molpre.config import ConfigError, load_config, setting, to_dict
-from molpre.target_keys import TargetKey, target_text
+from molpre.targets.keys import TargetKey, target_text
 
 Mode = Literal["probe", "full", "prior"]
 

@@ -185,7 +185,7 @@ def probe_encoders(encoders: dict, data, test_rows: np.ndarray, out: Path,
             cache.parent.mkdir(parents=True, exist_ok=True)
             cache.write_text(json.dumps({"key": key, "result": result}, indent=1))
             slug = result["unit_slug"]
-            log.warning("probe %s: ridge %.4g, L1 %.4g %s (%d of %d dims), baseline %.4g",
+            log.info("probe %s: ridge %.4g, L1 %.4g %s (%d of %d dims), baseline %.4g",
                         label, result[f"ridge_test_mae_{slug}"], result[f"lasso_test_mae_{slug}"],
                         spec.headline[0], result["lasso_nonzero_dims"], result["dims"],
                         result[f"atomref_test_mae_{slug}"])

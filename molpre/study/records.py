@@ -122,14 +122,18 @@ def headline(spec, arm: str, budget: int, seed: int, metrics: dict, encoder: str
 def log_split_inputs(source: str, target: str, train_ids: list[str], test_ids: list[str],
                      budget: int, seed: int) -> None:
     """Log the child's training and test molecules as MLflow dataset inputs (active run)."""
+    import warnings
+
     import mlflow
     import pandas as pd
 
     for ids, context, label in ((train_ids, "training", f"train N={budget} seed={seed}"),
                                 (test_ids, "testing", "test")):
-        dataset = mlflow.data.from_pandas(pd.DataFrame({"mol_id": ids}),
-                                          source=Path(source).resolve().as_uri(),
-                                          name=f"{Path(source).name} {target} {label}")
+        with warnings.catch_warnings():  # a file:// source fits two of MLflow's source types
+            warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
+            dataset = mlflow.data.from_pandas(pd.DataFrame({"mol_id": ids}),
+                                              source=Path(source).resolve().as_uri(),
+                                              name=f"{Path(source).name} {target} {label}")
         mlflow.log_input(dataset, context=context)
 
 

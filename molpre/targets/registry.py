@@ -70,10 +70,10 @@ def get_target(name: str, unit: str | None = None) -> TargetSpec:
 
     A data key (``u0_atom``) reads only that key: the spec keeps the target's name, kind and
     head (``energy``) with one source; so does a mapped target ``energy=energy_ev[eV]``
-    (molpre.target_keys). Unknown names raise TargetError listing the known ones.
+    (molpre.targets.keys). Unknown names raise TargetError listing the known ones.
     """
     if "=" in name:
-        from molpre.target_keys import mapped_target
+        from molpre.targets.keys import mapped_target
 
         return mapped_target(name, unit)
     if name in TARGETS:

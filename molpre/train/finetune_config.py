@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from molpre.config import ConfigError, from_dict, setting
-from molpre.target_keys import TargetKey, target_text
+from molpre.targets.keys import TargetKey, target_text
 
 __all__ = ["MODES", "ConfigError", "FinetuneConfig", "CLI_FIELDS"]
 
@@ -43,7 +43,7 @@ class FinetuneConfig:
     data: label file (.db label store or extxyz). target: a registered target or data key
     of molpre.targets (``energy``, ``gap``, ``u0_atom``, ...), several comma-separated
     (``energy,gap``: one head each, trained jointly), or a key of the file mapped onto a target
-    (``{name: energy, key: energy_ev, unit: eV}``, molpre.target_keys); unit: the stored unit
+    (``{name: energy, key: energy_ev, unit: eV}``, molpre.targets.keys); unit: the stored unit
     of a single target (None: the registry's). forces_key: the ``atoms.arrays`` key of the
     forces (None: calculator forces or ``forces``). forces: also fit forces, weighted by forces_weight (energy term
     weighted by energy_weight); None ("auto", the default) fits them when the target includes

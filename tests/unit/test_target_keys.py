@@ -1,4 +1,4 @@
-"""Mapping a file's own keys and units onto molpre's targets (molpre.target_keys), in every
+"""Mapping a file's own keys and units onto molpre's targets (molpre.targets.keys), in every
 config that reads labels: finetune, study, evaluate."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from molpre.config import ConfigError, load_config
 from molpre.data.datasets import DatasetError, labeled_from_atoms
 from molpre.study.config import load_study_config
 from molpre.study.plan import Child, finetune_config
-from molpre.target_keys import TargetKey, parse_mapped
 from molpre.targets import TargetError, get_target, parse_targets
+from molpre.targets.keys import TargetKey, parse_mapped
 from molpre.train.finetune_config import FinetuneConfig
 from molpre.units import ENERGY_UNITS_TO_EV
 

@@ -1,0 +1,108 @@
+"""The demo's answer: the study's table, verdicts and savings on one screen, and its best
+model registered in MLflow (``models:/molpre-demo@champion``) for ``Predictor.load``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REGISTERED = "molpre-demo"
+ALIAS = "champion"
+BASELINES = ("linear", "mean", "krr")
+
+
+def _cell(cell: dict | None) -> str:
+    if not cell or not cell.get("n"):
+        return "-"
+    return f"{cell['mean']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}]"
+
+
+def _diff(d: dict | None) -> str:
+    return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]" if d else "-"
+
+
+def best_neural(summary: dict) -> tuple[str, int]:
+    """``(arm, budget)``: the neural arm with the lowest mean test error at the largest budget."""
+    budget = max(summary["budgets"])
+    neural = {arm: by_b.get(budget) or by_b.get(str(budget)) for arm, by_b in
+              summary["table"].items() if arm not in BASELINES}
+    ranked = sorted((cell["mean"], arm) for arm, cell in neural.items() if cell and cell.get("n"))
+    if not ranked:
+        raise ValueError("no neural arm finished at the largest budget: nothing to register")
+    return ranked[0][1], budget
+
+
+def table_lines(summary: dict) -> list[str]:
+    """The table, one row a budget: arms side by side, mean [95% interval]."""
+    arms = list(summary["table"])
+    width = max(24, *(len(a) + 2 for a in arms))
+    lines = ["  N   " + "".join(f"{a:<{width}}" for a in arms)]
+    for b in summary["budgets"]:
+        cells = [_cell(summary["table"][a].get(b) or summary["table"][a].get(str(b)))
+                 for a in arms]
+        lines.append(f"{b:>4}  " + "".join(f"{c:<{width}}" for c in cells))
+    return lines
+
+
+def verdict_lines(summary: dict, unit: str) -> list[str]:
+    """One line per pretrained arm and budget: the verdict, both paired differences, saving."""
+    lines = []
+    for arm, by_b in summary["comparisons"].items():
+        for b, c in by_b.items():
+            saving = (summary.get("savings") or {}).get(arm, {}).get(b) \
+                or (summary.get("savings") or {}).get(arm, {}).get(str(b))
+            ratio = f"; saves {saving['ratio']:.1f}x labels" if saving else ""
+            lines.append(f"  {arm} N={b}: {c['verdict']} ({_diff(c['vs_scratch'])} {unit} vs "
+                         f"scratch, {_diff(c['vs_control'])} vs its random-init control{ratio})")
+    return lines
+
+
+def answer(study, model_uri: str, out: Path) -> str:
+    """The demo's closing screen (the study's summary, the registered model, what next)."""
+    summary = study.summary
+    unit = summary["unit"]
+    verdicts = [c["verdict"] for by_b in summary["comparisons"].values() for c in by_b.values()]
+    headline = ("pretraining paid at these sizes" if "gain" in verdicts and
+                "negative transfer" not in verdicts else
+                "no detectable effect at these sizes: run the full QM9 study "
+                "(molpre study --config pipelines/qm9_sample.yaml) for an answer with room"
+                if all(v == "no detectable effect" for v in verdicts) else
+                "mixed: read the verdicts")
+    seeds = max(c.get("n", 0) for by_b in summary["table"].values() for c in by_b.values())
+    lines = [f"== Does pretraining save labels here? {headline} ==",
+             f"test MAE ({unit}), mean [95% interval] over {seeds} seeds; "
+             f"{summary['n_test']} test molecules",
+             *table_lines(summary), "", *verdict_lines(summary, unit), "",
+             f"model: {model_uri}",
+             f"  python -c \"from molpre import Predictor; print(Predictor.load('{model_uri}')"
+             ".predict(['CCO']))\"",
+             f"full report: {out / 'study' / 'report.md'}", ""]
+    return "\n".join(lines)
+
+
+def register_best(study, tracking_uri: str) -> str:
+    """Register the best neural arm's seed-0 model at the largest budget as
+    ``models:/molpre-demo@champion`` (once: a rerun finds the alias already on that run)."""
+    import mlflow
+
+    from molpre.pyfunc import log_pyfunc_model
+
+    arm, budget = best_neural(study.summary)
+    record = next(r for r in study.records
+                  if r["arm"] == arm and r["budget"] == budget and r["seed"] == 0)
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient()
+    uri = f"models:/{REGISTERED}@{ALIAS}"
+    try:
+        if client.get_model_version_by_alias(REGISTERED, ALIAS).run_id == record["run_id"]:
+            return uri
+    except mlflow.exceptions.MlflowException:
+        pass  # nothing registered yet
+    checkpoint = Path(study.out) / "children" / f"{arm.replace(':', '-')}-N{budget}-s0" / \
+        "model.ckpt"
+    with mlflow.start_run(run_id=record["run_id"]):
+        log_pyfunc_model(checkpoint, REGISTERED)
+    versions = client.search_model_versions(f"name='{REGISTERED}'")
+    latest = max((v for v in versions if v.run_id == record["run_id"]),
+                 key=lambda v: int(v.version))
+    client.set_registered_model_alias(REGISTERED, ALIAS, latest.version)
+    return uri
