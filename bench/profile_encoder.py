@@ -57,7 +57,7 @@ EV_PER_KCAL = 0.0433641
 #: submodule attribute name -> label in the table (first match along the module path wins)
 LABELS = {
     "spherical_harmonics": "spherical harmonics",
-    "conv": "tensor product: edge conv",
+    "conv": "tensor product: edge conv", "dense_conv": "tensor product: edge conv",
     "product": "tensor product: node product",
     "self_interaction": "self-interaction (TP with attr)",
     "linear_up": "linears", "linear_down": "linears", "linear_gate": "linears",
