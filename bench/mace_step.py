@@ -1,7 +1,8 @@
 """MACE half of bench/train_throughput.py; runs inside the separate mace-torch venv.
 
-Prints one JSON line: {"conformers_per_s": [one rate per round], "params": ...}. Does not import molpre
-(mace-torch pins e3nn 0.4.4, molpre needs e3nn 0.6).
+Prints one JSON line: {"params", "train", "inference"} (conformers/s, one rate per round;
+"conformers_per_s" repeats "train" for older callers). Does not import molpre (mace-torch
+pins e3nn 0.4.4, molpre needs e3nn 0.6). ``--params-only``: the parameter count alone.
 """
 
 from __future__ import annotations
@@ -55,10 +56,15 @@ def main() -> None:
     for name, kind in [("data", str), ("n", int), ("batch_size", int), ("channels", int), ("lmax", int),
                        ("max_ell", int), ("layers", int), ("cutoff", float), ("radial_width", int),
                        ("avg_num_neighbors", float), ("warmup", int), ("threads", int), ("rounds", int)]:
-        parser.add_argument(f"--{name}", type=kind, required=True)
+        parser.add_argument(f"--{name}", type=kind, required=name not in ("data", "n"))
+    parser.add_argument("--params-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.params_only:
+        model = build_model(args, tools.AtomicNumberTable([1, 6, 7, 8, 9]))
+        print(json.dumps({"params": sum(p.numel() for p in model.parameters())}))
+        return
     frames = ase.io.read(gzip.open(args.data, "rt"), index=f":{args.n}", format="extxyz")
     z_table = tools.AtomicNumberTable([1, 6, 7, 8, 9])
     batches = build_batches(frames, args.cutoff, args.batch_size, z_table)
@@ -72,15 +78,28 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    for batch in batches[: args.warmup]:
+    def infer(batch):
+        out = model(batch, training=False, compute_force=True)
+        return out["energy"].detach(), out["forces"].detach()
+
+    train = rates(step, batches, args.warmup, args.rounds, len(frames))
+    model.eval()
+    inference = rates(infer, batches, args.warmup, args.rounds, len(frames))
+    print(json.dumps({"params": sum(p.numel() for p in model.parameters()), "train": train,
+                      "inference": inference, "conformers_per_s": train}))
+
+
+def rates(step, batches, warmup: int, rounds: int, n: int) -> list[float]:
+    """Conformers/s of ``step`` over all ``batches``, one rate per round, after ``warmup`` steps."""
+    for batch in batches[:warmup]:
         step(batch)
-    rates = []
-    for _ in range(args.rounds):
+    out = []
+    for _ in range(rounds):
         start = time.perf_counter()
         for batch in batches:
             step(batch)
-        rates.append(len(frames) / (time.perf_counter() - start))
-    print(json.dumps({"conformers_per_s": rates, "params": sum(p.numel() for p in model.parameters())}))
+        out.append(n / (time.perf_counter() - start))
+    return out
 
 
 if __name__ == "__main__":

@@ -71,12 +71,13 @@ def coupling_tensor(tp: o3.TensorProduct) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class DenseEdgeConv(nn.Module):
-    """The ``uvu`` edge tensor product of ``tp`` in channel-major layout.
+    """The ``uvu`` edge tensor product of ``tp`` in component-major layout.
 
-    ``forward(x [E, U, d_in], sh [E, d_sh], weight [E, weight_numel]) -> [E, U, P]``:
-    ``x``: gathered sender features, channel-major (:meth:`to_channels`); ``sh``: edge
+    ``forward(x [E, d_in, U], sh [E, d_sh], weight [E, weight_numel]) -> [E, P, U]``:
+    ``x``: gathered sender features, component-major (:meth:`to_components`); ``sh``: edge
     harmonics; ``weight``: per-edge path weights in e3nn's layout (instruction-major, then
-    channel). :meth:`to_irreps` turns ``[..., U, P]`` into e3nn's layout of ``irreps_out``.
+    channel). :meth:`to_irreps` turns ``[N, P, U]`` into e3nn's layout of ``irreps_out``.
+    Channels stay the fastest axis throughout, so every gather is of contiguous rows.
     """
 
     def __init__(self, tp: o3.TensorProduct) -> None:
@@ -86,9 +87,9 @@ class DenseEdgeConv(nn.Module):
         self.irreps_in, self.irreps_out = tp.irreps_in1, tp.irreps_out
         self.d_in, self.d_sh, self.n_out = coupling.shape
         self.n_paths = len(tp.instructions)
-        # [d_sh, d_in * P]: one mm turns the harmonics into per-edge coupling matrices; the
+        # [d_sh, P * d_in]: one mm turns the harmonics into per-edge coupling matrices; the
         # float64 master keeps .double() after .float() exact (see _apply)
-        self._master = coupling.permute(1, 0, 2).reshape(self.d_sh, -1).contiguous()
+        self._master = coupling.permute(1, 2, 0).reshape(self.d_sh, -1).contiguous()
         self.register_buffer("coupling", self._master.to(torch.get_default_dtype()),
                              persistent=False)
         self.register_buffer("path_of", path_of, persistent=False)
@@ -100,23 +101,23 @@ class DenseEdgeConv(nn.Module):
         self.coupling = self._master.to(self.coupling.device, self.coupling.dtype)
         return self
 
-    def to_channels(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, dim(irreps_in)]`` e3nn layout -> ``[N, U, d_in]`` channel-major."""
+    def to_components(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, dim(irreps_in)]`` e3nn layout -> ``[N, d_in, U]`` component-major."""
         n = x.shape[0]
-        if len(self._in_dims) == 1:
-            return x.reshape(n, self.mul, self._in_dims[0])
+        if len(self._in_dims) == 1 and self._in_dims[0] == 1:
+            return x.reshape(n, 1, self.mul)
         blocks = x.split([self.mul * d for d in self._in_dims], dim=-1)
-        return torch.cat([b.reshape(n, self.mul, d) for b, d in zip(blocks, self._in_dims, strict=True)],
-                         dim=-1)
+        return torch.cat([b.reshape(n, self.mul, d).transpose(1, 2)
+                          for b, d in zip(blocks, self._in_dims, strict=True)], dim=1)
 
     def to_irreps(self, y: torch.Tensor) -> torch.Tensor:
-        """``[N, U, P]`` channel-major -> ``[N, dim(irreps_out)]`` e3nn layout."""
-        blocks = y.split(self._out_dims, dim=-1)
-        return torch.cat([b.flatten(1) for b in blocks], dim=-1)
+        """``[N, P, U]`` component-major -> ``[N, dim(irreps_out)]`` e3nn layout."""
+        blocks = y.split(self._out_dims, dim=1)
+        return torch.cat([b.transpose(1, 2).flatten(1) for b in blocks], dim=-1)
 
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         e = x.shape[0]
-        coupling = (sh @ self.coupling).view(e, self.d_in, self.n_out)
-        messages = torch.bmm(x, coupling)  # [E, U, P]
-        w = weight.view(e, self.n_paths, self.mul).transpose(1, 2)  # [E, U, paths]
-        return messages * w.index_select(2, self.path_of)
+        coupling = (sh @ self.coupling).view(e, self.n_out, self.d_in)
+        messages = torch.bmm(coupling, x)  # [E, P, U]
+        w = weight.view(e, self.n_paths, self.mul).index_select(1, self.path_of)  # [E, P, U]
+        return messages * w

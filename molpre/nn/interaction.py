@@ -119,7 +119,7 @@ class InteractionBlock(nn.Module):
                  edge_index: torch.Tensor) -> torch.Tensor:
         """Sum over neighbours of the edge tensor product: ``[N, dim(irreps_mid)]``.
 
-        ``use_dense`` (default) runs :class:`DenseEdgeConv` (gather channel-major features,
+        ``use_dense`` (default) runs :class:`DenseEdgeConv` (gather component-major features,
         3 ops per edge, scatter, back to e3nn layout on nodes); otherwise e3nn's module.
         Both give the same numbers (to float rounding).
         """
@@ -127,11 +127,11 @@ class InteractionBlock(nn.Module):
         n = x.shape[0]
         if self.use_dense:
             dense = self.dense_conv
-            messages = dense(dense.to_channels(x)[sender], edge_sh, weight)  # [E, U, P]
+            messages = dense(dense.to_components(x)[sender], edge_sh, weight)  # [E, P, U]
             agg = torch.zeros(n, messages.shape[1] * messages.shape[2], dtype=messages.dtype,
                               device=messages.device)
             agg = agg.index_add(0, receiver, messages.flatten(1))
-            return dense.to_irreps(agg.view(n, dense.mul, dense.n_out))
+            return dense.to_irreps(agg.view(n, dense.n_out, dense.mul))
         messages = self.conv(x[sender], edge_sh, weight)
         agg = torch.zeros(n, messages.shape[1], dtype=messages.dtype, device=messages.device)
         return agg.index_add(0, receiver, messages)

@@ -33,7 +33,7 @@ def _inputs(tp, dtype, n=6, e=15):
 
 
 def _dense_in_e3nn_layout(dense, x, sh, w, sender):
-    return dense.to_irreps(dense(dense.to_channels(x)[sender], sh, w))
+    return dense.to_irreps(dense(dense.to_components(x)[sender], sh, w))
 
 
 @pytest.mark.parametrize("case", CASES)
