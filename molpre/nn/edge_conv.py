@@ -118,6 +118,9 @@ class DenseEdgeConv(nn.Module):
     def forward(self, x: torch.Tensor, sh: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         e = x.shape[0]
         coupling = (sh @ self.coupling).view(e, self.n_out, self.d_in)
-        messages = torch.bmm(coupling, x)  # [E, P, U]
+        if self.d_in == 1:  # scalar inputs (a first block): an outer product, no matmul
+            messages = coupling * x  # [E, P, 1] * [E, 1, U]
+        else:
+            messages = torch.bmm(coupling, x)  # [E, P, U]
         w = weight.view(e, self.n_paths, self.mul).index_select(1, self.path_of)  # [E, P, U]
         return messages * w
