@@ -58,6 +58,7 @@ def main() -> None:
                        ("avg_num_neighbors", float), ("warmup", int), ("threads", int), ("rounds", int)]:
         parser.add_argument(f"--{name}", type=kind, required=name not in ("data", "n"))
     parser.add_argument("--params-only", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -67,8 +68,10 @@ def main() -> None:
         return
     frames = ase.io.read(gzip.open(args.data, "rt"), index=f":{args.n}", format="extxyz")
     z_table = tools.AtomicNumberTable([1, 6, 7, 8, 9])
-    batches = build_batches(frames, args.cutoff, args.batch_size, z_table)
-    model = build_model(args, z_table)
+    batches = [{k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()}
+               for b in build_batches(frames, args.cutoff, args.batch_size, z_table)]
+    model = build_model(args, z_table).to(args.device)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step(batch):
@@ -82,22 +85,24 @@ def main() -> None:
         out = model(batch, training=False, compute_force=True)
         return out["energy"].detach(), out["forces"].detach()
 
-    train = rates(step, batches, args.warmup, args.rounds, len(frames))
+    train = rates(step, batches, args.warmup, args.rounds, len(frames), sync)
     model.eval()
-    inference = rates(infer, batches, args.warmup, args.rounds, len(frames))
+    inference = rates(infer, batches, args.warmup, args.rounds, len(frames), sync)
     print(json.dumps({"params": sum(p.numel() for p in model.parameters()), "train": train,
                       "inference": inference, "conformers_per_s": train}))
 
 
-def rates(step, batches, warmup: int, rounds: int, n: int) -> list[float]:
+def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None) -> list[float]:
     """Conformers/s of ``step`` over all ``batches``, one rate per round, after ``warmup`` steps."""
     for batch in batches[:warmup]:
         step(batch)
     out = []
     for _ in range(rounds):
+        sync()
         start = time.perf_counter()
         for batch in batches:
             step(batch)
+        sync()
         out.append(n / (time.perf_counter() - start))
     return out
 

@@ -40,17 +40,24 @@ def build(frames, preset: str, batch_size: int):
     return model, [collate(samples[i:i + batch_size]) for i in range(0, len(samples), batch_size)]
 
 
-def rates(step, batches, warmup: int, rounds: int, n: int) -> list[float]:
-    """Conformers/s of ``step`` over all ``batches``, one rate per round, after ``warmup`` steps."""
+def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None) -> list[float]:
+    """Conformers/s of ``step`` over all ``batches``, one rate per round, after ``warmup`` steps
+    (``sync``: waits for the device, e.g. ``torch.cuda.synchronize``)."""
     for batch in batches[:warmup]:
         step(batch)
     out = []
     for _ in range(rounds):
+        sync()
         start = time.perf_counter()
         for batch in batches:
             step(batch)
+        sync()
         out.append(n / (time.perf_counter() - start))
     return out
+
+
+def to_device(batch: dict, device: str) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def main() -> None:
@@ -62,11 +69,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--params-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     frames = ase.io.read(gzip.open(args.data, "rt"), index=f":{args.n}", format="extxyz")
     model, batches = build(frames, args.preset, args.batch_size)
+    model = model.to(args.device)
+    batches = [to_device(b, args.device) for b in batches]
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     params = sum(p.numel() for p in model.parameters())
     if args.params_only:
         print(json.dumps({"params": params}))
@@ -86,9 +97,9 @@ def main() -> None:
             out = model(batch, compute_forces=True)
         return out[keys.PREDICTED_ENERGY], out[keys.PREDICTED_FORCES]
 
-    train_rates = rates(train, batches, args.warmup, args.rounds, len(frames))
+    train_rates = rates(train, batches, args.warmup, args.rounds, len(frames), sync)
     model.eval()
-    infer_rates = rates(infer, batches, args.warmup, args.rounds, len(frames))
+    infer_rates = rates(infer, batches, args.warmup, args.rounds, len(frames), sync)
     print(json.dumps({"params": params, "train": train_rates, "inference": infer_rates}))
 
 

@@ -45,14 +45,16 @@ def build_batches(frames, cutoff: float, batch_size: int) -> list[dict]:
             for i in range(0, len(items), batch_size)]
 
 
-def rates(step, batches, warmup: int, rounds: int, n: int) -> list[float]:
+def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None) -> list[float]:
     for batch in batches[:warmup]:
         step(batch)
     out = []
     for _ in range(rounds):
+        sync()
         start = time.perf_counter()
         for batch in batches:
             step(batch)
+        sync()
         out.append(n / (time.perf_counter() - start))
     return out
 
@@ -65,6 +67,7 @@ def main() -> None:
                        ("rounds", int)]:
         parser.add_argument(f"--{name}", type=kind, required=name not in ("data", "n"))
     parser.add_argument("--params-only", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = build_model(args)
@@ -73,7 +76,10 @@ def main() -> None:
         print(json.dumps({"params": params}))
         return
     frames = ase.io.read(gzip.open(args.data, "rt"), index=f":{args.n}", format="extxyz")
-    batches = build_batches(frames, args.cutoff, args.batch_size)
+    batches = [{k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()}
+               for b in build_batches(frames, args.cutoff, args.batch_size)]
+    model = model.to(args.device)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def train(batch):
@@ -88,9 +94,9 @@ def main() -> None:
         out = model(dict(batch))
         return out[AtomicDataDict.TOTAL_ENERGY_KEY].detach(), out[AtomicDataDict.FORCE_KEY].detach()
 
-    train_rates = rates(train, batches, args.warmup, args.rounds, len(frames))
+    train_rates = rates(train, batches, args.warmup, args.rounds, len(frames), sync)
     model.eval()
-    infer_rates = rates(infer, batches, args.warmup, args.rounds, len(frames))
+    infer_rates = rates(infer, batches, args.warmup, args.rounds, len(frames), sync)
     print(json.dumps({"params": params, "train": train_rates, "inference": infer_rates}))
 
 

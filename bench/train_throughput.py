@@ -93,10 +93,11 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--mace-python", default=None)
     parser.add_argument("--nequip-python", default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_smoke.py)")
     args = parser.parse_args()
     config = preset_config(args.preset)
     common = ["--data", str(args.data), "--n", str(args.n), "--warmup", str(args.warmup),
-              "--rounds", "1"]
+              "--rounds", "1", "--device", args.device]
     ours = run(sys.executable, "molpre_step.py", ["--data", str(args.data), "--n", "8",
                                                   "--preset", args.preset, "--params-only"], 1)
     models = {"molpre": (sys.executable, "molpre_step.py",
@@ -113,7 +114,7 @@ def main() -> None:
                         f"{channels} channels")
     print(f"{args.n} QM9-sample conformers, batch {args.batch_size}, preset {args.preset} "
           f"(lmax {config['lmax']}, {config['num_layers']} layers, cutoff {config['cutoff']} A), "
-          f"{args.rounds} interleaved rounds, best (median)")
+          f"{args.rounds} interleaved rounds, best (median), device {args.device}")
     for name, (_, _, _, params, note) in models.items():
         off = 100.0 * (params / ours["params"] - 1.0)
         flag = "" if abs(off) <= 10 else "  NOT within 10%"
