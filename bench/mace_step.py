@@ -85,25 +85,30 @@ def main() -> None:
         out = model(batch, training=False, compute_force=True)
         return out["energy"].detach(), out["forces"].detach()
 
-    train = rates(step, batches, args.warmup, args.rounds, len(frames), sync)
+    cpu = {"train": [], "inference": []}
+    train = rates(step, batches, args.warmup, args.rounds, len(frames), sync, cpu["train"])
     model.eval()
-    inference = rates(infer, batches, args.warmup, args.rounds, len(frames), sync)
+    inference = rates(infer, batches, args.warmup, args.rounds, len(frames), sync, cpu["inference"])
     print(json.dumps({"params": sum(p.numel() for p in model.parameters()), "train": train,
-                      "inference": inference, "conformers_per_s": train}))
+                      "inference": inference, "conformers_per_s": train,
+                      "train_cpu": cpu["train"], "inference_cpu": cpu["inference"]}))
 
 
-def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None) -> list[float]:
+def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None,
+          cpu: list | None = None) -> list[float]:
     """Conformers/s of ``step`` over all ``batches``, one rate per round, after ``warmup`` steps."""
     for batch in batches[:warmup]:
         step(batch)
     out = []
     for _ in range(rounds):
         sync()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for batch in batches:
             step(batch)
         sync()
         out.append(n / (time.perf_counter() - start))
+        if cpu is not None:  # per CPU-second of this process: robust to other load at 1 thread
+            cpu.append(n / (time.process_time() - start_cpu))
     return out
 
 

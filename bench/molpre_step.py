@@ -40,7 +40,8 @@ def build(frames, preset: str, batch_size: int):
     return model, [collate(samples[i:i + batch_size]) for i in range(0, len(samples), batch_size)]
 
 
-def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None) -> list[float]:
+def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None,
+          cpu: list | None = None) -> list[float]:
     """Conformers/s of ``step`` over all ``batches``, one rate per round, after ``warmup`` steps
     (``sync``: waits for the device, e.g. ``torch.cuda.synchronize``)."""
     for batch in batches[:warmup]:
@@ -48,11 +49,13 @@ def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None) ->
     out = []
     for _ in range(rounds):
         sync()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for batch in batches:
             step(batch)
         sync()
         out.append(n / (time.perf_counter() - start))
+        if cpu is not None:  # per CPU-second of this process: robust to other load at 1 thread
+            cpu.append(n / (time.process_time() - start_cpu))
     return out
 
 
@@ -97,10 +100,13 @@ def main() -> None:
             out = model(batch, compute_forces=True)
         return out[keys.PREDICTED_ENERGY], out[keys.PREDICTED_FORCES]
 
-    train_rates = rates(train, batches, args.warmup, args.rounds, len(frames), sync)
+    cpu = {"train": [], "inference": []}
+    train_rates = rates(train, batches, args.warmup, args.rounds, len(frames), sync, cpu["train"])
     model.eval()
-    infer_rates = rates(infer, batches, args.warmup, args.rounds, len(frames), sync)
-    print(json.dumps({"params": params, "train": train_rates, "inference": infer_rates}))
+    infer_rates = rates(infer, batches, args.warmup, args.rounds, len(frames), sync,
+                        cpu["inference"])
+    print(json.dumps({"params": params, "train": train_rates, "inference": infer_rates,
+                      "train_cpu": cpu["train"], "inference_cpu": cpu["inference"]}))
 
 
 if __name__ == "__main__":

@@ -45,17 +45,20 @@ def build_batches(frames, cutoff: float, batch_size: int) -> list[dict]:
             for i in range(0, len(items), batch_size)]
 
 
-def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None) -> list[float]:
+def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None,
+          cpu: list | None = None) -> list[float]:
     for batch in batches[:warmup]:
         step(batch)
     out = []
     for _ in range(rounds):
         sync()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for batch in batches:
             step(batch)
         sync()
         out.append(n / (time.perf_counter() - start))
+        if cpu is not None:  # per CPU-second of this process: robust to other load at 1 thread
+            cpu.append(n / (time.process_time() - start_cpu))
     return out
 
 
@@ -94,10 +97,13 @@ def main() -> None:
         out = model(dict(batch))
         return out[AtomicDataDict.TOTAL_ENERGY_KEY].detach(), out[AtomicDataDict.FORCE_KEY].detach()
 
-    train_rates = rates(train, batches, args.warmup, args.rounds, len(frames), sync)
+    cpu = {"train": [], "inference": []}
+    train_rates = rates(train, batches, args.warmup, args.rounds, len(frames), sync, cpu["train"])
     model.eval()
-    infer_rates = rates(infer, batches, args.warmup, args.rounds, len(frames), sync)
-    print(json.dumps({"params": params, "train": train_rates, "inference": infer_rates}))
+    infer_rates = rates(infer, batches, args.warmup, args.rounds, len(frames), sync,
+                        cpu["inference"])
+    print(json.dumps({"params": params, "train": train_rates, "inference": infer_rates,
+                      "train_cpu": cpu["train"], "inference_cpu": cpu["inference"]}))
 
 
 if __name__ == "__main__":

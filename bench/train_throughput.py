@@ -15,6 +15,8 @@ best round (least disturbed) and the median, and the ratios molpre / peer of the
 * training: energy + forces by autograd, energy MSE + force MSE, backward (a double
   backward), Adam step; conformers/s.
 * inference: eval mode, energies + forces; conformers/s.
+* ``train_cpu`` / ``inference_cpu`` (1 thread only): conformers per CPU-second of the child
+  process, which other load on the machine barely moves: the fairer ratio on a shared box.
 
 Make the peers' venvs once (torch first, so pip keeps the CPU wheel):
 ``python3.11 -m venv /work/venv-mace && /work/venv-mace/bin/pip install torch==2.13.0 &&
@@ -121,23 +123,27 @@ def main() -> None:
         print(f"  {name:7} {params:7d} parameters {note} ({off:+.1f}% vs molpre){flag}")
     for threads in [int(t) for t in args.threads.split(",")]:
         load = os.getloadavg()[0]
-        results = {name: {"train": [], "inference": []} for name in models}
+        modes = ("train", "inference", "train_cpu", "inference_cpu")
+        results = {name: {mode: [] for mode in modes} for name in models}
         for _ in range(args.rounds):
             for name, (python, script, margs, _, _) in models.items():
                 out = run(python, script, [*common, *margs, "--threads", str(threads)], threads)
-                for mode in ("train", "inference"):
-                    results[name][mode].extend(out[mode])
+                for mode in modes:
+                    results[name][mode].extend(out.get(mode, []))
         print(f"\n{threads} thread(s), load average {load:.2f} before, "
               f"{os.getloadavg()[0]:.2f} after")
-        print_table(results)
+        print_table(results, ("train", "inference") + (("train_cpu", "inference_cpu")
+                                                        if threads == 1 else ()))
 
 
-def print_table(results: dict) -> None:
+def print_table(results: dict, modes: tuple[str, ...]) -> None:
+    """Markdown table; ``*_cpu`` rows are conformers per CPU-second of the process (at one
+    thread, what the kernels cost whatever else the machine runs)."""
     names = list(results)
     print(f"| mode | {' | '.join(f'{n} conf/s' for n in names)} | "
           f"{' | '.join(f'molpre / {n}' for n in names[1:])} |")
     print("|---" * (2 * len(names)) + "|")
-    for mode in ("train", "inference"):
+    for mode in modes:
         cells = [f"{max(results[n][mode]):.1f} ({statistics.median(results[n][mode]):.1f})"
                  for n in names]
         ratios = [f"{max(results['molpre'][mode]) / max(results[n][mode]):.2f}" for n in names[1:]]
