@@ -21,7 +21,8 @@ whose op created them (via the profiler's sequence numbers, followed through the
 backward for the double backward). ``block: gather+scatter`` is an interaction block's own
 code (``x[sender]``, the ``index_add`` neighbour sum, the residual); ``python/untraced`` is
 the step's wall time outside every profiled op. The profiler slows small ops, so the
-un-profiled step time is printed too. The table regenerates with the command above.
+un-profiled step time is printed too, with its CPU time (process time: on a shared machine,
+the figure other load moves least). The table regenerates with the command above.
 """
 
 from __future__ import annotations
@@ -262,9 +263,10 @@ def profile_workload(name: str, atoms, args) -> dict:
     model, step = WORKLOADS[name](atoms, args.preset, args.batch_size)
     for i in range(2):  # warm-up
         step(i)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     n = sum(step(i) for i in range(args.steps))
     plain_ms = (time.perf_counter() - start) * 1000.0 / args.steps
+    cpu_ms = (time.process_time() - start_cpu) * 1000.0 / args.steps
     label_modules(model)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
@@ -275,7 +277,7 @@ def profile_workload(name: str, atoms, args) -> dict:
     ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:args.top]
     return {"name": name, "table": {k: v / args.steps for k, v in table.items()},
             "phases": {k: v / args.steps for k, v in phases.items()}, "wall": wall,
-            "traced": traced / args.steps, "plain_ms": plain_ms,
+            "traced": traced / args.steps, "plain_ms": plain_ms, "cpu_ms": cpu_ms,
             "conformers_per_s": n / (plain_ms * args.steps / 1000.0),
             "ops": [(o.key, o.self_cpu_time_total / 1000.0 / args.steps, o.count // args.steps)
                     for o in ops]}
@@ -287,7 +289,8 @@ def print_result(res: dict) -> None:
     cols = [p for p in ("forward", "forces backward", "loss.backward")
             if any(k[1] == p for k in table)]
     print(f"\n### {res['name']}: {res['plain_ms']:.1f} ms/step un-profiled "
-          f"({res['conformers_per_s']:.0f} conformers/s), {wall:.1f} ms/step profiled\n")
+          f"({res['conformers_per_s']:.0f} conformers/s; {res['cpu_ms']:.1f} CPU-ms/step), "
+          f"{wall:.1f} ms/step profiled\n")
     head = " | ".join(["component"] + [f"{c} ms" for c in cols] + ["total ms", "% of step"])
     print(f"| {head} |\n|" + "---|" * (len(cols) + 3))
     for lab in labels:

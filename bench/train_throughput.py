@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+PASSIVE = False  # --passive-wait
 DATA = next((p / "shared" / "data" / "qm9_sample3000.extxyz.gz" for p in BENCH.parents
              if (p / "shared" / "data").is_dir()), Path("qm9_sample3000.extxyz.gz"))
 
@@ -51,6 +52,8 @@ def run(python: str, script: str, args: list[str], threads: int) -> dict:
     """One child run; its JSON line (raises with the child's last stderr line on failure)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONPATH=str(BENCH.parent))
+    if PASSIVE:  # threads sleep instead of spinning while they wait (shared, overloaded boxes)
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     proc = subprocess.run([python, str(BENCH / script), *args], capture_output=True, text=True,
                           env=env, cwd=BENCH.parent)
     if proc.returncode != 0:
@@ -96,7 +99,12 @@ def main() -> None:
     parser.add_argument("--mace-python", default=None)
     parser.add_argument("--nequip-python", default=None)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_smoke.py)")
+    parser.add_argument("--passive-wait", action="store_true",
+                        help="OMP_WAIT_POLICY=PASSIVE for every model: on a machine loaded past "
+                             "its cores, spinning OpenMP threads make 2-thread runs collapse")
     args = parser.parse_args()
+    global PASSIVE
+    PASSIVE = args.passive_wait
     config = preset_config(args.preset)
     common = ["--data", str(args.data), "--n", str(args.n), "--warmup", str(args.warmup),
               "--rounds", "1", "--device", args.device]
