@@ -9,7 +9,9 @@ new, ...: load drifts hit both alike), one thread each:
 * ``pretrain``: bench/pretrain_scale.py part 1, conformers/s of mask + contrast + denoise
   pretraining steps (small preset) on ``--shards``;
 * ``predictor``: bench/screening.py ``--model-only``, the Predictor's conformers/s on ASE
-  conformers of MOSES molecules (no RDKit in the timing).
+  conformers of MOSES molecules (no RDKit in the timing);
+* ``train`` / ``inference``: bench/molpre_step.py (256 QM9-sample molecules, batch 32),
+  energy + forces training steps and energy + forces inference, conformers per CPU-second.
 
 Prints each round's numbers with the 1-minute load average and the ratio new / old of the
 best rounds.
@@ -18,6 +20,7 @@ best rounds.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -25,6 +28,8 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+DATA = next((p / "shared" / "data" / "qm9_sample3000.extxyz.gz" for p in BENCH.parents
+             if (p / "shared" / "data").is_dir()), Path("qm9_sample3000.extxyz.gz"))
 
 
 def pretrain_cmd(args) -> list[str]:
@@ -46,7 +51,20 @@ def predictor_rate(stdout: str) -> float:
     return float(line.split()[-4])
 
 
-BENCHES = {"pretrain": (pretrain_cmd, pretrain_rate), "predictor": (predictor_cmd, predictor_rate)}
+def steps_cmd(args) -> list[str]:
+    return [str(BENCH / "molpre_step.py"), "--data", str(DATA), "--rounds", "2"]
+
+
+def train_rate(stdout: str) -> float:
+    return max(json.loads(stdout.strip().splitlines()[-1])["train_cpu"])
+
+
+def inference_rate(stdout: str) -> float:
+    return max(json.loads(stdout.strip().splitlines()[-1])["inference_cpu"])
+
+
+BENCHES = {"pretrain": (pretrain_cmd, pretrain_rate), "predictor": (predictor_cmd, predictor_rate),
+           "train": (steps_cmd, train_rate), "inference": (steps_cmd, inference_rate)}
 
 
 def run(tree: Path, cmd: list[str]) -> str:
