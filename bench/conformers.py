@@ -40,7 +40,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MOSES = ROOT.parent / "shared" / "data" / "moses_train.csv.gz"
+MOSES = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+             ROOT.parent / "shared" / "data") / "moses_train.csv.gz"  # worktrees nest deeper
 TINY = ("O", "[OH-]")
 RSS_PROBE = (
     "import resource, sys\n"

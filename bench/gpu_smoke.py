@@ -10,8 +10,16 @@ stand-in label (energies and forces in a second, nothing downloaded). Then
    autograd, a double backward) and prediction (energies and forces), in conformers/s;
 3. ``Predictor`` on the finetuned model for a few SMILES (one must fail as a row).
 
+4. with ``--mace-python`` / ``--nequip-python`` (venvs as in bench/train_throughput.py): the
+   same molpre / MACE / NequIP comparison as bench/train_throughput.py, on this device.
+
     python bench/gpu_smoke.py                   # prints a markdown table
     python bench/gpu_smoke.py --steps 50 --batch-size 64
+    python bench/gpu_smoke.py --mace-python /work/venv-mace/bin/python \
+        --nequip-python /work/venv-nequip/bin/python
+    python bench/gpu_smoke.py --cpu --steps 4   # the same code path on a CPU (tests, no GPU)
+
+``MOLPRE_COMPILE=1`` times the compiled encoder blocks (prediction, pretraining) instead.
 """
 
 from __future__ import annotations
@@ -34,8 +42,8 @@ SMILES = [
 ]
 
 
-def device_name() -> tuple[torch.device, str]:
-    if torch.cuda.is_available():
+def device_name(force_cpu: bool = False) -> tuple[torch.device, str]:
+    if torch.cuda.is_available() and not force_cpu:
         return torch.device("cuda"), f"cuda ({torch.cuda.get_device_name(0)})"
     return torch.device("cpu"), f"cpu ({torch.get_num_threads()} threads)"
 
@@ -151,7 +159,8 @@ def finetune_rates(data, device, batch_size: int, steps: int) -> tuple[float, fl
     return train, timed(predict_step, batches, repeats)
 
 
-def end_to_end(workdir: Path, shards: Path, data, steps: int) -> dict[str, str]:
+def end_to_end(workdir: Path, shards: Path, data, steps: int,
+               accelerator: str = "auto") -> dict[str, str]:
     """pretrain() then finetune() with accelerator auto, then Predictor: wall times, status."""
     from molpre import Predictor
     from molpre.train.finetune import finetune
@@ -162,11 +171,11 @@ def end_to_end(workdir: Path, shards: Path, data, steps: int) -> dict[str, str]:
     start = time.perf_counter()
     pre = pretrain({"output": str(workdir / "pre"), "corpus": {"shards": str(shards)},
                     "train": {"max_steps": steps, "epochs": 1000, "batch_size": 8,
-                              "accelerator": "auto", "progress": False},
+                              "accelerator": accelerator, "progress": False},
                     "monitor": {"molecules": 16}})
     mid = time.perf_counter()
     ft = finetune(FinetuneConfig(mode="full", encoder=str(pre.encoder_path), epochs=3,
-                                 batch_size=16, forces_weight=1.0, accelerator="auto",
+                                 batch_size=16, forces_weight=1.0, accelerator=accelerator,
                                  out=str(workdir / "ft"), progress=False, log_model=False),
                   data=data)
     end = time.perf_counter()
@@ -182,8 +191,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per loop")
     parser.add_argument("--batch-size", type=int, default=16, help="molecules per batch")
     parser.add_argument("--conformers", type=int, default=2)
+    parser.add_argument("--cpu", action="store_true", help="run on the CPU even if CUDA is here")
+    parser.add_argument("--mace-python", default=None)
+    parser.add_argument("--nequip-python", default=None)
     args = parser.parse_args()
-    device, name = device_name()
+    device, name = device_name(args.cpu)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         start = time.perf_counter()
@@ -198,12 +210,29 @@ def main() -> None:
         train, predict = finetune_rates(data, device, args.batch_size, args.steps)
         rows["finetune step, conformers/s"] = f"{train:.1f} (energy + forces)"
         rows["predict, conformers/s"] = f"{predict:.1f} (energy + forces)"
-        rows.update(end_to_end(workdir, shards, data, args.steps))
+        rows.update(end_to_end(workdir, shards, data, args.steps,
+                               "cpu" if device.type == "cpu" else "auto"))
         if device.type == "cuda":
             rows["peak GPU memory"] = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
     print("\n| gpu_smoke (small preset) | |\n|---|---|")
     for key, value in rows.items():
         print(f"| {key} | {value} |")
+    if args.mace_python or args.nequip_python:
+        peers(args, device)
+
+
+def peers(args, device: torch.device) -> None:
+    """bench/train_throughput.py on this device (its own table), 1 thread, 1 round."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, str(Path(__file__).with_name("train_throughput.py")),
+           "--device", device.type, "--threads", "1", "--rounds", "1", "--n", "128"]
+    for flag, value in (("--mace-python", args.mace_python), ("--nequip-python", args.nequip_python)):
+        if value:
+            cmd += [flag, value]
+    print(flush=True)
+    subprocess.run(cmd, check=False)
 
 
 if __name__ == "__main__":

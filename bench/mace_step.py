@@ -1,7 +1,8 @@
 """MACE half of bench/train_throughput.py; runs inside the separate mace-torch venv.
 
-Prints one JSON line: {"conformers_per_s": [one rate per round], "params": ...}. Does not import molpre
-(mace-torch pins e3nn 0.4.4, molpre needs e3nn 0.6).
+Prints one JSON line: {"params", "train", "inference"} (conformers/s, one rate per round;
+"conformers_per_s" repeats "train" for older callers). Does not import molpre (mace-torch
+pins e3nn 0.4.4, molpre needs e3nn 0.6). ``--params-only``: the parameter count alone.
 """
 
 from __future__ import annotations
@@ -55,14 +56,22 @@ def main() -> None:
     for name, kind in [("data", str), ("n", int), ("batch_size", int), ("channels", int), ("lmax", int),
                        ("max_ell", int), ("layers", int), ("cutoff", float), ("radial_width", int),
                        ("avg_num_neighbors", float), ("warmup", int), ("threads", int), ("rounds", int)]:
-        parser.add_argument(f"--{name}", type=kind, required=True)
+        parser.add_argument(f"--{name}", type=kind, required=name not in ("data", "n"))
+    parser.add_argument("--params-only", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.params_only:
+        model = build_model(args, tools.AtomicNumberTable([1, 6, 7, 8, 9]))
+        print(json.dumps({"params": sum(p.numel() for p in model.parameters())}))
+        return
     frames = ase.io.read(gzip.open(args.data, "rt"), index=f":{args.n}", format="extxyz")
     z_table = tools.AtomicNumberTable([1, 6, 7, 8, 9])
-    batches = build_batches(frames, args.cutoff, args.batch_size, z_table)
-    model = build_model(args, z_table)
+    batches = [{k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()}
+               for b in build_batches(frames, args.cutoff, args.batch_size, z_table)]
+    model = build_model(args, z_table).to(args.device)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step(batch):
@@ -72,15 +81,35 @@ def main() -> None:
         loss.backward()
         opt.step()
 
-    for batch in batches[: args.warmup]:
+    def infer(batch):
+        out = model(batch, training=False, compute_force=True)
+        return out["energy"].detach(), out["forces"].detach()
+
+    cpu = {"train": [], "inference": []}
+    train = rates(step, batches, args.warmup, args.rounds, len(frames), sync, cpu["train"])
+    model.eval()
+    inference = rates(infer, batches, args.warmup, args.rounds, len(frames), sync, cpu["inference"])
+    print(json.dumps({"params": sum(p.numel() for p in model.parameters()), "train": train,
+                      "inference": inference, "conformers_per_s": train,
+                      "train_cpu": cpu["train"], "inference_cpu": cpu["inference"]}))
+
+
+def rates(step, batches, warmup: int, rounds: int, n: int, sync=lambda: None,
+          cpu: list | None = None) -> list[float]:
+    """Conformers/s of ``step`` over all ``batches``, one rate per round, after ``warmup`` steps."""
+    for batch in batches[:warmup]:
         step(batch)
-    rates = []
-    for _ in range(args.rounds):
-        start = time.perf_counter()
+    out = []
+    for _ in range(rounds):
+        sync()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for batch in batches:
             step(batch)
-        rates.append(len(frames) / (time.perf_counter() - start))
-    print(json.dumps({"conformers_per_s": rates, "params": sum(p.numel() for p in model.parameters())}))
+        sync()
+        out.append(n / (time.perf_counter() - start))
+        if cpu is not None:  # per CPU-second of this process: robust to other load at 1 thread
+            cpu.append(n / (time.process_time() - start_cpu))
+    return out
 
 
 if __name__ == "__main__":

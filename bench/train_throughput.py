@@ -1,126 +1,161 @@
-"""Training-step throughput (conformers/s) of molpre's EnergyModel vs MACE on the QM9 sample.
+"""Throughput of molpre vs MACE vs NequIP at equal parameter count: training and inference.
 
-One step = forward with forces by autograd, loss = energy MSE + force MSE (a double
-backward), backward, Adam step; 2 threads. MACE (mace-torch, which pins e3nn 0.4.4) runs in
-its own virtual environment as a subprocess (bench/mace_step.py), with matched channels,
-hidden lmax, layers, cutoff and radial-MLP width, on the same molecules and batch size.
+    python bench/train_throughput.py --mace-python /work/venv-mace/bin/python \\
+        --nequip-python /work/venv-nequip/bin/python [--threads 1,2] [--rounds 3]
 
-    python bench/train_throughput.py --mace-python /tmp/mace-venv/bin/python
+Every model runs as a subprocess of its own interpreter (bench/molpre_step.py,
+bench/mace_step.py, bench/nequip_step.py: mace-torch pins e3nn 0.4.4, so each peer lives in
+its own virtual environment), on the same ``--n`` QM9-sample molecules, batch size, cutoff,
+lmax, layers and radial-MLP width, with ``OMP_NUM_THREADS`` and ``torch.set_num_threads``
+pinned to each thread count. The peers' channel counts are chosen so their parameter count
+is the closest to molpre's (within 10%, else the run says so). Rounds are interleaved
+(molpre, MACE, NequIP, molpre, ...) so load drifts hit all three alike; the table shows the
+best round (least disturbed) and the median, and the ratios molpre / peer of the best rounds.
 
-Make the MACE venv once, clean (no --system-site-packages: molpre's e3nn would shadow 0.4.4):
-``python -m venv /tmp/mace-venv && /tmp/mace-venv/bin/pip install torch==2.13.0 mace-torch``.
-On a loaded machine 2-thread timings suffer from OpenMP threads waiting on busy cores (both
-models alike); ``--threads 1`` shows the kernels' own speed. MACE runs with its sh lmax equal
-to the preset's lmax unless ``--mace-max-ell`` says otherwise (MACE's own default is 3).
+* training: energy + forces by autograd, energy MSE + force MSE, backward (a double
+  backward), Adam step; conformers/s.
+* inference: eval mode, energies + forces; conformers/s.
+* ``train_cpu`` / ``inference_cpu`` (1 thread only): conformers per CPU-second of the child
+  process, which other load on the machine barely moves: the fairer ratio on a shared box.
+
+Make the peers' venvs once (torch first, so pip keeps the CPU wheel):
+``python3.11 -m venv /work/venv-mace && /work/venv-mace/bin/pip install torch==2.13.0 &&
+/work/venv-mace/bin/pip install mace-torch`` and the same with ``nequip``. The machine is often
+shared: the 1-minute load average is printed beside every block; 2-thread timings only mean
+something while the load stays below the core count.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
+import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import ase.io
-import torch
-
-from molpre.data import keys
-from molpre.data.graph import atoms_to_sample, collate
-from molpre.models.atomref import fit_atomref
-from molpre.models.energy import EnergyModel
-from molpre.models.presets import build_encoder
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "qm9_sample3000.extxyz.gz"
-EV_PER_KCAL = 0.0433641
+BENCH = Path(__file__).resolve().parent
+PASSIVE = False  # --passive-wait
+DATA = next((p / "shared" / "data" / "qm9_sample3000.extxyz.gz" for p in BENCH.parents
+             if (p / "shared" / "data").is_dir()), Path("qm9_sample3000.extxyz.gz"))
 
 
-def molpre_throughput(frames, preset: str, batch_size: int, warmup: int, rounds: int) -> tuple[list[float], int]:
-    """Conformers/s of training steps over all ``frames`` (one rate per round) after ``warmup`` steps."""
-    torch.manual_seed(0)
-    encoder = build_encoder(preset)
-    energies = [a.info["u0_atom"] * EV_PER_KCAL for a in frames]
-    atomref = fit_atomref([a.get_atomic_numbers() for a in frames], energies)
-    model = EnergyModel(encoder, atomref, energy_scale=0.1)
-    samples = [atoms_to_sample(a, encoder.config.cutoff, energy=e, forces=torch.zeros(len(a), 3).numpy())
-               for a, e in zip(frames, energies, strict=True)]
-    batches = [collate(samples[i:i + batch_size]) for i in range(0, len(samples), batch_size)]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+def preset_config(preset: str) -> dict:
+    sys.path.insert(0, str(BENCH.parent))
+    from molpre.models.presets import resolve_config
 
-    def step(batch):
-        opt.zero_grad()
-        out = model(batch, compute_forces=True)
-        loss = (out[keys.PREDICTED_ENERGY] - batch[keys.ENERGY]).pow(2).mean()
-        loss = loss + (out[keys.PREDICTED_FORCES] - batch[keys.FORCES]).pow(2).mean()
-        loss.backward()
-        opt.step()
-
-    for batch in batches[:warmup]:
-        step(batch)
-    rates = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for batch in batches:
-            step(batch)
-        rates.append(len(frames) / (time.perf_counter() - start))
-    return rates, sum(p.numel() for p in model.parameters())
+    return resolve_config(preset).to_dict()
 
 
-def mace_throughput(python: str, preset: str, args, max_ell: int) -> tuple[list[float], int] | None:
-    """Run bench/mace_step.py in the MACE venv with the preset's width/cutoff; None if it fails."""
-    c = build_encoder(preset).config
-    cmd = [python, str(Path(__file__).with_name("mace_step.py")), "--data", str(args.data),
-           "--n", str(args.n), "--batch_size", str(args.batch_size), "--channels", str(c.channels),
-           "--lmax", str(c.lmax), "--max_ell", str(max_ell), "--layers", str(c.num_layers),
-           "--cutoff", str(c.cutoff), "--radial_width", str(c.radial_mlp_width),
-           "--avg_num_neighbors", str(c.avg_num_neighbors), "--warmup", str(args.warmup),
-           "--threads", str(args.threads), "--rounds", str(args.rounds)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+def run(python: str, script: str, args: list[str], threads: int) -> dict:
+    """One child run; its JSON line (raises with the child's last stderr line on failure)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               PYTHONPATH=str(BENCH.parent))
+    if PASSIVE:  # threads sleep instead of spinning while they wait (shared, overloaded boxes)
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    proc = subprocess.run([python, str(BENCH / script), *args], capture_output=True, text=True,
+                          env=env, cwd=BENCH.parent)
     if proc.returncode != 0:
-        print(f"MACE run failed for {preset}: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-        return None
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result["conformers_per_s"], result["params"]
+        raise RuntimeError(f"{script} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _fmt(rates: list[float]) -> str:
-    return f"{max(rates):.1f} ({statistics.median(rates):.1f})"
+def peer_args(config: dict, channels: int, args) -> list[str]:
+    return ["--batch_size", str(args.batch_size), "--channels", str(channels),
+            "--lmax", str(config["lmax"]), "--layers", str(config["num_layers"]),
+            "--cutoff", str(config["cutoff"]), "--radial_width", str(config["radial_mlp_width"]),
+            "--avg_num_neighbors", str(config["avg_num_neighbors"])]
+
+
+def match_channels(python: str, script: str, config: dict, target: int, args) -> tuple[int, int]:
+    """(channels, params) of the peer whose parameter count is closest to ``target``."""
+    extra = ["--max_ell", str(config["lmax"])] if script == "mace_step.py" else []
+
+    def count(channels: int) -> int:
+        return run(python, script, [*peer_args(config, channels, args), *extra, "--warmup", "0",
+                                    "--threads", "1", "--rounds", "0", "--params-only"], 1)["params"]
+
+    channels = int(config["channels"])  # walk by 2 channels from molpre's width towards target
+    tried = {channels: count(channels)}
+    step = 2 if tried[channels] < target else -2
+    while 4 <= channels + step <= 256:
+        channels += step
+        tried[channels] = count(channels)
+        if (tried[channels] - target) * step > 0:
+            break
+    return min(tried.items(), key=lambda item: abs(item[1] - target))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA, help="QM9 sample extxyz.gz")
-    parser.add_argument("--n", type=int, default=256, help="conformers timed per model")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--n", type=int, default=256, help="conformers timed per model and round")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="timed passes over the data; the table shows the best (least disturbed)")
-    parser.add_argument("--presets", default="small,medium")
-    parser.add_argument("--mace-python", default=None, help="python of a venv with mace-torch")
-    parser.add_argument("--mace-max-ell", type=int, default=None,
-                        help="MACE spherical-harmonic lmax (default: the preset's lmax)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per model")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--mace-python", default=None)
+    parser.add_argument("--nequip-python", default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_smoke.py)")
+    parser.add_argument("--passive-wait", action="store_true",
+                        help="OMP_WAIT_POLICY=PASSIVE for every model: on a machine loaded past "
+                             "its cores, spinning OpenMP threads make 2-thread runs collapse")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    frames = ase.io.read(gzip.open(args.data, "rt"), index=f":{args.n}", format="extxyz")
-    mace_ok = args.mace_python and Path(args.mace_python).exists()
-    if not mace_ok:
-        print("note: no --mace-python given (or not found); MACE column skipped")
-    print(f"{args.n} QM9 conformers, batch {args.batch_size}, {args.threads} threads, "
-          f"best of {args.rounds} rounds (median in brackets); energy+forces loss, Adam step")
-    print(f"{'preset':8} {'params':>8} {'molpre conf/s':>20} {'MACE params':>12} {'MACE conf/s':>20} {'ratio':>6}")
-    for preset in args.presets.split(","):
-        ours, params = molpre_throughput(frames, preset, args.batch_size, args.warmup, args.rounds)
-        row = f"{preset:8} {params:8d} {_fmt(ours):>20}"
-        if mace_ok:
-            lmax = build_encoder(preset).config.lmax
-            mace = mace_throughput(args.mace_python, preset, args, args.mace_max_ell or lmax)
-            if mace:
-                row += f" {mace[1]:12d} {_fmt(mace[0]):>20} {max(ours) / max(mace[0]):6.2f}"
-        print(row, flush=True)
+    global PASSIVE
+    PASSIVE = args.passive_wait
+    config = preset_config(args.preset)
+    common = ["--data", str(args.data), "--n", str(args.n), "--warmup", str(args.warmup),
+              "--rounds", "1", "--device", args.device]
+    ours = run(sys.executable, "molpre_step.py", ["--data", str(args.data), "--n", "8",
+                                                  "--preset", args.preset, "--params-only"], 1)
+    models = {"molpre": (sys.executable, "molpre_step.py",
+                         ["--preset", args.preset, "--batch_size", str(args.batch_size)],
+                         ours["params"], "")}
+    for name, python, script in (("MACE", args.mace_python, "mace_step.py"),
+                                 ("NequIP", args.nequip_python, "nequip_step.py")):
+        if not python or not Path(python).exists():
+            print(f"note: no --{name.lower()}-python (or not found): {name} skipped")
+            continue
+        channels, params = match_channels(python, script, config, ours["params"], args)
+        extra = ["--max_ell", str(config["lmax"])] if name == "MACE" else []
+        models[name] = (python, script, [*peer_args(config, channels, args), *extra], params,
+                        f"{channels} channels")
+    print(f"{args.n} QM9-sample conformers, batch {args.batch_size}, preset {args.preset} "
+          f"(lmax {config['lmax']}, {config['num_layers']} layers, cutoff {config['cutoff']} A), "
+          f"{args.rounds} interleaved rounds, best (median), device {args.device}")
+    for name, (_, _, _, params, note) in models.items():
+        off = 100.0 * (params / ours["params"] - 1.0)
+        flag = "" if abs(off) <= 10 else "  NOT within 10%"
+        print(f"  {name:7} {params:7d} parameters {note} ({off:+.1f}% vs molpre){flag}")
+    for threads in [int(t) for t in args.threads.split(",")]:
+        load = os.getloadavg()[0]
+        modes = ("train", "inference", "train_cpu", "inference_cpu")
+        results = {name: {mode: [] for mode in modes} for name in models}
+        for _ in range(args.rounds):
+            for name, (python, script, margs, _, _) in models.items():
+                out = run(python, script, [*common, *margs, "--threads", str(threads)], threads)
+                for mode in modes:
+                    results[name][mode].extend(out.get(mode, []))
+        print(f"\n{threads} thread(s), load average {load:.2f} before, "
+              f"{os.getloadavg()[0]:.2f} after")
+        print_table(results, ("train", "inference") + (("train_cpu", "inference_cpu")
+                                                        if threads == 1 else ()))
+
+
+def print_table(results: dict, modes: tuple[str, ...]) -> None:
+    """Markdown table; ``*_cpu`` rows are conformers per CPU-second of the process (at one
+    thread, what the kernels cost whatever else the machine runs)."""
+    names = list(results)
+    print(f"| mode | {' | '.join(f'{n} conf/s' for n in names)} | "
+          f"{' | '.join(f'molpre / {n}' for n in names[1:])} |")
+    print("|---" * (2 * len(names)) + "|")
+    for mode in modes:
+        cells = [f"{max(results[n][mode]):.1f} ({statistics.median(results[n][mode]):.1f})"
+                 for n in names]
+        ratios = [f"{max(results['molpre'][mode]) / max(results[n][mode]):.2f}" for n in names[1:]]
+        print(f"| {mode} | {' | '.join(cells)} | {' | '.join(ratios)} |", flush=True)
 
 
 if __name__ == "__main__":

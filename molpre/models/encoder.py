@@ -24,6 +24,7 @@ from torch import nn
 from molpre.config import from_dict
 from molpre.data import keys
 from molpre.nn import ElementEmbedding, InteractionBlock, RadialEmbedding, natural_irreps
+from molpre.nn.compiled import BlockRunner
 
 FORMAT = "molpre.encoder/1"
 
@@ -116,6 +117,23 @@ class Encoder(nn.Module):
         self.irreps_out = hidden
         self._vector_slice = hidden.slices()[1]
         self.register_buffer("_l1_to_xyz", _cartesian_from_e3nn_l1(), persistent=False)
+        self.runner = BlockRunner()  # eager unless compile_blocks() or MOLPRE_COMPILE=1
+
+    def compile_blocks(self, enabled: bool = True) -> Encoder:
+        """Run the blocks through ``torch.compile`` where safe (see molpre.nn.compiled)."""
+        self.runner.enable(enabled)
+        return self
+
+    def _run_blocks(self, pos: torch.Tensor, h: torch.Tensor, attr: torch.Tensor | None,
+                    edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features [N, F], last block's h [N, dim(irreps_out)])`` from positions ``[N, 3]``
+        (Angstrom) and the element embeddings (the part that ``compile_blocks`` compiles)."""
+        edge_sh, edge_radial = self.edge_features(pos, edge_index)
+        scalars = []
+        for block in self.blocks:
+            h = block(h, attr, edge_sh, edge_radial, edge_index)
+            scalars.append(h[:, : self.config.channels])
+        return torch.cat(scalars, dim=-1), h
 
     @property
     def feature_dim(self) -> int:
@@ -144,15 +162,11 @@ class Encoder(nn.Module):
         if index is None:
             index = torch.zeros_like(z)
         num_graphs = int(batch.get(keys.NUM_GRAPHS, int(index.max()) + 1 if index.numel() else 0))
-        edge_sh, edge_radial = self.edge_features(pos, edge_index)
         h, attr = self.embedding(z)
         h = h.to(dtype)
         attr = attr.to(dtype) if attr is not None else None
-        scalars = []
-        for block in self.blocks:
-            h = block(h, attr, edge_sh, edge_radial, edge_index)
-            scalars.append(h[:, : self.config.channels])
-        features = torch.cat(scalars, dim=-1)
+        features, h = self.runner(self._run_blocks, pos, h, attr, edge_index,
+                                  needs_double_backward=torch.is_grad_enabled() and pos.requires_grad)
         vectors = h[:, self._vector_slice].reshape(h.shape[0], self.config.channels, 3)
         vectors = vectors @ self._l1_to_xyz.to(h.dtype)
         out = dict(batch)

@@ -84,8 +84,17 @@ class ZBLRepulsion(nn.Module):
                 num_graphs: int) -> torch.Tensor:
         """``[B]`` repulsion energies (eV, dtype of ``pos``); ``pos`` ``[N, 3]`` Angstrom."""
         z = batch[keys.ATOMIC_NUMBERS]
-        sender, receiver = batch[keys.EDGE_INDEX]
+        sender, receiver = self.close_pairs(batch[keys.EDGE_INDEX], z, pos)
         r = (pos[sender] - pos[receiver]).norm(dim=-1)
         pair = 0.5 * self.pair_energy(z[sender], z[receiver], r)
         out = torch.zeros(num_graphs, dtype=pos.dtype, device=pos.device)
         return out.index_add(0, index[receiver], pair)
+
+    @torch.no_grad()
+    def close_pairs(self, edge_index: torch.Tensor, z: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """The edges ``[2, E']`` closer than the switch's end, the only ones with energy
+        (at bonding geometries none: the sum then costs nothing, forces included)."""
+        sender, receiver = edge_index
+        r = (pos[sender] - pos[receiver]).norm(dim=-1)
+        r_out = self.outer * (self.radii[z[sender]] + self.radii[z[receiver]])
+        return edge_index[:, r < r_out.to(r.dtype)]
