@@ -206,9 +206,10 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
          + (" (reused)" if pre_reused else ""))
 
     study = study_stage(config, out, echo)
-    model_uri = register_best(study, config.tracking_uri)
-    echo(f"[5/5] study: {study.ran} children run, {study.reused} reused\n")
-    echo(answer(study, model_uri, out))
+    model_uri, record = register_best(study, config.tracking_uri)
+    echo(f"[5/5] study: {study.ran} children run, {study.reused} reused; parent run "
+         f"{study.parent_run_id}\n")
+    echo(answer(study, model_uri, record, out))
 
     predictions = Predictor_load(model_uri).predict(list(config.examples))
     predictions.to_csv(out / "predictions.csv", index=False)

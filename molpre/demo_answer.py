@@ -20,15 +20,17 @@ def _diff(d: dict | None) -> str:
     return f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]" if d else "-"
 
 
-def best_neural(summary: dict) -> tuple[str, int]:
-    """``(arm, budget)``: the neural arm with the lowest mean test error at the largest budget."""
-    budget = max(summary["budgets"])
-    neural = {arm: by_b.get(budget) or by_b.get(str(budget)) for arm, by_b in
-              summary["table"].items() if arm not in BASELINES}
-    ranked = sorted((cell["mean"], arm) for arm, cell in neural.items() if cell and cell.get("n"))
-    if not ranked:
-        raise ValueError("no neural arm finished at the largest budget: nothing to register")
-    return ranked[0][1], budget
+def best_record(records: list[dict]) -> dict:
+    """The seed-0 child of the neural arm with the lowest mean test error at the largest
+    budget (children that did not beat the per-element fit count too: there is always a
+    model to register, and the table says how good it is)."""
+    budget = max(r["budget"] for r in records)
+    neural = [r for r in records if r["budget"] == budget and r["arm"] not in BASELINES]
+    means: dict[str, list[float]] = {}
+    for r in neural:
+        means.setdefault(r["arm"], []).append(r["test_mae"])
+    arm = min(means, key=lambda a: float(sum(means[a]) / len(means[a])))
+    return next(r for r in neural if r["arm"] == arm and r["seed"] == 0)
 
 
 def table_lines(summary: dict) -> list[str]:
@@ -56,7 +58,7 @@ def verdict_lines(summary: dict, unit: str) -> list[str]:
     return lines
 
 
-def answer(study, model_uri: str, out: Path) -> str:
+def answer(study, model_uri: str, record: dict, out: Path) -> str:
     """The demo's closing screen (the study's summary, the registered model, what next)."""
     summary = study.summary
     unit = summary["unit"]
@@ -72,37 +74,37 @@ def answer(study, model_uri: str, out: Path) -> str:
              f"test MAE ({unit}), mean [95% interval] over {seeds} seeds; "
              f"{summary['n_test']} test molecules",
              *table_lines(summary), "", *verdict_lines(summary, unit), "",
-             f"model: {model_uri}",
+             f"model: {model_uri} ({record['arm']}, N={record['budget']}, seed 0: "
+             f"{record['test_mae']:.2f} {unit} on the test set)",
              f"  python -c \"from molpre import Predictor; print(Predictor.load('{model_uri}')"
              ".predict(['CCO']))\"",
              f"full report: {out / 'study' / 'report.md'}", ""]
     return "\n".join(lines)
 
 
-def register_best(study, tracking_uri: str) -> str:
+def register_best(study, tracking_uri: str) -> tuple[str, dict]:
     """Register the best neural arm's seed-0 model at the largest budget as
-    ``models:/molpre-demo@champion`` (once: a rerun finds the alias already on that run)."""
+    ``models:/molpre-demo@champion`` (once: a rerun finds the alias already on that run);
+    returns the URI and the child's record."""
     import mlflow
 
     from molpre.pyfunc import log_pyfunc_model
 
-    arm, budget = best_neural(study.summary)
-    record = next(r for r in study.records
-                  if r["arm"] == arm and r["budget"] == budget and r["seed"] == 0)
+    record = best_record(study.records)
     mlflow.set_tracking_uri(tracking_uri)
     client = mlflow.MlflowClient()
     uri = f"models:/{REGISTERED}@{ALIAS}"
     try:
         if client.get_model_version_by_alias(REGISTERED, ALIAS).run_id == record["run_id"]:
-            return uri
+            return uri, record
     except mlflow.exceptions.MlflowException:
         pass  # nothing registered yet
-    checkpoint = Path(study.out) / "children" / f"{arm.replace(':', '-')}-N{budget}-s0" / \
-        "model.ckpt"
+    slug = f"{record['arm'].replace(':', '-')}-N{record['budget']}-s0"
+    checkpoint = Path(study.out) / "children" / slug / "model.ckpt"
     with mlflow.start_run(run_id=record["run_id"]):
         log_pyfunc_model(checkpoint, REGISTERED)
     versions = client.search_model_versions(f"name='{REGISTERED}'")
     latest = max((v for v in versions if v.run_id == record["run_id"]),
                  key=lambda v: int(v.version))
     client.set_registered_model_alias(REGISTERED, ALIAS, latest.version)
-    return uri
+    return uri, record

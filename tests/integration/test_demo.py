@@ -39,17 +39,19 @@ def _label_rows(out: Path) -> int:
 
 def test_demo_runs_a_study_and_a_second_run_reuses_everything(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///unused.db")  # restored after the test
     out = tmp_path / "demo"
     first = _demo(out)
-    for stage in range(1, 7):
-        assert f"[{stage}/6]" in first
-    assert "24 ok" in first and "(reused" not in first
-    (header,) = [line for line in first.splitlines() if line.startswith("| N | ")]
-    assert sorted(header.strip("| ").split(" | ")[1:]) == sorted(ARMS)  # a column per arm
+    for stage in (1, 2, 5):
+        assert f"[{stage}/5]" in first
+    assert "[3/5] free labels + [4/5] pretraining" in first and "at gfn2-xtb" in first
+    assert "24 ok" in first and "(reused)" not in first
+    answer = first.split("== Does pretraining save labels here?")[1]
+    header = next(line for line in answer.splitlines() if line.lstrip().startswith("N "))
+    assert sorted(header.split()[1:]) == sorted(ARMS)  # a column per arm
     for budget in BUDGETS:
-        assert any(line.startswith(f"| {budget} | ") for line in first.splitlines())
-    assert "## Verdicts" in first and "| pretrained:full | 12 |" in first
+        assert any(line.split()[:1] == [str(budget)] for line in answer.splitlines())
+        assert f"pretrained:full N={budget}:" in answer  # a verdict line per budget
+    assert "models:/molpre-demo@champion" in answer
 
     runs = _runs(out)
     parents = runs[runs["tags.stage"] == "study"]
@@ -60,25 +62,27 @@ def test_demo_runs_a_study_and_a_second_run_reuses_everything(tmp_path, monkeypa
     assert set(children["params.arm"]) == set(ARMS)
     assert (children["tags.study.done"] == "1").all()
     assert (runs["tags.stage"] == "pretrain").sum() == 1
-    # pretraining's seed is derived from --seed but is no finetune seed: control != scratch
+    # pretrained with seed --seed + 1000: the control never starts from a scratch seed's weights
     assert runs.loc[runs["tags.stage"] == "pretrain", "params.seed"].item() == "1000"
     assert parent.artifact_uri.startswith((out / "mlartifacts").resolve().as_uri())
     assert not (tmp_path / "mlruns").exists()  # artifacts inside OUT, not the working dir
-    assert (out / "study" / "report.md").read_text().splitlines()[4] == header
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias("molpre-demo", "champion")
+    assert version.run_id in set(children["run_id"])  # the registered model is a study child
 
     predictions = pd.read_csv(out / "predictions.csv")
     assert list(predictions["status"]) == ["ok", "ok", "ok", "error", "error"]
     assert predictions.loc[predictions.status == "ok", "energy_ev"].lt(0).all()
     assert "Si" in predictions.loc[3, "error"]
-
     rows, encoder_mtime = _label_rows(out), (out / "pretrain" / "encoder.pt").stat().st_mtime
+
     second = _demo(out)
-    assert "(reused)" in second.split("[2/6]")[1].splitlines()[0]
     assert "0 ok, 0 failed, 24 skipped (already stored)" in second
-    assert "(reused: same config)" in second
+    assert "(reused)" in second.split("[3/5]")[1].splitlines()[0]
     assert f"0 children run, {len(children)} reused; parent run {parent.run_id}" in second
     assert header in second
     assert _label_rows(out) == rows
     assert (out / "pretrain" / "encoder.pt").stat().st_mtime == encoder_mtime
     again = _runs(out)
     assert len(again) == len(runs)  # no new children, no new pretraining run
+    assert len(client.search_model_versions("name='molpre-demo'")) == 1  # registered once
