@@ -221,7 +221,7 @@ class FinetuneConfig:
 
 #: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
 CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction", "test_ids", "test_first",
-              "split_seed", "val_fraction", "mode", "encoder", "preset", "epochs", "batch_size",
+              "split_seed", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
               "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
               "max_minutes", "ema_decay", "threads", "run_name", "register_name", "accelerator",
               "devices", "out")
