@@ -331,7 +331,7 @@ def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
 
 def predict_stage(model_dir: Path, smiles: Iterable[str]):
     """Predict energies for ``smiles`` with a finetuned model (errors become rows)."""
-    from molpre.predict import Predictor
+    from molpre.inference import Predictor
 
     return Predictor.load(model_dir).predict(list(smiles))
 

@@ -38,7 +38,7 @@ def command(source, input_path, conformers, smiles_col, id_col, seed, workers, b
 
     guard([output], [input_path, source])
     check_model_source(source)  # an unreachable MLflow store fails in seconds
-    from molpre.predict import ModelLoadError, Predictor
+    from molpre.inference import ModelLoadError, Predictor
 
     try:
         predictor = Predictor.load(source, device=device, n_conformers=conformers, seed=seed,

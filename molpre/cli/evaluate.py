@@ -37,7 +37,7 @@ def command(source, data_path, target, key, unit, forces_key, forces, batch_size
     when scored.
     """
     from molpre.data.datasets import DatasetError
-    from molpre.evaluation import evaluate_model
+    from molpre.inference import evaluate_model
     from molpre.outputs import folder, guard
     from molpre.tracking import check_model_source, check_tracking_uri
 
@@ -45,7 +45,7 @@ def command(source, data_path, target, key, unit, forces_key, forces, batch_size
     check_model_source(source)  # an unreachable MLflow store fails in seconds
     if log_mlflow:
         check_tracking_uri()  # before the work it would log: fails in seconds
-    from molpre.predict import ModelLoadError, Predictor
+    from molpre.inference import ModelLoadError, Predictor
 
     try:
         predictor = Predictor.load(source, device=device, progress=False, workers=workers)

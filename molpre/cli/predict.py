@@ -50,7 +50,7 @@ def command(input_path, source, conformers, aggregation, temperature, batch_size
 
     guard([output], [input_path, source])
     check_model_source(source)  # an unreachable MLflow store fails in seconds
-    from molpre.predict import ModelLoadError, Predictor
+    from molpre.inference import ModelLoadError, Predictor
 
     try:
         predictor = Predictor.load(source, device=device, n_conformers=conformers,
@@ -82,7 +82,7 @@ def _table(path: Path, suffix: str, id_col: str | None):
     import pandas as pd
 
     from molpre.chem.readers import ID_COLUMNS
-    from molpre.predict_inputs import find_column
+    from molpre.inference.inputs import find_column
 
     frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
                         keep_default_na=False)

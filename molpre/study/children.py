@@ -87,7 +87,7 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
     the delta data its test errors are computed on (the model's raw output is the delta).
     """
     from molpre.data.graph import atoms_to_sample
-    from molpre.models.inference import predict_targets
+    from molpre.inference import predict_targets
     from molpre.train.finetune import finetune
     from molpre.train.finetune_config import FinetuneConfig
 
@@ -117,8 +117,8 @@ def _baseline_run(job: dict, errors: np.ndarray, extra: dict) -> tuple[str, dict
     """Create the MLflow run of a baseline child and log its test metrics."""
     import mlflow
 
+    from molpre.inference import error_metrics
     from molpre.tracking import flatten
-    from molpre.train.evaluate import error_metrics
 
     c = job["child"]
     known = np.isfinite(errors)  # NaN: an element the budget's labels never show (skipped)

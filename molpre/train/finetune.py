@@ -34,14 +34,14 @@ import torch
 from molpre.data.datasets import DatasetError, LabeledData, labeled_from_atoms, load_labeled
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
+from molpre.inference.batch import predict_targets, target_columns
+from molpre.inference.metrics import mean_only, parity_plot, target_metrics
 from molpre.models.checkpoint import DTYPES, save_checkpoint
 from molpre.models.committee import Committee, calibrate, out_of_domain_fraction
 from molpre.models.energy import PropertyModel, make_head
-from molpre.models.inference import predict_targets, target_columns
 from molpre.runtime import seed_everything
 from molpre.targets import TargetSpec, get_target, monitor_name
 from molpre.targets.kinds import MeanPrior
-from molpre.train.evaluate import mean_only, parity_plot, target_metrics
 from molpre.train.finetune_config import ConfigError, FinetuneConfig
 from molpre.train.hardware import resolve_accelerator
 from molpre.train.losses import snapshot
@@ -370,7 +370,7 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     """Run one finetune (see the module docstring); ``data`` skips re-reading ``config.data``."""
     import mlflow
 
-    from molpre.pyfunc import log_pyfunc_model, save_pyfunc_model
+    from molpre.inference import log_pyfunc_model, save_pyfunc_model
     from molpre.tracking import start_run
 
     config = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)

@@ -65,7 +65,7 @@ class FragmentSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model source for :meth:`molpre.predict.Predictor.load` (path, runs:/..., models:/...)."""
+    """A model source for :meth:`molpre.inference.Predictor.load` (path, runs:/..., models:/...)."""
 
     source: str = ""
     aggregation: str = "lowest"

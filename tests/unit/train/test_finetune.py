@@ -8,9 +8,9 @@ from ase.build import molecule
 from ase.optimize import BFGS
 
 from molpre.data.datasets import load_labeled
+from molpre.inference import predict_energies
+from molpre.inference.predictor import Predictor
 from molpre.models.checkpoint import load_checkpoint
-from molpre.predict import Predictor
-from molpre.train.evaluate import predict_energies
 from molpre.train.finetune import finetune
 from molpre.train.finetune_config import FinetuneConfig
 
@@ -83,7 +83,7 @@ def test_checkpoint_rebuilds_the_model_and_pyfunc_gives_the_same_numbers(trained
 
 
 def test_missing_mlflow_models_give_one_clear_error(trained):
-    from molpre.predict import ModelLoadError
+    from molpre.inference.predictor import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="cannot load model runs:/0123456789abcdef/model"):
         Predictor.load("runs:/0123456789abcdef/model")

@@ -1,7 +1,7 @@
 """The finetuned model as an MLflow pyfunc ("models from code", no pickled objects).
 
 It sits beside the Predictor it wraps (above molpre.models, which it used to live in:
-model folders saved before name ``molpre.models.pyfunc`` in their code file, an alias of
+model folders saved before name ``molpre.inference.pyfunc`` in their code file, an alias of
 this module that ``molpre`` keeps importable).
 
 The model directory holds the checkpoint (weights + rebuild config) as an artifact and the
@@ -16,7 +16,7 @@ the model's environment although molpre is on no package index.
 Input: a table with a SMILES column (``smiles``, ``SMILES``, ... any case, or named by the
 ``smiles_col`` param; optional ``id``, and ``xyz``: an (ext)xyz text of one conformer, used
 instead of generated conformers); other columns are passed through. Output: the input's
-columns, then the Predictor's (molpre.predict.COLUMNS; a committee checkpoint, ``meta.committee``,
+columns, then the Predictor's (molpre.inference.predictor.COLUMNS; a committee checkpoint, ``meta.committee``,
 adds ``<column>_std`` doubles and ``ood`` boolean, ``ood_reason`` string). The signature
 declares no input schema on purpose: MLflow would otherwise drop unnamed columns and reject
 ``SMILES``. A committee loads through the same checkpoint artifact as a single model.
@@ -36,7 +36,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from molpre.models.wheel import build_wheel
+from molpre.inference.wheel import build_wheel
 
 CODE_PATH = Path(__file__).with_name("_pyfunc_code.py")
 CHECKPOINT_ARTIFACT = "checkpoint"
@@ -63,7 +63,7 @@ def signature_for(columns: list[str], committee: bool = False) -> ModelSignature
     """SIGNATURE with one double output per target column (``energy_ev``, ``gap_ev``, ...;
     ``energy_minus_atomref_ev`` follows ``energy_ev``), as :attr:`Predictor.columns`; with
     ``committee``, ``<column>_std`` after each and ``ood``, ``ood_reason``."""
-    from molpre.predict import value_columns
+    from molpre.inference.predictor import value_columns
 
     columns = value_columns([c for c in columns if c != "energy_minus_atomref_ev"], committee)
     flags = [ColSpec("boolean", "ood"), ColSpec("string", "ood_reason")] if committee else []
@@ -84,12 +84,12 @@ def _signature(checkpoint: str | Path) -> ModelSignature:
 
 
 class MolprePyfunc(mlflow.pyfunc.PythonModel):
-    """Loads the checkpoint artifact into a :class:`molpre.predict.Predictor`."""
+    """Loads the checkpoint artifact into a :class:`molpre.inference.predictor.Predictor`."""
 
     predictor: Any = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        from molpre.predict import Predictor
+        from molpre.inference.predictor import Predictor
 
         self.predictor = Predictor.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT],
                                                    device="auto", progress=False)

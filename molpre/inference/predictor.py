@@ -8,7 +8,7 @@
     atoms.calc = pred.calculator()                     # ASE calculator (energy, forces)
 
 Loading never runs code from the model folder: molpre's weights-only checkpoint is found
-inside the artifact and rebuilt (molpre.models.source). SMILES and RDKit molecules get
+inside the artifact and rebuilt (molpre.inference.source). SMILES and RDKit molecules get
 conformers from molpre.chem (ETKDGv3 + MMFF, on ``workers`` processes), whose model energies
 are combined as the ``lowest`` or the Boltzmann-weighted mean (``boltzmann``, at
 ``temperature`` K); ASE Atoms are used as given after the intake's checks (finite, no
@@ -43,11 +43,8 @@ from ase.units import kB
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.delta import Delta
-from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
-from molpre.models.committee import STD, Committee, Domain, mean_and_std
-from molpre.models.inference import aggregate_columns, columns_from_targets, target_columns
-from molpre.models.source import ModelLoadError, read_model_source
-from molpre.predict_inputs import (
+from molpre.inference.batch import aggregate_columns, columns_from_targets, target_columns
+from molpre.inference.inputs import (
     MAX_ATOMS,
     Job,
     default_id,
@@ -57,6 +54,9 @@ from molpre.predict_inputs import (
     merge_frame,
     unsupported_elements,
 )
+from molpre.inference.source import ModelLoadError, read_model_source
+from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
+from molpre.models.committee import STD, Committee, Domain, mean_and_std
 from molpre.targets import get_target
 
 #: Result columns, in order. ``energy_minus_atomref_ev`` is the total minus the sum of the
@@ -249,7 +249,7 @@ class Predictor:
     def calculator(self):
         """An ASE calculator (energy eV, forces eV/Angstrom) on the model's device and dtype;
         a delta model's computes its cheap level (energy and forces) at every geometry."""
-        from molpre.calculator import MolpreCalculator
+        from molpre.inference.calculator import MolpreCalculator
 
         return MolpreCalculator(self.model, self.cutoff, domain=self.domain,
                                 max_atoms=int(self.max_atoms), delta=self.delta)
