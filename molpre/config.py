@@ -224,6 +224,65 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# composition: a section that overrides some fields of another config
+
+
+def override_of(base: type, names: Iterable[str], *, name: str, doc: str,
+                defaults: Mapping[str, Any] | None = None, bases: tuple[type, ...] = ()) -> type:
+    """A frozen config dataclass ``name`` whose fields are the fields ``names`` of config
+    ``base``, declared once there (type, help, flags, validation), with ``defaults`` in
+    place of base's own defaults; ``bases``: frozen dataclasses adding fields of its own.
+
+    The result's :meth:`apply` returns a ``base`` config with those fields set from the
+    override, and every instance is checked by ``base()`` (which must build from its
+    defaults) with its values: a bad ``lr`` is base's error, named under the section's key::
+
+        TrainSpec = override_of(FinetuneConfig, ("lr", "epochs"), name="TrainSpec",
+                                doc="...", defaults={"lr": 5e-3})
+        TrainSpec().apply(FinetuneConfig(data="x.db")).lr  # 0.005
+    """
+    defaults = dict(defaults or {})
+    names = tuple(names)
+    by_name = {f.name: f for f in dataclasses.fields(base)}
+    check_keys(names, by_name, base.__name__)
+    check_keys(defaults, names, name)
+    types_ = field_types(base)
+    fields = [(n, types_[n], _override_field(by_name[n], defaults)) for n in names]
+
+    def apply(self, config: Any, **changes: Any) -> Any:
+        """``config`` (a ``base``) with this override's fields (and ``changes``) set."""
+        values = {n: copy.deepcopy(getattr(self, n)) for n in names}
+        return dataclasses.replace(config, **{**values, **changes})
+
+    def __post_init__(self) -> None:
+        for parent in bases:
+            if hasattr(parent, "__post_init__"):
+                parent.__post_init__(self)
+        try:
+            self.apply(base())  # base's own validation of the overridden values
+        except ConfigError as err:  # a ValueError: from_dict names the section
+            raise ValueError(str(err)) from None
+
+    namespace = {"apply": apply, "__post_init__": __post_init__, "__doc__": doc,
+                 "OVERRIDES": (base, names)}
+    return dataclasses.make_dataclass(name, fields, bases=bases, frozen=True,
+                                      namespace=namespace)
+
+
+def _override_field(field: dataclasses.Field, defaults: Mapping[str, Any]) -> dataclasses.Field:
+    """A copy of ``field`` (its metadata: help, flags) with its default from ``defaults``."""
+    if field.name in defaults:
+        value = defaults[field.name]
+        if isinstance(value, (list, dict, set)):
+            return dataclasses.field(default_factory=lambda v=value: copy.deepcopy(v),
+                                     metadata=field.metadata)
+        return dataclasses.field(default=value, metadata=field.metadata)
+    if field.default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=field.default_factory, metadata=field.metadata)
+    return dataclasses.field(default=field.default, metadata=field.metadata)
+
+
+# ---------------------------------------------------------------------------------------------
 # sources: YAML files, dotted overrides
 
 
