@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 #: Top-level keys a pipeline YAML may hold, one per command that has a config.
-SECTIONS = ("pretrain", "finetune", "demo", "study", "workflow")
+SECTIONS = ("pretrain", "finetune", "demo", "study", "workflow", "conformers", "label",
+            "predict", "embed", "evaluate")
 
 
 class ConfigError(ValueError):
@@ -42,15 +43,17 @@ class ConfigError(ValueError):
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str = "", flags: tuple[str, ...] = (),
-            click_type: Any = None, required: bool = False,
+            click_type: Any = None, required: bool = False, metavar: str | None = None,
             default_factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field that also describes its command-line option.
 
     help: the option's help text; flags: e.g. ``("-o", "--output")`` (default: ``--<name>``);
     click_type: a ``click`` type (``click.Path(exists=True)``, ``click.IntRange(min=1)``);
     default: its type otherwise. required: the option must be given on the command line.
+    metavar: the value's name in ``--help`` (``DB``, ``K``).
     """
-    meta = {"help": help, "flags": tuple(flags), "click_type": click_type, "required": required}
+    meta = {"help": help, "flags": tuple(flags), "click_type": click_type, "required": required,
+            "metavar": metavar}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

@@ -62,6 +62,8 @@ def field_option(cls: type, path: str) -> Callable:
     inner = optional_members(tp)[1][0]
     kwargs: dict[str, Any] = {"default": None, "required": bool(meta.get("required")),
                               "help": (meta.get("help") or "") + _default_text(field)}
+    if meta.get("metavar"):
+        kwargs["metavar"] = meta["metavar"]
     if inner is bool:
         long = next(f for f in flags if f.startswith("--"))
         flags = [f for f in flags if f != long] + [f"{long}/--no-{long[2:]}"]

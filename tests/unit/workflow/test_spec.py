@@ -48,7 +48,7 @@ def test_overrides_apply_over_the_file_and_bad_ones_name_the_key(tmp_path):
     job = load_job(WORKFLOWS / "label.yaml", ["level.basis=sto-3g", "chunk_size=1",
                                                "intake.elements=[H, C]"])
     assert (job.level.basis, job.chunk_size, job.intake.elements) == ("sto-3g", 1, ("H", "C"))
-    assert load_job(WORKFLOWS / "label.yaml").level.basis == "6-31g"
+    assert load_job(WORKFLOWS / "label.yaml").level.basis == "6-31g(2df,p)"  # the default
     with pytest.raises(SpecError, match="unknown config key 'level.basis_set'") as err:
         load_job(WORKFLOWS / "label.yaml", ["level.basis_set=sto-3g"])
     assert isinstance(err.value, ConfigError)
