@@ -50,6 +50,8 @@ def _default_text(field: dataclasses.Field) -> str:
         return ""
     if isinstance(value, bool):
         return ""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
     return f" [default: {value}]"
 
 
@@ -66,7 +68,8 @@ def field_option(cls: type, path: str) -> Callable:
         kwargs["metavar"] = meta["metavar"]
     if inner is bool:
         long = next(f for f in flags if f.startswith("--"))
-        flags = [f for f in flags if f != long] + [f"{long}/--no-{long[2:]}"]
+        pair = long if "/" in long else f"{long}/--no-{long[2:]}"  # or as the field says
+        flags = [f for f in flags if f != long] + [pair]
     elif meta.get("click_type") is not None:
         kwargs["type"] = meta["click_type"]
     elif typing.get_origin(inner) is list:
