@@ -1,8 +1,9 @@
 """Configs of molecule input: the intake plus the input's columns, and ``molpre conformers``.
 
 :class:`InputConfig` is an :class:`~molpre.chem.molecules.IntakeConfig` (what is accepted;
-its fields are not copied) plus where a table keeps its SMILES and ids; batch jobs hold one
-(``intake:`` in a job spec) and :class:`ConformersConfig` is one with the conformer options.
+its fields are not copied) and :class:`InputColumns` (where a table keeps its SMILES and
+ids); batch jobs hold one (``intake:`` in a job spec) and :class:`ConformersConfig` is one
+with the conformer options. ``molpre predict`` and ``embed`` take InputColumns too.
 """
 
 from __future__ import annotations
@@ -16,14 +17,19 @@ from molpre.config import setting
 
 
 @dataclass(frozen=True)
-class InputConfig(IntakeConfig):
-    """The intake (IntakeConfig's fields) and a table's columns: ``smiles_col`` and
-    ``id_col`` (None: found by name, ``smiles``/``SMILES``, ``id``, ...)."""
+class InputColumns:
+    """Where a table keeps its molecules: ``smiles_col`` and ``id_col`` (None: found by
+    name, ``smiles``/``SMILES``, ``id``, ...)."""
 
     smiles_col: str | None = setting(None, metavar="NAME", help=(
-        "CSV column holding SMILES (default: found by name, e.g. 'smiles')."))
+        "CSV column holding SMILES (default: found by name, any case, e.g. 'smiles')."))
     id_col: str | None = setting(None, metavar="NAME", help=(
         "CSV column holding molecule ids (default: found by name, e.g. 'id')."))
+
+
+@dataclass(frozen=True)
+class InputConfig(IntakeConfig, InputColumns):
+    """The intake (IntakeConfig's fields) and a table's columns (InputColumns')."""
 
     def intake(self) -> IntakeConfig:
         """The intake part alone."""

@@ -128,7 +128,8 @@ def config_options(cls: type, fields: Sequence[str], *, section: str | None = No
 
         for path in reversed(fields):
             wrapper = field_option(cls, path)(wrapper)
-        where = f"a {section}: section or " if section else ""
+        article = "an" if section and section[0] in "aeiou" else "a"
+        where = f"{article} {section}: section or " if section else ""
         wrapper = click.option(
             "--set", "config_sets", multiple=True, metavar="KEY=VALUE",
             help="Override any config key by dotted path, value read as YAML "
