@@ -36,6 +36,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
+from molpre.inference.options import PredictorOptions
 from molpre.inference.wheel import build_wheel
 
 CODE_PATH = Path(__file__).with_name("_pyfunc_code.py")
@@ -43,6 +44,7 @@ CHECKPOINT_ARTIFACT = "checkpoint"
 WHEEL_ARTIFACT = "molpre_wheel"
 ARTIFACT_PATH = "model"
 
+_DEFAULTS = PredictorOptions()
 SIGNATURE = ModelSignature(
     inputs=None,
     outputs=Schema([
@@ -50,10 +52,10 @@ SIGNATURE = ModelSignature(
         ColSpec("double", "energy_minus_atomref_ev"), ColSpec("string", "status"),
         ColSpec("string", "error"), ColSpec("long", "n_conformers"),
     ]),
-    params=ParamSchema([
-        ParamSpec("n_conformers", "long", 3),
-        ParamSpec("aggregation", "string", "lowest"),
-        ParamSpec("temperature", "double", 298.15),
+    params=ParamSchema([  # defaults: the Predictor's (PredictorOptions)
+        ParamSpec("n_conformers", "long", _DEFAULTS.n_conformers),
+        ParamSpec("aggregation", "string", _DEFAULTS.aggregation),
+        ParamSpec("temperature", "double", _DEFAULTS.temperature),
         ParamSpec("smiles_col", "string", ""),
     ]),
 )
