@@ -16,7 +16,8 @@ the model's environment although molpre is on no package index.
 Input: a table with a SMILES column (``smiles``, ``SMILES``, ... any case, or named by the
 ``smiles_col`` param; optional ``id``, and ``xyz``: an (ext)xyz text of one conformer, used
 instead of generated conformers); other columns are passed through. Output: the input's
-columns, then the Predictor's (molpre.inference.predictor.COLUMNS; a committee checkpoint, ``meta.committee``,
+columns, then the Predictor's (molpre.inference.predictor.COLUMNS, with None, JSON ``null``,
+where the Predictor has NaN: an error row's values; a committee checkpoint, ``meta.committee``,
 adds ``<column>_std`` doubles and ``ood`` boolean, ``ood_reason`` string). The signature
 declares no input schema on purpose: MLflow would otherwise drop unnamed columns and reject
 ``SMILES``. A committee loads through the same checkpoint artifact as a single model.
@@ -97,8 +98,21 @@ class MolprePyfunc(mlflow.pyfunc.PythonModel):
                                                    device="auto", progress=False)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """The Predictor's rows, with None (JSON ``null``) where the Predictor has NaN."""
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return self.predictor.predict_frame(frame, **(params or {}))
+        return with_nulls(self.predictor.predict_frame(frame, **(params or {})))
+
+
+def with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each float column that holds NaN (an error row's values and spreads)
+    as an object column holding None there: ``mlflow models serve`` writes None as JSON
+    ``null``, and NaN as a bare ``NaN``, which strict JSON parsers reject."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if pd.api.types.is_float_dtype(column) and column.isna().any():
+            out[name] = column.astype(object).where(column.notna(), None)
+    return out
 
 
 def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
