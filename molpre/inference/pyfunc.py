@@ -115,34 +115,44 @@ def with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
-    """Write a pyfunc model directory at ``path`` (which must not exist) for a checkpoint."""
+def save_pyfunc_model(checkpoint: str | Path, path: str | Path,
+                      files: dict[str, str | Path] | None = None) -> Path:
+    """Write a pyfunc model directory at ``path`` (which must not exist) for a checkpoint;
+    ``files``: more artifacts by name (``{"split": "out/split.csv"}``: the model's
+    train/val/test rows), kept in ``path/artifacts/``."""
     with _no_example_warning(), tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.save_model(path=str(path), python_model=str(CODE_PATH),
-                                 signature=_signature(checkpoint), **_payload(checkpoint, tmp))
+                                 signature=_signature(checkpoint),
+                                 **_payload(checkpoint, tmp, files))
     return Path(path)
 
 
-def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None) -> str:
-    """Log the pyfunc into the active run (optionally registered); returns ``runs:/<id>/model``."""
+def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None,
+                     files: dict[str, str | Path] | None = None) -> str:
+    """Log the pyfunc (with ``files``, as :func:`save_pyfunc_model`) into the active run,
+    optionally registered; returns ``runs:/<id>/model``."""
     with _no_example_warning():
-        _log(checkpoint, register_name)
+        _log(checkpoint, register_name, files)
     return f"runs:/{mlflow.active_run().info.run_id}/{ARTIFACT_PATH}"
 
 
-def _log(checkpoint: str | Path, register_name: str | None) -> None:
+def _log(checkpoint: str | Path, register_name: str | None,
+         files: dict[str, str | Path] | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.log_model(name=ARTIFACT_PATH, python_model=str(CODE_PATH),
                                 signature=_signature(checkpoint), registered_model_name=register_name,
-                                **_payload(checkpoint, tmp))
+                                **_payload(checkpoint, tmp, files))
 
 
-def _payload(checkpoint: str | Path, tmp: str) -> dict[str, Any]:
-    """Artifacts (the checkpoint and a molpre wheel) and requirements that install the wheel
-    from inside the model folder (MLflow installs requirements with the folder as cwd)."""
+def _payload(checkpoint: str | Path, tmp: str,
+             files: dict[str, str | Path] | None = None) -> dict[str, Any]:
+    """Artifacts (the checkpoint, a molpre wheel and ``files``) and requirements that install
+    the wheel from inside the model folder (MLflow installs requirements with the folder as
+    cwd)."""
     wheel = build_wheel(tmp)
-    return {"artifacts": {CHECKPOINT_ARTIFACT: str(checkpoint), WHEEL_ARTIFACT: str(wheel)},
-            "pip_requirements": [f"artifacts/{wheel.name}"]}
+    artifacts = {CHECKPOINT_ARTIFACT: str(checkpoint), WHEEL_ARTIFACT: str(wheel),
+                 **{name: str(path) for name, path in (files or {}).items()}}
+    return {"artifacts": artifacts, "pip_requirements": [f"artifacts/{wheel.name}"]}
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 One call = one MLflow run (molpre.tracking): resolved config as params, dataset hash and
 provenance as tags, step-0 and per-epoch train/val MAE (meV), test MAE/RMSE (meV, kcal/mol)
 against the atomref-only baseline, parity.png, and the model as an MLflow pyfunc. OUT gets
-``model.ckpt`` (rebuilds itself), ``model/`` (pyfunc directory), ``metrics.json`` and
-``parity.png``. Safe to call many times in one process (each call seeds and cleans up).
+``model.ckpt`` (rebuilds itself), ``model/`` (pyfunc directory), ``metrics.json``,
+``parity.png`` and ``split.csv``: every labeled row the model was trained, validated and
+tested on (mol_id, part, row, group, smiles; :func:`molpre.data.splits.split_table`), also in
+``model/artifacts/split.csv`` and the run's artifacts, so a model says which molecules it saw. Safe to call many times in one process (each call seeds and cleans up).
 
 ``ensemble: K`` (> 1) trains K members on the same split, member k seeded ``seed + k``
 (its own initial weights and batch order; member 0 is the single-model run), each logged
@@ -33,7 +35,14 @@ import torch
 
 from molpre.data.datasets import DatasetError, LabeledData, labeled_from_atoms, load_labeled
 from molpre.data.graph import atoms_to_sample, collate
-from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
+from molpre.data.splits import (
+    Split,
+    make_split,
+    permutation_test_rows,
+    read_ids,
+    rows_matching,
+    write_split,
+)
 from molpre.inference.batch import predict_targets, target_columns
 from molpre.inference.metrics import mean_only, parity_plot, target_metrics
 from molpre.models.checkpoint import DTYPES, save_checkpoint
@@ -66,6 +75,10 @@ class FinetuneResult:
     model_uri: str | None = None
     alpha: float | None = None
     frozen: list[str] = field(default_factory=list)
+
+
+#: The model's training, validation and test rows, in OUT and beside the model (split.csv).
+SPLIT_FILE = "split.csv"
 
 
 def split_data(config: FinetuneConfig, data: LabeledData) -> Split:
@@ -423,12 +436,16 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
             mlflow.log_metric("delta_scale", delta.scale)
         ckpt = save_checkpoint(model, out / "model.ckpt", resolved, meta)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        mlflow.log_artifact(str(out / "metrics.json"))
-        if (out / "parity.png").exists():
-            mlflow.log_artifact(str(out / "parity.png"))
+        split_file = write_split(out / SPLIT_FILE, split, data.mol_ids, data.groups,
+                                 [str(a.info.get("smiles", "")) for a in data.atoms])
+        for path in (out / "metrics.json", split_file, out / "parity.png"):
+            if path.exists():
+                mlflow.log_artifact(str(path))
         shutil.rmtree(out / "model", ignore_errors=True)
-        model_dir = save_pyfunc_model(ckpt, out / "model")
-        uri = log_pyfunc_model(ckpt, config.register_name) if config.log_model else None
+        files = {"split": split_file}  # the model's rows go with it (model/artifacts/)
+        model_dir = save_pyfunc_model(ckpt, out / "model", files)
+        uri = (log_pyfunc_model(ckpt, config.register_name, files) if config.log_model
+               else None)
     for spec in _specs(model):
         log.info("finetune %s: test %s %.4g", config.mode, spec.metric_name("mae"),
                  metrics.get(spec.metric_name("mae", "test_"), np.nan))
