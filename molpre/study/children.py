@@ -173,6 +173,7 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
     """Write the study's params, tags, inputs and errors onto a finished child run."""
     import mlflow
 
+    from molpre.study.answer import headline_metric, rounded
     from molpre.study.records import DONE, delta_fields, headline, log_split_inputs, scores
 
     c = job["child"]
@@ -188,7 +189,9 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
     split = _split(job, data)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_param("arm", c["arm"])
-        mlflow.log_metric("wall_time_s", seconds)
+        mlflow.log_metric("wall_time_s", round(seconds, 1))
+        if np.isfinite(mae):  # the runs table's short, rounded column (molpre.study.answer)
+            mlflow.log_metric(headline_metric(spec), rounded(mae))
         log_split_inputs(job["data"], job["target"],
                          [data.mol_ids[i] for i in np.concatenate([split.train, split.val])],
                          [data.mol_ids[i] for i in split.test], c["budget"], c["seed"])

@@ -48,7 +48,8 @@ class Child:
 
     @property
     def run_name(self) -> str:
-        return f"{self.arm} N={self.budget} seed={self.seed}"
+        """Short and readable in the runs table: ``scratch N100 s2``."""
+        return f"{self.arm} N{self.budget} s{self.seed}"
 
     @property
     def slug(self) -> str:

@@ -214,8 +214,9 @@ def _loader(samples: list, batch_size: int, shuffle: bool, seed: int):
                       generator=generator)
 
 
-def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, forces):
-    """Train ``model`` in place (best-validation weights restored); returns (best, history)."""
+def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, forces, caps=None):
+    """Train ``model`` in place (best-validation weights restored); returns (best, history).
+    ``caps``: validation metrics also logged clipped (molpre.train.task.clipped)."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
 
@@ -226,7 +227,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
                         forces_weight=config.force_weight if forces else 0.0,
                         scales=scale, alpha=alpha, reference=reference, patience=config.patience)
     averaged = AveragedWeights(decay=config.ema_decay) if config.ema_decay else None
-    best, epochs = BestWeights(averaged), MlflowEpochMetrics(prefix)
+    best, epochs = BestWeights(averaged), MlflowEpochMetrics(prefix, caps)
     callbacks = [best, epochs, EarlyStopping(task.monitor, patience=config.patience)]
     if averaged is not None:
         callbacks.append(averaged)
@@ -247,7 +248,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
 
 
 def _train(config, model, train, val, scale, forces: bool = False,
-           member: str = "") -> tuple[float | None, list[dict]]:
+           member: str = "", caps: dict[str, float] | None = None) -> tuple[float | None, list[dict]]:
     """Fit once (or once per alpha for ``prior``), keep the best validation model;
     ``forces``: fit forces too; ``member`` prefixes the MLflow metric names (``member_1.``)."""
     import mlflow
@@ -264,7 +265,7 @@ def _train(config, model, train, val, scale, forces: bool = False,
         seed_everything(config.seed)
         prefix = member + (f"alpha_{alpha:g}." if len(alphas) > 1 else "")
         val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix,
-                                forces)
+                                forces, caps)
         if len(alphas) > 1 and np.isfinite(val_mae):
             mlflow.log_metric(f"{member}alpha_search.{monitor_name(_specs(model))}", val_mae,
                               step=alphas.index(alpha))
@@ -279,11 +280,12 @@ def _train(config, model, train, val, scale, forces: bool = False,
 
 
 def _train_committee(config, model, train_data: LabeledData, train, val, scale,
-                     forces: bool = False):
+                     forces: bool = False, caps: dict[str, float] | None = None):
     """Train ``model`` (member 0) and, for ``config.ensemble`` K > 1, K - 1 more members
     seeded ``seed + k``; returns ``(model or Committee, alpha of member 0, its history)``."""
     minutes = config.max_minutes / config.ensemble if config.max_minutes else None
-    alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale, forces)
+    alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale, forces,
+                            caps=caps)
     if config.ensemble == 1:
         return model, alpha, history
     members = [model]
@@ -291,7 +293,8 @@ def _train_committee(config, model, train_data: LabeledData, train, val, scale,
         member_config = config.replace(seed=config.seed + k, max_minutes=minutes)
         seed_everything(member_config.seed)
         member, _, _ = _build_model(member_config, start_encoder(member_config), train_data)
-        _train(member_config, member, train, val, scale, forces, member=f"member_{k}.")
+        _train(member_config, member, train, val, scale, forces, member=f"member_{k}.",
+               caps=caps)
         members.append(member)
     return Committee(members), alpha, history
 
@@ -366,6 +369,22 @@ def _step0(model, val: LabeledData, samples) -> dict[str, float]:
             for spec in _specs(model)}
 
 
+def _clip_caps(model, train: LabeledData, val: LabeledData) -> dict[str, float]:
+    """Per target: :data:`molpre.train.task.CLIP_FACTOR` x the validation MAE of the target
+    kind's baseline fitted on the training labels (``{"val_mae_mev": ...}``)."""
+    from molpre.train.task import CLIP_FACTOR
+
+    caps = {}
+    for spec in _specs(model):
+        prior = spec.kind.prior([a.numbers for a in train.atoms], train.labels[spec.name])
+        base = np.asarray(prior.predict([a.numbers for a in val.atoms]), dtype=float)
+        known = np.isfinite(base)  # NaN: an element the training labels never show
+        if known.any():
+            mae = target_metrics(spec, base[known], val.labels[spec.name][known])
+            caps[spec.metric_name("mae", "val_")] = CLIP_FACTOR * mae[spec.metric_name("mae")]
+    return caps
+
+
 def _calibrate(model, train: LabeledData, samples, metrics: dict[str, float]) -> dict | None:
     """A committee's Domain (as a dict) from its validation spreads; adds
     ``ood_threshold_<column>`` and ``test_ood_fraction`` to ``metrics``. None for one model."""
@@ -385,6 +404,7 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
 
     from molpre.inference import log_pyfunc_model, save_pyfunc_model
     from molpre.tracking import start_run
+    from molpre.train.task import clipped
 
     config = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
     resolve_accelerator(config.accelerator)  # a missing GPU fails before any work
@@ -412,11 +432,12 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
                    experiment=config.experiment, dataset_hashes={"labels": data.sha256}) as run:
         mlflow.log_params({f"split.{k}": v for k, v in split.sizes().items()})
         step0 = _step0(model, val, samples[1])
-        mlflow.log_metrics(step0, step=0)
+        caps = _clip_caps(model, train, val)
+        mlflow.log_metrics({**step0, **clipped(step0, caps)}, step=0)
         mlflow.log_params({"forces_fitted": forces, "forces_weight_used":
                            config.force_weight if forces else 0.0})
         model, alpha, history = _train_committee(config, model, train, samples[0], samples[1],
-                                                 scales, forces)
+                                                 scales, forces, caps)
         parts = [(val, samples[1]), (test, samples[2])]
         metrics = {**{f"step0_{k}": v for k, v in step0.items()},
                    **_evaluate(model, parts, train, out,
