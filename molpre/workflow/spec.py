@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molpre.chem.config import InputConfig
-from molpre.config import ConfigError, from_dict, load_config, setting
+from molpre.config import ConfigError, from_dict, load_config, override_of, setting
+from molpre.inference.options import PredictorOptions
 from molpre.qc.levels import LevelOfTheory
 
 KINDS = ("label", "predict", "corpus", "fragments")
@@ -59,12 +60,17 @@ class FragmentSpec:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSource:
     """A model source for :meth:`molpre.inference.Predictor.load` (path, runs:/..., models:/...)."""
 
     source: str = ""
-    aggregation: str = "lowest"
-    batch_size: int = 64
+
+
+#: A predict job's model: its source and two of the Predictor's own options (declared and
+#: checked in molpre.inference.options.PredictorOptions), ``aggregation`` and ``batch_size``.
+ModelSpec = override_of(PredictorOptions, ("aggregation", "batch_size"), name="ModelSpec",
+                        bases=(ModelSource,), doc=ModelSource.__doc__ + " Plus the Predictor's "
+                        "aggregation and batch_size (molpre.inference.options).")
 
 
 @dataclass(frozen=True)
