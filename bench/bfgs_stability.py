@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             "best_val_forces_mae_mev_per_a")
     print("model:", {k: round(result.metrics[k], 1) for k in keep if k in result.metrics},
           f"epochs {len(result.history)}", flush=True)
-    from molpre.calculator import MolpreCalculator
+    from molpre.inference.calculator import MolpreCalculator
 
     model = result.model.double().eval()
     calc = MolpreCalculator(model, float(model.encoder.config.cutoff))

@@ -91,7 +91,7 @@ def main() -> None:
 
     import torch
 
-    from molpre.predict import Predictor
+    from molpre.inference.predictor import Predictor
 
     torch.set_num_threads(1)
     smiles = moses_smiles(args.molecules)

@@ -24,32 +24,49 @@ release_inherited_block()  # a child of a molpre command gets Ctrl-C back (molpr
 __all__ = ["Predictor", "__version__"]
 
 #: Modules that moved, by their old names. MLflow runs the code file of a saved model
-#: folder when it loads one, and folders saved before the move import the old name.
-MOVED = {"molpre.models.pyfunc": "molpre.pyfunc"}
+#: folder when it loads one, and folders saved before a move import the old name
+#: (``molpre.models.pyfunc``, ``molpre.pyfunc``); scripts may import the others.
+MOVED = {
+    "molpre.models.pyfunc": "molpre.inference.pyfunc",
+    "molpre.pyfunc": "molpre.inference.pyfunc",
+    "molpre.predict": "molpre.inference.predictor",
+    "molpre.predict_inputs": "molpre.inference.inputs",
+    "molpre.calculator": "molpre.inference.calculator",
+    "molpre.evaluation": "molpre.inference.evaluation",
+    "molpre.train.evaluate": "molpre.inference.metrics",
+    "molpre.models.inference": "molpre.inference.batch",
+    "molpre.models.source": "molpre.inference.source",
+    "molpre.models.wheel": "molpre.inference.wheel",
+}
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Imports an old name of :data:`MOVED` as a module holding the new one's names."""
+    """Imports an old name of :data:`MOVED` as the new module itself (one module object
+    under two names: same classes, same functions, patches seen by both)."""
 
     def find_spec(self, name, path=None, target=None):
         return importlib.util.spec_from_loader(name, self) if name in MOVED else None
 
     def create_module(self, spec):
-        return None
+        module = importlib.import_module(MOVED[spec.name])
+        self._specs[module.__name__] = module.__spec__
+        return module
 
     def exec_module(self, module) -> None:
-        moved = importlib.import_module(MOVED[module.__name__])
-        module.__dict__.update({k: v for k, v in vars(moved).items() if not k.startswith("__")})
-        module.__doc__ = f"Moved to {moved.__name__} (this name is kept for saved models)."
+        """Nothing to run (the new module is imported): give it back its own ``__spec__``,
+        which the import system set to the old name's."""
+        module.__spec__ = self._specs.get(module.__name__, module.__spec__)
+
+    _specs: dict = {}
 
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
-    sys.meta_path.append(_MovedModules())
+    sys.meta_path.insert(0, _MovedModules())  # before any finder that might know the old file
 
 
 def __getattr__(name: str):
     if name == "Predictor":
-        from molpre.predict import Predictor
+        from molpre.inference import Predictor
 
         return Predictor
     raise AttributeError(f"module 'molpre' has no attribute {name!r}")

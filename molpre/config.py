@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 #: Top-level keys a pipeline YAML may hold, one per command that has a config.
-SECTIONS = ("pretrain", "finetune", "demo", "study", "workflow")
+SECTIONS = ("pretrain", "finetune", "demo", "study", "workflow", "conformers", "label",
+            "predict", "embed", "evaluate")
 
 
 class ConfigError(ValueError):
@@ -42,15 +43,17 @@ class ConfigError(ValueError):
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str = "", flags: tuple[str, ...] = (),
-            click_type: Any = None, required: bool = False,
+            click_type: Any = None, required: bool = False, metavar: str | None = None,
             default_factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field that also describes its command-line option.
 
     help: the option's help text; flags: e.g. ``("-o", "--output")`` (default: ``--<name>``);
     click_type: a ``click`` type (``click.Path(exists=True)``, ``click.IntRange(min=1)``);
     default: its type otherwise. required: the option must be given on the command line.
+    metavar: the value's name in ``--help`` (``DB``, ``K``).
     """
-    meta = {"help": help, "flags": tuple(flags), "click_type": click_type, "required": required}
+    meta = {"help": help, "flags": tuple(flags), "click_type": click_type, "required": required,
+            "metavar": metavar}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -221,6 +224,65 @@ def to_dict(config: Any) -> dict[str, Any]:
             return {k: plain(v) for k, v in value.items()}
         return value
     return plain(dataclasses.asdict(config))
+
+
+# ---------------------------------------------------------------------------------------------
+# composition: a section that overrides some fields of another config
+
+
+def override_of(base: type, names: Iterable[str], *, name: str, doc: str,
+                defaults: Mapping[str, Any] | None = None, bases: tuple[type, ...] = ()) -> type:
+    """A frozen config dataclass ``name`` whose fields are the fields ``names`` of config
+    ``base``, declared once there (type, help, flags, validation), with ``defaults`` in
+    place of base's own defaults; ``bases``: frozen dataclasses adding fields of its own.
+
+    The result's :meth:`apply` returns a ``base`` config with those fields set from the
+    override, and every instance is checked by ``base()`` (which must build from its
+    defaults) with its values: a bad ``lr`` is base's error, named under the section's key::
+
+        TrainSpec = override_of(FinetuneConfig, ("lr", "epochs"), name="TrainSpec",
+                                doc="...", defaults={"lr": 5e-3})
+        TrainSpec().apply(FinetuneConfig(data="x.db")).lr  # 0.005
+    """
+    defaults = dict(defaults or {})
+    names = tuple(names)
+    by_name = {f.name: f for f in dataclasses.fields(base)}
+    check_keys(names, by_name, base.__name__)
+    check_keys(defaults, names, name)
+    types_ = field_types(base)
+    fields = [(n, types_[n], _override_field(by_name[n], defaults)) for n in names]
+
+    def apply(self, config: Any, **changes: Any) -> Any:
+        """``config`` (a ``base``) with this override's fields (and ``changes``) set."""
+        values = {n: copy.deepcopy(getattr(self, n)) for n in names}
+        return dataclasses.replace(config, **{**values, **changes})
+
+    def __post_init__(self) -> None:
+        for parent in bases:
+            if hasattr(parent, "__post_init__"):
+                parent.__post_init__(self)
+        try:
+            self.apply(base())  # base's own validation of the overridden values
+        except ConfigError as err:  # a ValueError: from_dict names the section
+            raise ValueError(str(err)) from None
+
+    namespace = {"apply": apply, "__post_init__": __post_init__, "__doc__": doc,
+                 "OVERRIDES": (base, names)}
+    return dataclasses.make_dataclass(name, fields, bases=bases, frozen=True,
+                                      namespace=namespace)
+
+
+def _override_field(field: dataclasses.Field, defaults: Mapping[str, Any]) -> dataclasses.Field:
+    """A copy of ``field`` (its metadata: help, flags) with its default from ``defaults``."""
+    if field.name in defaults:
+        value = defaults[field.name]
+        if isinstance(value, (list, dict, set)):
+            return dataclasses.field(default_factory=lambda v=value: copy.deepcopy(v),
+                                     metadata=field.metadata)
+        return dataclasses.field(default=value, metadata=field.metadata)
+    if field.default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=field.default_factory, metadata=field.metadata)
+    return dataclasses.field(default=field.default, metadata=field.metadata)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -226,7 +226,7 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
 
 def Predictor_load(uri: str):  # noqa: N802 - reads as the call it wraps
     """``molpre.Predictor.load`` without a progress bar (the demo's last stage)."""
-    from molpre.predict import Predictor
+    from molpre.inference import Predictor
 
     return Predictor.load(uri, progress=False)
 

@@ -24,6 +24,10 @@ EXPECTED_MODULES: tuple[str, ...] = (
 )
 
 
+class TargetError(ValueError):
+    """An unknown target name or unit, or a value that is not a number (molpre.targets)."""
+
+
 def first_line(err: BaseException, limit: int | None = None) -> str:
     """The first non-empty line of ``str(err)`` (at most ``limit`` characters), or the
     exception's type name when its message is empty."""

@@ -153,16 +153,26 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT, uri: str | None = None) ->
     """Create (once) and return the experiment id; call before starting parallel workers.
 
     A new experiment in a SQLite store keeps its artifacts in the store's folder
-    (:func:`artifact_location`), not in ``./mlruns`` of whatever directory a run started in.
+    (:func:`artifact_location`), not in ``./mlruns`` of whatever directory a run started in;
+    every molpre experiment is tagged as model training (:data:`KIND_TAG`).
     """
     import mlflow
 
     uri = check_tracking_uri(uri)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(name, artifact_location=artifact_location(uri))
+    if experiment is None:
+        return mlflow.create_experiment(name, artifact_location=artifact_location(uri),
+                                        tags={KIND_TAG: MODEL_TRAINING})
+    if KIND_TAG not in experiment.tags:  # made before molpre set it
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, KIND_TAG,
+                                                 MODEL_TRAINING)
+    return experiment.experiment_id
+
+
+#: MLflow's record of what an experiment is: model training, not GenAI. (The 3.17 UI
+#: follows its own workflow switch instead, which ``molpre ui`` sets in the URL it prints.)
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 @contextmanager

@@ -18,10 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import click
 from rdkit import Chem, rdBase
 from rdkit.Chem import Descriptors, rdMolDescriptors
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
+from molpre.config import setting
 from molpre.errors import first_line
 
 #: Default supported elements. These are the elements of the drug-like and QM9-like molecules
@@ -36,21 +38,53 @@ class MoleculeError(ValueError):
     """A molecule that cannot be accepted; ``str(err)`` is the one-line reason."""
 
 
+class ElementList(click.ParamType):
+    """A command-line list of element symbols, ``H,C,N,O`` -> ``("H", "C", "N", "O")``."""
+
+    name = "SYMBOLS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (tuple, list)):
+            return tuple(value)
+        symbols = tuple(s.strip() for s in str(value).split(",") if s.strip())
+        if not symbols:
+            self.fail("give at least one element symbol, e.g. H,C,N,O", param, ctx)
+        try:
+            IntakeConfig(elements=symbols).atomic_numbers()
+        except MoleculeError as err:
+            self.fail(str(err), param, ctx)
+        return symbols
+
+
 @dataclass(frozen=True)
 class IntakeConfig:
     """What the intake accepts.
 
     elements: allowed element symbols. max_heavy_atoms / max_atoms: size limits (the second
-    counts hydrogens too), so a 300-atom input is an error row, never a long embedding.
-    neutralize: run RDKit's Uncharger. allow_radicals: accept open-shell molecules (their spin
-    multiplicity is then 1 + unpaired electrons; off because MMFF94 is a closed-shell force field).
+    counts hydrogens too; None: twice max_heavy_atoms), so a 300-atom input is an error row,
+    never a long embedding. neutralize: run RDKit's Uncharger. allow_radicals: accept
+    open-shell molecules (their spin multiplicity is then 1 + unpaired electrons; off because
+    MMFF94 is a closed-shell force field).
     """
 
-    elements: tuple[str, ...] = DEFAULT_ELEMENTS
-    max_heavy_atoms: int = 100
-    max_atoms: int = 200
-    neutralize: bool = False
-    allow_radicals: bool = False
+    elements: tuple[str, ...] = setting(
+        DEFAULT_ELEMENTS, click_type=ElementList(),
+        help="Comma-separated elements to accept; others become error rows.")
+    max_heavy_atoms: int = setting(100, click_type=click.IntRange(min=1),
+                                   help="Larger molecules become error rows.")
+    max_atoms: int | None = setting(None, click_type=click.IntRange(min=1),
+                                    help="Most atoms, hydrogens included [default: twice "
+                                         "--max-heavy-atoms].")
+    neutralize: bool = setting(False, flags=("--neutralize/--keep-charges",),
+                               help="Neutralize charged molecules with RDKit's Uncharger.")
+    allow_radicals: bool = setting(False, help="Accept open-shell molecules.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "elements", tuple(self.elements))
+        if self.max_atoms is None:
+            object.__setattr__(self, "max_atoms", 2 * self.max_heavy_atoms)
+        if self.max_heavy_atoms < 1 or self.max_atoms < 1:
+            raise ValueError("max_heavy_atoms and max_atoms must be >= 1")
 
     def atomic_numbers(self) -> frozenset[int]:
         """The allowed elements as atomic numbers (raises MoleculeError on unknown symbols)."""

@@ -8,20 +8,8 @@ from pathlib import Path
 
 import click
 
-DEFAULT_ELEMENTS = "H,C,N,O,F,S,Cl"
-
-
-def _elements(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    from molpre.chem import IntakeConfig, MoleculeError
-
-    symbols = tuple(s.strip() for s in value.split(",") if s.strip())
-    if not symbols:
-        raise click.BadParameter("give at least one element symbol, e.g. H,C,N,O")
-    try:
-        IntakeConfig(elements=symbols).atomic_numbers()
-    except MoleculeError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return symbols
+from molpre.chem.config import CLI_FIELDS, ConformersConfig
+from molpre.cli.options import config_options
 
 
 def _run(outcomes, writer, tqdm) -> None:
@@ -31,37 +19,12 @@ def _run(outcomes, writer, tqdm) -> None:
             bar.set_postfix(ok=writer.ok, failed=writer.failed, refresh=False)
 
 
-@click.command("conformers")
+@click.command("conformers", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input_path", metavar="INPUT",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path),
-              help="Output extxyz file OUT (required); rejected rows go to OUT.errors.csv "
-                   "beside it. Both are replaced only when the run ends.")
+@config_options(ConformersConfig, CLI_FIELDS, section="conformers", set_example="n=2")
 @click.option("--out", "out_alias", hidden=True, type=click.Path(path_type=Path))
-@click.option("--n", "n", default=4, show_default=True, type=click.IntRange(min=1),
-              help="Conformers per molecule (RMS pruning may keep fewer; for XYZ/3D SDF input "
-                   "the given geometry is conformer 0).")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="RDKit embedding seed (same seed, same conformers).")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0),
-              help="Worker processes, one thread each (0: one per CPU).")
-@click.option("--smiles-col", default=None, metavar="NAME",
-              help="CSV column holding SMILES (default: found by name, e.g. 'smiles').")
-@click.option("--id-col", default=None, metavar="NAME",
-              help="CSV column holding molecule ids (default: found by name, e.g. 'id').")
-@click.option("--elements", default=DEFAULT_ELEMENTS, show_default=True, callback=_elements,
-              help="Comma-separated elements to accept; others become error rows.")
-@click.option("--max-heavy-atoms", default=100, show_default=True, type=click.IntRange(min=1),
-              help="Larger molecules become error rows (total atoms, H included, are limited "
-                   "to twice this).")
-@click.option("--neutralize/--keep-charges", default=False, show_default=True,
-              help="Neutralize charged molecules with RDKit's Uncharger.")
-@click.option("--embed-timeout", default=20, show_default=True, type=click.IntRange(min=1),
-              metavar="S", help="Seconds per ETKDG embedding call; molecules that need longer "
-                                "become error rows (large, flexible molecules may need more).")
-def command(input_path: Path, out: Path | None, out_alias: Path | None, n: int, seed: int,
-            workers: int, smiles_col: str | None, id_col: str | None, elements: tuple[str, ...],
-            max_heavy_atoms: int, neutralize: bool, embed_timeout: int) -> None:
+def command(input_path: Path, config: ConformersConfig, out_alias: Path | None) -> None:
     """Generate 3D conformers for every molecule in INPUT.
 
     INPUT is .smi/.txt (SMILES [id]), .csv/.tsv (SMILES column), .sdf, or .xyz/.extxyz (bonds
@@ -78,26 +41,25 @@ def command(input_path: Path, out: Path | None, out_alias: Path | None, n: int, 
         ConformerConfig,
         ConformerWriter,
         InputError,
-        IntakeConfig,
         conformer_stream,
         errors_path,
         read_molecules,
     )
+    from molpre.cli.options import config_file
     from molpre.outputs import guard
 
-    out = out or out_alias
+    out = Path(config.output) if config.output else out_alias
     if out is None:
         raise click.UsageError("Missing option '-o' / '--output'.")
-    guard([out, errors_path(out)], [input_path])
-    config = IntakeConfig(elements=elements, max_heavy_atoms=max_heavy_atoms,
-                          max_atoms=2 * max_heavy_atoms, neutralize=neutralize)
+    guard([out, errors_path(out)], [input_path, config_file()])
     try:
-        records = read_molecules(input_path, smiles_col=smiles_col, id_col=id_col, config=config)
+        records = read_molecules(input_path, smiles_col=config.smiles_col, id_col=config.id_col,
+                                 config=config.intake())
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
     start, stopped = time.perf_counter(), None
-    stream = conformer_stream(records, n=n, seed=seed, workers=workers,
-                              config=ConformerConfig(timeout_s=embed_timeout))
+    stream = conformer_stream(records, n=config.n, seed=config.seed, workers=config.workers,
+                              config=ConformerConfig(timeout_s=config.embed_timeout))
     with ConformerWriter(out) as writer:
         try:
             _run(stream, writer, tqdm)

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import click
 
+from molpre.cli.options import config_options
+from molpre.inference.config import EVALUATE_FIELDS, EvaluateConfig
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", metavar="MODEL")
 @click.argument("data_path", metavar="DATA", type=click.Path(exists=True, dir_okay=False))
-@click.option("--target", help="Label to compare with (default: the model's finetune target); "
-                              "a key of DATA as energy=energy_ev[eV].")
-@click.option("--key", help="Read --target (default energy) from this info key of DATA, e.g. "
-                            "energy_ev (with --unit: its unit).")
-@click.option("--unit", help="Unit of --target in DATA (default: the model's finetune unit).")
-@click.option("--forces-key", help="atoms.arrays key of DATA's forces, e.g. forces_ev_a "
-                                   "(default: the model's finetune forces_key, else forces).")
-@click.option("--forces/--no-forces", default=None,
-              help="Also score forces (default: when every labeled conformer has forces).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--device", default="auto", show_default=True,
-              help="Where the model runs: auto (a GPU if torch sees one), cpu, cuda.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0),
-              help="Processes for a delta model's cheap-level PySCF (0: one per CPU core).")
-@click.option("--mlflow/--no-mlflow", "log_mlflow", default=False, show_default=True,
-              help="Log the metrics and files as an MLflow run (MLFLOW_TRACKING_URI).")
-@click.option("--experiment", default="molpre", show_default=True, help="MLflow experiment.")
-@click.option("-o", "--output", required=True, type=click.Path(),
-              help="OUTDIR: metrics.json, parity.png, predictions.csv.")
-def command(source, data_path, target, key, unit, forces_key, forces, batch_size, device,
-            workers, log_mlflow, experiment, output) -> None:
+@config_options(EvaluateConfig, EVALUATE_FIELDS, section="evaluate", set_example="batch_size=32")
+def command(source: str, data_path: str, config: EvaluateConfig) -> None:
     """Score MODEL (as for `molpre predict --model`) on DATA (.extxyz or label .db).
 
     Every labeled conformer is predicted at its own geometry; prints MAE and RMSE of each
@@ -36,27 +20,31 @@ def command(source, data_path, target, key, unit, forces_key, forces, batch_size
     dipole in Debye, ...; --target picks some) and of force components in meV/Angstrom
     when scored.
     """
+    from molpre.cli.options import config_file
+    from molpre.cli.predict import required
     from molpre.data.datasets import DatasetError
-    from molpre.evaluation import evaluate_model
+    from molpre.inference import evaluate_model
     from molpre.outputs import folder, guard
     from molpre.tracking import check_model_source, check_tracking_uri
 
-    guard([folder(output)], [source, data_path])
+    output = required(config.output, "-o / --output")
+    guard([folder(output)], [source, data_path, config_file()])
     check_model_source(source)  # an unreachable MLflow store fails in seconds
-    if log_mlflow:
+    if config.mlflow:
         check_tracking_uri()  # before the work it would log: fails in seconds
-    from molpre.predict import ModelLoadError, Predictor
+    from molpre.inference import ModelLoadError, Predictor
 
     try:
-        predictor = Predictor.load(source, device=device, progress=False, workers=workers)
-        target, unit = _target(target, key, unit, predictor.meta)
-        forces_key = forces_key or predictor.meta.get("forces_key")
-        data = _labeled(data_path, target, unit, forces, forces_key)
-        report = evaluate_model(predictor, data, output, batch_size)
+        predictor = Predictor.load(source, device=config.device,
+                                   **{**config.predictor_options(), "progress": False})
+        target, unit = _target(config.target, config.key, config.unit, predictor.meta)
+        forces_key = config.forces_key or predictor.meta.get("forces_key")
+        data = _labeled(data_path, target, unit, config.forces, forces_key)
+        report = evaluate_model(predictor, data, output, config.batch_size)
     except (ModelLoadError, DatasetError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    if log_mlflow:
-        _log(report, source, data, experiment)
+    if config.mlflow:
+        _log(report, source, data, config.experiment)
     click.echo(_summary(report.metrics, target, output))
 
 

@@ -50,6 +50,8 @@ def _default_text(field: dataclasses.Field) -> str:
         return ""
     if isinstance(value, bool):
         return ""
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
     return f" [default: {value}]"
 
 
@@ -62,9 +64,12 @@ def field_option(cls: type, path: str) -> Callable:
     inner = optional_members(tp)[1][0]
     kwargs: dict[str, Any] = {"default": None, "required": bool(meta.get("required")),
                               "help": (meta.get("help") or "") + _default_text(field)}
+    if meta.get("metavar"):
+        kwargs["metavar"] = meta["metavar"]
     if inner is bool:
         long = next(f for f in flags if f.startswith("--"))
-        flags = [f for f in flags if f != long] + [f"{long}/--no-{long[2:]}"]
+        pair = long if "/" in long else f"{long}/--no-{long[2:]}"  # or as the field says
+        flags = [f for f in flags if f != long] + [pair]
     elif meta.get("click_type") is not None:
         kwargs["type"] = meta["click_type"]
     elif typing.get_origin(inner) is list:
@@ -123,7 +128,8 @@ def config_options(cls: type, fields: Sequence[str], *, section: str | None = No
 
         for path in reversed(fields):
             wrapper = field_option(cls, path)(wrapper)
-        where = f"a {section}: section or " if section else ""
+        article = "an" if section and section[0] in "aeiou" else "a"
+        where = f"{article} {section}: section or " if section else ""
         wrapper = click.option(
             "--set", "config_sets", multiple=True, metavar="KEY=VALUE",
             help="Override any config key by dotted path, value read as YAML "

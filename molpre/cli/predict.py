@@ -6,38 +6,16 @@ from pathlib import Path
 
 import click
 
+from molpre.cli.options import config_options
+from molpre.inference.config import PREDICT_FIELDS, PredictConfig
+
 TABLE_SUFFIXES = (".csv", ".tsv")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "source", required=True,
-              help="A finetune OUTDIR, its model/ dir, a model.ckpt, runs:/<id>/model, "
-                   "models:/<name>/<version> or models:/<name>@<alias>. No code from it runs.")
-@click.option("--conformers", default=3, show_default=True, type=click.IntRange(min=1),
-              help="Conformers per molecule (SMILES/2D inputs): at most this many; ETKDG "
-                   "prunes those within 0.5 A heavy-atom RMS of another, so a rigid molecule "
-                   "(benzene, ethanol) keeps 1. n_conformers reports how many were used.")
-@click.option("--aggregation", default="lowest", show_default=True,
-              type=click.Choice(["lowest", "boltzmann"]), help="How conformer energies combine.")
-@click.option("--temperature", default=298.15, show_default=True, type=click.FloatRange(min=1),
-              help="Kelvin, for --aggregation boltzmann.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--smiles-col", help="SMILES column of a CSV input (default: guessed, any case).")
-@click.option("--id-col", help="Id column of a CSV input (default: guessed; else FILE-ROW).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Conformer seed.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=0),
-              help="Conformer processes, also for a delta model's cheap-level PySCF "
-                   "(0: one per CPU core).")
-@click.option("--device", default="auto", show_default=True,
-              help="Where the model runs: auto (a GPU if torch sees one), cpu, cuda, cuda:1.")
-@click.option("--chunk", default=256, show_default=True, type=click.IntRange(min=1),
-              help="Molecules per prediction chunk (bounded memory).")
-@click.option("-o", "--output", required=True, type=click.Path(),
-              help="OUT.csv: a CSV input's columns, then id, smiles, energy_ev, "
-                   "energy_minus_atomref_ev, status, error, n_conformers.")
-def command(input_path, source, conformers, aggregation, temperature, batch_size, smiles_col,
-            id_col, seed, workers, device, chunk, output) -> None:
+@config_options(PredictConfig, PREDICT_FIELDS, section="predict", set_example="n_conformers=5")
+def command(input_path: str, config: PredictConfig) -> None:
     """Predict energies (eV) for INPUT (.smi, .csv, .tsv, .sdf, .xyz) with a finetuned model.
 
     Every input row gives one output row, in order; a CSV input's columns are kept.
@@ -45,26 +23,33 @@ def command(input_path, source, conformers, aggregation, temperature, batch_size
     "error" and the reason. energy_minus_atomref_ev is the energy minus the model's
     per-element reference energies (an atomization-style energy).
     """
+    from molpre.cli.options import config_file
     from molpre.outputs import guard
     from molpre.tracking import check_model_source
 
-    guard([output], [input_path, source])
+    source, output = required(config.model, "--model"), required(config.output, "-o / --output")
+    guard([output], [input_path, source, config_file()])
     check_model_source(source)  # an unreachable MLflow store fails in seconds
-    from molpre.predict import ModelLoadError, Predictor
+    from molpre.inference import ModelLoadError, Predictor
 
     try:
-        predictor = Predictor.load(source, device=device, n_conformers=conformers,
-                                   aggregation=aggregation, temperature=temperature,
-                                   batch_size=batch_size, seed=seed, workers=workers,
-                                   chunk=chunk)
+        predictor = Predictor.load(source, device=config.device, **config.predictor_options())
     except (ModelLoadError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        inputs, ids = _inputs(Path(input_path), smiles_col, id_col)
-        n_ok, n_err = _write(predictor.predict_iter(inputs, ids, smiles_col=smiles_col), output)
+        inputs, ids = _inputs(Path(input_path), config.smiles_col, config.id_col)
+        n_ok, n_err = _write(predictor.predict_iter(inputs, ids, smiles_col=config.smiles_col),
+                             output)
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"predicted {n_ok} molecules, {n_err} errors -> {output}")
+
+
+def required(value: str, option: str) -> str:
+    """``value``, or the usage error a missing required option gives."""
+    if not value:
+        raise click.UsageError(f"Missing option '{option}' (or its key in --config).")
+    return value
 
 
 def _inputs(path: Path, smiles_col: str | None, id_col: str | None):
@@ -82,7 +67,7 @@ def _table(path: Path, suffix: str, id_col: str | None):
     import pandas as pd
 
     from molpre.chem.readers import ID_COLUMNS
-    from molpre.predict_inputs import find_column
+    from molpre.inference.inputs import find_column
 
     frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str,
                         keep_default_na=False)

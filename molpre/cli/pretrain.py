@@ -30,26 +30,23 @@ def command(config: PretrainConfig, objectives: str | None) -> None:
     KILLED.
     """
     from molpre.cli.options import config_file
-    from molpre.config import ConfigError, to_dict
+    from molpre.config import ConfigError
     from molpre.outputs import folder, guard
     from molpre.tracking import check_tracking_uri
+    from molpre.train.pretrain_config import with_objectives
 
-    cfg = to_dict(config)
     guard([folder(config.output)], [config.corpus.path, config.corpus.shards,
                                     config.probe.data, config_file()])
     try:
         if objectives:
-            from molpre.train.pretrain_config import check_objectives, set_objectives
-
-            set_objectives(cfg, objectives.split(","))
-            check_objectives(cfg["objectives"])
+            config = with_objectives(config, objectives.split(","))
     except (ConfigError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     check_tracking_uri()  # before torch and Lightning are imported: fails in seconds
     from molpre.train.pretrain import PretrainInterrupted, pretrain
 
     try:
-        result = pretrain(cfg)
+        result = pretrain(config)
     except (ValueError, FileNotFoundError, KeyError) as exc:
         raise click.ClickException(str(exc)) from None
     except PretrainInterrupted as exc:

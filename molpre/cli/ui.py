@@ -14,14 +14,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: The MLflow UI's workflow for molpre's runs: "Model training", not its default "GenAI"
+#: (under which a study's parent run opened as an "Evaluation"). The UI reads it from the
+#: URL, else from the browser's last choice.
+WORKFLOW = "workflowType=machine_learning"
+
+
 def runs_url(port: int, experiment_id: str | None, share_key: str | None = None) -> str:
-    """The runs page (MLflow 3 otherwise opens an experiment on its GenAI overview), with the
-    study's shared view (its metric and param columns) when ``share_key`` is given."""
+    """The runs page (MLflow 3 otherwise opens an experiment on its GenAI overview) in the
+    model-training workflow, with the study's shared view (its columns, the answer on the
+    parent's row) when ``share_key`` is given."""
     base = f"http://127.0.0.1:{port}/"
     if not experiment_id:
-        return base
-    url = f"{base}#/experiments/{experiment_id}/runs"
-    return f"{url}?viewStateShareKey={share_key}" if share_key else url
+        return f"{base}#/experiments?{WORKFLOW}"
+    url = f"{base}#/experiments/{experiment_id}/runs?{WORKFLOW}"
+    return f"{url}&viewStateShareKey={share_key}" if share_key else url
 
 
 def shared_view(uri: str, experiment_id: str | None) -> str | None:
@@ -151,8 +158,10 @@ def serve(uri: str, port: int, url_for) -> None:
               help="Port on 127.0.0.1 (default: a free one).")
 def command(tracking_uri, experiment, port) -> None:
     """Start the MLflow UI on 127.0.0.1 over molpre's tracking store and print the URL of
-    the runs page (studies: nested children fold under their parent run). Ctrl-C (or
-    SIGTERM) stops it and every process it started.
+    the runs page, in MLflow's "Model training" workflow (a study: its answer on the parent
+    run's row, the children folded under it). Ctrl-C (or SIGTERM) stops it and every
+    process it started. MLflow's UI opens run pages in the workflow last chosen in the
+    browser (GenAI at first): click "Model training" once and it stays.
 
       molpre ui --experiment molpre-study
     """

@@ -141,3 +141,36 @@ def make_split(
     n_val = min(len(chosen) - 1, max(1, int(round(val_fraction * len(chosen)))))
     return Split(train=_rows(chosen[n_val:], by_group), val=_rows(chosen[:n_val], by_group),
                  test=_rows(test, by_group))
+
+
+#: The columns of a model's split file (``split.csv``), in order.
+SPLIT_COLUMNS = ("mol_id", "part", "row", "group", "smiles")
+
+
+def split_table(split: Split, mol_ids: Sequence[str], groups: Sequence[str],
+                smiles: Sequence[str] | None = None):
+    """One row per labeled conformer that a split used, as a pandas DataFrame of
+    :data:`SPLIT_COLUMNS`: ``part`` train, val or test; ``row`` its position among the
+    labeled rows the finetune read (0-based, file order); ``group`` its molecule (InChIKey,
+    else mol_id); ``smiles`` as the file gives it ('' when it does not). Sorted by row."""
+    import pandas as pd
+
+    parts = [(int(r), name) for name in ("train", "val", "test")
+             for r in getattr(split, name)]
+    parts.sort()
+    rows = [r for r, _ in parts]
+    return pd.DataFrame({
+        "mol_id": [mol_ids[r] for r in rows], "part": [p for _, p in parts], "row": rows,
+        "group": [groups[r] for r in rows],
+        "smiles": [smiles[r] if smiles is not None else "" for r in rows]},
+        columns=list(SPLIT_COLUMNS))
+
+
+def write_split(path: str | Path, split: Split, mol_ids: Sequence[str], groups: Sequence[str],
+                smiles: Sequence[str] | None = None) -> Path:
+    """Write :func:`split_table` as CSV to ``path`` (replaced at the end); returns it."""
+    from molpre.outputs import atomic_output
+
+    with atomic_output(path, newline="") as handle:
+        split_table(split, mol_ids, groups, smiles).to_csv(handle, index=False)
+    return Path(path)

@@ -4,7 +4,9 @@ dask-jobqueue cluster. Every backend has ``submit(task, records, params) -> Futu
 started (``started_at``) and can ``kill()`` its workers, which per-task deadlines need.
 
 * :class:`ProcessBackend`: a ``ProcessPoolExecutor`` (forkserver) renewed after it breaks;
-  each worker runs ``threads`` OpenMP/BLAS threads and exits when its parent is killed.
+  each worker runs ``threads`` OpenMP/BLAS threads and exits when its parent is killed; no
+  worker imports the user's ``__main__`` (molpre.executor.processes), so a script without
+  an ``if __name__ == "__main__":`` guard runs once.
 * :class:`DaskBackend`: a Dask ``Client``'s executor;
   ``local_cluster(workers, threads)``: ``distributed.LocalCluster`` bound to 127.0.0.1 with
   ``workers`` processes of one Dask thread and ``threads`` OpenMP/BLAS threads each
@@ -22,7 +24,6 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
-import multiprocessing
 import os
 import pickle
 import queue
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
+from molpre.executor.processes import forkserver_context
 from molpre.runtime import exit_with_parent
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -104,9 +106,7 @@ class ProcessBackend:
     @property
     def executor(self) -> Executor:
         if self._executor is None:
-            context = multiprocessing.get_context("forkserver")
-            if self.preload:
-                context.set_forkserver_preload(self.preload)
+            context = forkserver_context(self.preload)
             self._notices = context.Queue()
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=init_worker,

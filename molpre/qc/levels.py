@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from molpre.config import setting
+
 #: Semi-empirical methods (tblite) by molpre name -> tblite's name.
 XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 #: Force fields (RDKit) by molpre name -> RDKit's MMFF variant.
 FORCE_FIELDS = {"mmff94": "MMFF94", "mmff94s": "MMFF94s"}
-#: The level of theory of labels when none is given (``molpre label``, label jobs, studies).
-DEFAULT_LABEL_LEVEL = "b3lyp/6-31g(2df,p)"
+#: The one default level of theory of labels (``LevelOfTheory()``, ``molpre label``, label
+#: jobs): QM9's, B3LYP/6-31G(2df,p), with density fitting and grid 3 (DEFAULT_LABEL_LEVEL).
+DEFAULT_METHOD, DEFAULT_BASIS = "b3lyp", "6-31g(2df,p)"
 
 #: Fields that change the computed numbers; they enter the content key and the level string.
 #: ``max_cycle``, ``time_limit_s`` and ``max_atoms`` only decide *whether* a label is made.
@@ -33,7 +36,8 @@ RESULT_FIELDS = ("method", "basis", "density_fit", "auxbasis", "grid_level", "ca
 
 @dataclass(frozen=True)
 class LevelOfTheory:
-    """A PySCF level of theory plus the limits a labeling run enforces.
+    """A level of theory plus the limits a labeling run enforces. ``LevelOfTheory()`` is
+    the one default level of labels, B3LYP/6-31G(2df,p) (:data:`DEFAULT_LABEL_LEVEL`).
 
     Attributes:
         method: ``"HF"`` or any PySCF/libxc functional (``"b3lyp"``, ``"pbe0"``, ``"wb97x"``).
@@ -48,16 +52,23 @@ class LevelOfTheory:
         max_atoms: molecules with more atoms become error rows.
     """
 
-    method: str = "HF"
-    basis: str = "sto-3g"
-    density_fit: bool = True
-    auxbasis: str | None = None
-    grid_level: int = 3
-    cart: bool = False
-    conv_tol: float = 1e-9
-    max_cycle: int = 100
-    time_limit_s: float | None = None
-    max_atoms: int = 60
+    method: str = setting(
+        DEFAULT_METHOD, help="HF or any PySCF/libxc functional (b3lyp, pbe0, wb97x, ...), or a "
+        "cheap level: gfn2-xtb, gfn1-xtb (tblite), mmff94, mmff94s (RDKit), which ignore "
+        "the basis. The default level is QM9's, B3LYP/6-31G(2df,p).")
+    basis: str = setting(DEFAULT_BASIS, help="PySCF basis name.")
+    density_fit: bool = setting(True, help="Density fitting (RI-J/K); on by default.")
+    auxbasis: str | None = setting(None, help="Auxiliary basis for density fitting "
+                                              "[PySCF's choice].")
+    grid_level: int = setting(3, help="DFT grid level 0-9 (keep it fixed for a whole dataset).")
+    cart: bool = setting(False, help="Cartesian shells (6D/10F) instead of spherical.")
+    conv_tol: float = setting(1e-9, help="SCF convergence threshold (Hartree).")
+    max_cycle: int = setting(100, help="SCF iterations per step of the convergence ladder "
+                                       "(DIIS, damping+shift, newton).")
+    time_limit_s: float | None = setting(
+        None, flags=("--time-limit",), help="Wall-clock seconds per conformer, checked in the "
+        "SCF; a conformer still running 10 s later is killed. Overruns become error rows.")
+    max_atoms: int = setting(60, help="Larger molecules become error rows.")
 
     def __post_init__(self) -> None:
         if not self.method.strip() or not self.basis.strip():
@@ -130,6 +141,10 @@ class LevelOfTheory:
     def with_limits(self, **changes) -> LevelOfTheory:
         """A copy with some fields changed (``dataclasses.replace``)."""
         return replace(self, **changes)
+
+
+#: The tag of the default level: ``b3lyp/6-31g(2df,p)/df/grid3``.
+DEFAULT_LABEL_LEVEL = LevelOfTheory().tag
 
 
 class LevelError(ValueError):

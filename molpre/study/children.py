@@ -87,7 +87,7 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
     the delta data its test errors are computed on (the model's raw output is the delta).
     """
     from molpre.data.graph import atoms_to_sample
-    from molpre.models.inference import predict_targets
+    from molpre.inference import predict_targets
     from molpre.train.finetune import finetune
     from molpre.train.finetune_config import FinetuneConfig
 
@@ -117,8 +117,8 @@ def _baseline_run(job: dict, errors: np.ndarray, extra: dict) -> tuple[str, dict
     """Create the MLflow run of a baseline child and log its test metrics."""
     import mlflow
 
+    from molpre.inference import error_metrics
     from molpre.tracking import flatten
-    from molpre.train.evaluate import error_metrics
 
     c = job["child"]
     known = np.isfinite(errors)  # NaN: an element the budget's labels never show (skipped)
@@ -173,6 +173,7 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
     """Write the study's params, tags, inputs and errors onto a finished child run."""
     import mlflow
 
+    from molpre.study.answer import headline_metric, rounded
     from molpre.study.records import DONE, delta_fields, headline, log_split_inputs, scores
 
     c = job["child"]
@@ -188,7 +189,9 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
     split = _split(job, data)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_param("arm", c["arm"])
-        mlflow.log_metric("wall_time_s", seconds)
+        mlflow.log_metric("wall_time_s", round(seconds, 1))
+        if np.isfinite(mae):  # the runs table's short, rounded column (molpre.study.answer)
+            mlflow.log_metric(headline_metric(spec), rounded(mae))
         log_split_inputs(job["data"], job["target"],
                          [data.mol_ids[i] for i in np.concatenate([split.train, split.val])],
                          [data.mol_ids[i] for i in split.test], c["budget"], c["seed"])

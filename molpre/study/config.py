@@ -14,7 +14,7 @@ pipelines/qm9_sample.yaml)::
     encoders:  [{name, path, modes: [full], control: [full], seed, corpus}]
     baselines: null (the target kind's: [linear, krr] or [mean, krr]);  krr: {sigmas, lambdas, folds}
     train:     {preset, epochs, batch_size, lr, patience, max_minutes, ensemble, ema_decay,
-                val_fraction, val_min, fail_margin, dtype}
+                val_fraction, dtype: FinetuneConfig's, overridden; val_min, fail_margin}
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
     delta:     {level: gfn2-xtb | data: [cheap-level stores], scale: null}   (delta learning)
@@ -29,8 +29,9 @@ from typing import Any, Literal
 
 import click
 
-from molpre.config import ConfigError, load_config, setting, to_dict
+from molpre.config import ConfigError, load_config, override_of, setting, to_dict
 from molpre.targets.keys import TargetKey, target_text
+from molpre.train.finetune_config import FinetuneConfig
 
 Mode = Literal["probe", "full", "prior"]
 
@@ -112,37 +113,41 @@ class KrrSpec:
 
 
 @dataclass(frozen=True)
-class TrainSpec:
-    """Finetuning settings shared by every neural arm. The validation set (early stopping,
-    LR plateau, the prior's strength) is ``max(val_fraction, val_min / N)`` of the budget's
-    molecules: never fewer than ``val_min`` (a 10-molecule validation set once stopped a
-    run at epoch 5, at the per-element baseline). A child whose test MAE is not below
-    ``(1 - fail_margin)`` x the per-element baseline of its own labels is flagged failed
-    (that run: 20.88 vs 21.19 kcal/mol, 1.5% better: it had learned nothing).
-    ``ensemble`` K > 1 makes every neural child a committee of K members (seeds
-    seed..seed+K-1 on the child's split, sharing ``max_minutes``) scored by its mean;
-    ``ema_decay`` trains every child with an exponential moving average of its weights."""
+class StudyTraining:
+    """What a study adds to finetuning (see :data:`TrainSpec`)."""
 
-    preset: Literal["small", "medium"] = "small"
-    epochs: int = setting(300, help="Maximum epochs of every neural child.")
-    batch_size: int = 16
-    lr: float = 5e-3
-    patience: int = 40
-    max_minutes: float | None = setting(10.0, help="Wall-clock cap per neural child.")
-    ensemble: int = setting(1, help="Committee size K of every neural child (1: one model).")
-    ema_decay: float | None = setting(None, help="EMA of the weights per step (None: off).")
-    val_fraction: float = 0.1
-    val_min: int = 20
-    fail_margin: float = 0.1
-    dtype: Literal["float32", "float64"] = "float32"
+    val_min: int = setting(20, help="Fewest validation molecules of a neural child.")
+    fail_margin: float = setting(0.1, help="A child not (1 - fail_margin) x better than the "
+                                           "per-element baseline is flagged failed (a negative margin "
+                                           "loosens the flag).")
 
     def __post_init__(self) -> None:
-        if min(self.epochs, self.batch_size, self.patience, self.val_min, self.ensemble) < 1:
-            raise ValueError("epochs, batch_size, patience, val_min and ensemble must be >= 1")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError("ema_decay must be in (0, 1) (or null: off)")
-        if not 0 < self.val_fraction < 1 or self.lr <= 0:
-            raise ValueError("val_fraction must be in (0, 1) and lr > 0")
+        if self.val_min < 1:
+            raise ValueError("val_min must be >= 1")
+        if not self.fail_margin < 1:
+            raise ValueError("fail_margin must be < 1 (at 1 every child would be flagged)")
+
+
+#: FinetuneConfig fields a study's ``train:`` section may set for every neural child.
+TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "patience", "max_minutes", "ensemble",
+                "ema_decay", "val_fraction", "dtype")
+#: The study's own defaults for them (longer training, a wall-clock cap per child).
+TRAIN_DEFAULTS = {"epochs": 300, "lr": 5e-3, "patience": 40, "max_minutes": 10.0}
+
+TrainSpec = override_of(
+    FinetuneConfig, TRAIN_FIELDS, name="TrainSpec", defaults=TRAIN_DEFAULTS,
+    bases=(StudyTraining,), doc="""Finetuning settings shared by every neural arm: an override of
+    :class:`molpre.train.finetune_config.FinetuneConfig` (its fields ``TRAIN_FIELDS``, declared
+    and validated there, with the study's defaults ``TRAIN_DEFAULTS``), plus ``val_min`` and
+    ``fail_margin``. The validation set (early stopping, LR plateau, the prior's strength) is
+    ``max(val_fraction, val_min / N)`` of the budget's molecules: never fewer than
+    ``val_min`` (a 10-molecule validation set once stopped a run at epoch 5, at the
+    per-element baseline). A child whose test MAE is not below ``(1 - fail_margin)`` x the
+    per-element baseline of its own labels is flagged failed (that run: 20.88 vs 21.19
+    kcal/mol, 1.5% better: it had learned nothing). ``ensemble`` K > 1 makes every neural
+    child a committee of K members (seeds seed..seed+K-1 on the child's split, sharing
+    ``max_minutes``) scored by its mean; ``ema_decay`` trains every child with an
+    exponential moving average of its weights.""")
 
 
 @dataclass(frozen=True)

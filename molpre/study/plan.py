@@ -48,7 +48,8 @@ class Child:
 
     @property
     def run_name(self) -> str:
-        return f"{self.arm} N={self.budget} seed={self.seed}"
+        """Short and readable in the runs table: ``scratch N100 s2``."""
+        return f"{self.arm} N{self.budget} s{self.seed}"
 
     @property
     def slug(self) -> str:
@@ -153,18 +154,14 @@ def val_fraction(config: StudyConfig, budget: int) -> float:
 def finetune_config(config: StudyConfig, child: Child, test_ids: Path, encoder_path: str | None,
                     out: Path, experiment_name: str) -> FinetuneConfig:
     """The FinetuneConfig of a neural child (threads=1: two children share two cores)."""
-    t = config.train
     spec = next((e for e in config.encoders if e.name == child.encoder), None)
     head = spec.head if spec is not None and encoder_path else "fresh"
-    return FinetuneConfig(
+    child_config = FinetuneConfig(
         data=config.data, target=config.target, unit=config.unit, forces_key=config.forces_key,
-        test_ids=str(test_ids),
-        budget=child.budget, val_fraction=val_fraction(config, child.budget),
+        test_ids=str(test_ids), budget=child.budget,
         mode="full" if child.mode == "scratch" and encoder_path else child.mode,
-        encoder=encoder_path, head=head, preset=t.preset, epochs=t.epochs,
-        batch_size=t.batch_size,
-        lr=t.lr, patience=t.patience, seed=child.seed, max_minutes=t.max_minutes, dtype=t.dtype,
-        ensemble=t.ensemble, ema_decay=t.ema_decay, threads=1,
+        encoder=encoder_path, head=head, seed=child.seed, threads=1,
         out=str(out / "children" / child.slug), run_name=child.run_name,
         experiment=experiment_name, log_model=False, progress=False,
     )
+    return config.train.apply(child_config, val_fraction=val_fraction(config, child.budget))

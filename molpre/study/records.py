@@ -140,39 +140,49 @@ def log_split_inputs(source: str, target: str, train_ids: list[str], test_ids: l
 #: The share key of the runs view a study writes on its experiment (see :func:`share_runs_view`).
 VIEW_KEY = "molpre-study"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
-RUN_PARAMS = ("params.`arm`", "params.`budget`", "params.`seed`", "tags.`failed`",
-              "params.`encoder`")
 
 
 def run_columns(spec) -> list[str]:
-    """The runs table's columns: the test MAE in each report unit, then arm, budget, ..."""
-    return [f"metrics.`{spec.metric_name('mae', 'test_', u)}`" for u, _ in spec.report_units] \
-        + list(RUN_PARAMS)
+    """The runs table's columns, short names first: the rounded headline MAE (a child's own;
+    the parent's best arm's mean), the parent's interval, label savings, verdict and best
+    arm, then each child's arm, budget, seed, failed flag and encoder name (not its path)."""
+    from molpre.study.answer import BEST_ARM, HIGH, LOW, SAVINGS, VERDICT, headline_metric
+
+    name = headline_metric(spec)
+    return [f"metrics.`{name}`", f"metrics.`{name}{LOW}`", f"metrics.`{name}{HIGH}`",
+            f"metrics.`{SAVINGS}`", f"tags.`{VERDICT}`", f"tags.`{BEST_ARM}`",
+            "params.`arm`", "params.`budget`", "params.`seed`", "tags.`failed`",
+            "tags.`encoder_name`"]
 
 
 def chart_filter(spec) -> str:
-    """Charts the comparison view shows: the children's test, baseline and validation errors
-    (a regex on metric names; the parent's summary metrics stay out of the comparison)."""
-    names = [spec.metric_name("mae", p, u) for p in ("test_", "baseline_test_")
-             for u, _ in spec.report_units] + [spec.metric_name("mae", "val_"), "wall_time_s"]
+    """Charts the comparison view shows: the children's rounded test error, their validation
+    error clipped at twice the baseline's (a diverged child would flatten every other line;
+    molpre.train.task.CLIP_FACTOR) and their wall time (a regex on metric names; the
+    parent's long-named summary metrics stay out)."""
+    from molpre.study.answer import headline_metric
+    from molpre.train.task import clipped_name
+
+    names = [headline_metric(spec), clipped_name(spec.metric_name("mae", "val_")),
+             "wall_time_s"]
     return "^(" + "|".join(re.escape(n) for n in names) + ")$"
 
 
-def share_runs_view(experiment_id: str, spec) -> str:
+def share_runs_view(experiment_id: str, spec, parent_id: str | None = None) -> str:
     """Write the experiment's shared runs view (an MLflow UI "share view" state, experiment tag
-    ``mlflow.sharedViewState.molpre-study``): runs grouped by ``arm`` and ``budget`` (each
-    group row shows the mean over seeds, its children below), the columns test MAE in
-    each report unit of ``spec`` (kcal/mol and meV for the energy), arm, budget, seed, failed and encoder, and charts of the children's
-    errors only. Without it MLflow's runs table shows no metric or param column and its
-    comparison view opens on the parent's summary metrics in alphabetical order.
-    Returns the share key (the runs page URL takes ``?viewStateShareKey=<key>``)."""
+    ``mlflow.sharedViewState.molpre-study``): the parent run first with its children folded
+    under it, the columns of :func:`run_columns` (the study's answer on the parent's row),
+    and charts of the children's errors only; ``parent_id``: the study's parent run, pinned
+    to the top with its children shown. Without it MLflow's runs table shows no
+    metric or param column and its comparison view opens on the parent's summary metrics in
+    alphabetical order. Returns the share key (the runs page URL takes
+    ``?viewStateShareKey=<key>``)."""
     import mlflow
 
     state = {"selectedColumns": run_columns(spec), "runsHiddenMode": "SHOW_ALL",
              "orderByKey": "attributes.start_time", "orderByAsc": False,
-             "groupBy": {"aggregateFunction": "average",
-                         "groupByKeys": [{"mode": "param", "groupByData": "arm"},
-                                         {"mode": "param", "groupByData": "budget"}]},
-             "useGroupedValuesInCharts": True, "chartsSearchFilter": chart_filter(spec)}
+             "chartsSearchFilter": chart_filter(spec)}
+    if parent_id:
+        state.update(runsPinned=[parent_id], runsExpanded={parent_id: True})
     mlflow.MlflowClient().set_experiment_tag(experiment_id, VIEW_TAG, json.dumps(state))
     return VIEW_KEY

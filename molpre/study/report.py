@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from molpre.study import stats
+from molpre.study.answer import description, parent_fields
 from molpre.study.records import metric_name
 
 #: Baseline arms (drawn dashed in the figure): the kinds' priors and KRR.
@@ -364,11 +365,14 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
     paths[3].write_text(to_html(md, paths[2]))
     client = mlflow.MlflowClient()
     metrics, tags = _parent_metrics(summary)
+    short_metrics, short_tags = parent_fields(summary, spec)  # the answer, in the runs table
+    metrics.update(short_metrics)
+    tags.update(short_tags)
     now = int(time.time() * 1000)
     entities = [mlflow.entities.Metric(k, float(v), now, 0) for k, v in metrics.items()]
     for start in range(0, len(entities), 500):
         client.log_batch(parent, metrics=entities[start:start + 500])
-    client.set_tag(parent, "mlflow.note.content", md[:5000])
+    client.set_tag(parent, "mlflow.note.content", description(summary)[:5000])
     for k, v in tags.items():
         client.set_tag(parent, k, v)
     for path in paths:

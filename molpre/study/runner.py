@@ -207,7 +207,7 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     experiment_id = study_experiment(config.experiment, uri)
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
     spec = config.spec()
-    share_runs_view(experiment_id, spec)
+    share_runs_view(experiment_id, spec, parent)
     for line in shared_start_warnings(config, encoders):
         log.warning(line)
     audit = audit_study(config, encoders, data, test_ids)

@@ -16,9 +16,10 @@ reads, so every config, child job, checkpoint and ``--target`` option carries it
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
+
+from molpre.errors import TargetError
 
 #: ``NAME=KEY`` or ``NAME=KEY[UNIT]``.
 MAPPED = re.compile(r"^\s*(?P<name>[^=\[\],\s]+)\s*=\s*(?P<key>[^=\[\],\s]+)\s*"
@@ -54,29 +55,11 @@ def is_mapped(text: str) -> bool:
 
 def parse_mapped(text: str) -> TargetKey:
     """``"energy=energy_ev[eV]"`` -> ``TargetKey("energy", "energy_ev", "eV")``."""
-    from molpre.targets import TargetError
-
     match = MAPPED.match(str(text))
     if not match:
         raise TargetError(f"target {text!r}: write a mapped target as NAME=KEY or "
                           "NAME=KEY[UNIT], e.g. energy=energy_ev[eV]")
     return TargetKey(match["name"], match["key"], match["unit"])
-
-
-def mapped_target(text: str, unit: str | None = None):
-    """The TargetSpec of a mapped target: the registered target's kind, head and molpre unit,
-    read from one source, the mapping's key in its unit (else ``unit``, else the molpre unit).
-    """
-    from molpre.targets import TARGETS, Source, TargetError, convert
-
-    mapping = parse_mapped(text)
-    if mapping.name not in TARGETS:
-        raise TargetError(f"target {text!r}: {mapping.name!r} is not a registered target; "
-                          f"name one of {', '.join(sorted(TARGETS))}")
-    base = TARGETS[mapping.name]
-    stored = mapping.unit or unit or base.unit
-    convert(1.0, stored, base.unit)  # an unknown unit fails here, naming the choices
-    return dataclasses.replace(base, sources=(Source(mapping.key, stored),))
 
 
 def target_text(value: str | TargetKey) -> str:

@@ -73,8 +73,6 @@ def get_target(name: str, unit: str | None = None) -> TargetSpec:
     (molpre.targets.keys). Unknown names raise TargetError listing the known ones.
     """
     if "=" in name:
-        from molpre.targets.keys import mapped_target
-
         return mapped_target(name, unit)
     if name in TARGETS:
         return TARGETS[name].with_unit(unit)
@@ -112,3 +110,20 @@ def monitor_name(specs: list[TargetSpec]) -> str:
     """The validation metric that selects epochs: the one target's MAE (``val_mae_mev`` for
     the energy), or ``val_score`` (sum over targets of val MAE / loss scale) for several."""
     return specs[0].metric_name("mae", "val_") if len(specs) == 1 else "val_score"
+
+
+def mapped_target(text: str, unit: str | None = None):
+    """The TargetSpec of a mapped target: the registered target's kind, head and molpre unit,
+    read from one source, the mapping's key in its unit (else ``unit``, else the molpre unit).
+    """
+    from molpre.targets.keys import parse_mapped
+    from molpre.targets.spec import convert
+
+    mapping = parse_mapped(text)
+    if mapping.name not in TARGETS:
+        raise TargetError(f"target {text!r}: {mapping.name!r} is not a registered target; "
+                          f"name one of {', '.join(sorted(TARGETS))}")
+    base = TARGETS[mapping.name]
+    stored = mapping.unit or unit or base.unit
+    convert(1.0, stored, base.unit)  # an unknown unit fails here, naming the choices
+    return dataclasses.replace(base, sources=(Source(mapping.key, stored),))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
+from molpre.errors import TargetError
 from molpre.targets.kinds import Kind, get_kind
 from molpre.units import (
     BOHR3_TO_ANGSTROM3,
@@ -43,10 +44,6 @@ CONVERSIONS: dict[str, dict[str, float]] = {
 #: Short forms of units in column and metric names.
 SLUGS = {"eV": "ev", "meV": "mev", "kcal/mol": "kcal", "Debye": "debye", "Angstrom^3": "a3",
          "eV/Angstrom": "ev_per_a", "meV/Angstrom": "mev_per_a"}
-
-
-class TargetError(ValueError):
-    """An unknown target name or unit, or a value that is not a number."""
 
 
 def convert(value, unit: str, to: str):

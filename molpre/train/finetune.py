@@ -3,8 +3,10 @@
 One call = one MLflow run (molpre.tracking): resolved config as params, dataset hash and
 provenance as tags, step-0 and per-epoch train/val MAE (meV), test MAE/RMSE (meV, kcal/mol)
 against the atomref-only baseline, parity.png, and the model as an MLflow pyfunc. OUT gets
-``model.ckpt`` (rebuilds itself), ``model/`` (pyfunc directory), ``metrics.json`` and
-``parity.png``. Safe to call many times in one process (each call seeds and cleans up).
+``model.ckpt`` (rebuilds itself), ``model/`` (pyfunc directory), ``metrics.json``,
+``parity.png`` and ``split.csv``: every labeled row the model was trained, validated and
+tested on (mol_id, part, row, group, smiles; :func:`molpre.data.splits.split_table`), also in
+``model/artifacts/split.csv`` and the run's artifacts, so a model says which molecules it saw. Safe to call many times in one process (each call seeds and cleans up).
 
 ``ensemble: K`` (> 1) trains K members on the same split, member k seeded ``seed + k``
 (its own initial weights and batch order; member 0 is the single-model run), each logged
@@ -33,15 +35,22 @@ import torch
 
 from molpre.data.datasets import DatasetError, LabeledData, labeled_from_atoms, load_labeled
 from molpre.data.graph import atoms_to_sample, collate
-from molpre.data.splits import Split, make_split, permutation_test_rows, read_ids, rows_matching
+from molpre.data.splits import (
+    Split,
+    make_split,
+    permutation_test_rows,
+    read_ids,
+    rows_matching,
+    write_split,
+)
+from molpre.inference.batch import predict_targets, target_columns
+from molpre.inference.metrics import mean_only, parity_plot, target_metrics
 from molpre.models.checkpoint import DTYPES, save_checkpoint
 from molpre.models.committee import Committee, calibrate, out_of_domain_fraction
 from molpre.models.energy import PropertyModel, make_head
-from molpre.models.inference import predict_targets, target_columns
 from molpre.runtime import seed_everything
 from molpre.targets import TargetSpec, get_target, monitor_name
 from molpre.targets.kinds import MeanPrior
-from molpre.train.evaluate import mean_only, parity_plot, target_metrics
 from molpre.train.finetune_config import ConfigError, FinetuneConfig
 from molpre.train.hardware import resolve_accelerator
 from molpre.train.losses import snapshot
@@ -66,6 +75,10 @@ class FinetuneResult:
     model_uri: str | None = None
     alpha: float | None = None
     frozen: list[str] = field(default_factory=list)
+
+
+#: The model's training, validation and test rows, in OUT and beside the model (split.csv).
+SPLIT_FILE = "split.csv"
 
 
 def split_data(config: FinetuneConfig, data: LabeledData) -> Split:
@@ -201,8 +214,9 @@ def _loader(samples: list, batch_size: int, shuffle: bool, seed: int):
                       generator=generator)
 
 
-def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, forces):
-    """Train ``model`` in place (best-validation weights restored); returns (best, history)."""
+def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, forces, caps=None):
+    """Train ``model`` in place (best-validation weights restored); returns (best, history).
+    ``caps``: validation metrics also logged clipped (molpre.train.task.clipped)."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import EarlyStopping
 
@@ -213,7 +227,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
                         forces_weight=config.force_weight if forces else 0.0,
                         scales=scale, alpha=alpha, reference=reference, patience=config.patience)
     averaged = AveragedWeights(decay=config.ema_decay) if config.ema_decay else None
-    best, epochs = BestWeights(averaged), MlflowEpochMetrics(prefix)
+    best, epochs = BestWeights(averaged), MlflowEpochMetrics(prefix, caps)
     callbacks = [best, epochs, EarlyStopping(task.monitor, patience=config.patience)]
     if averaged is not None:
         callbacks.append(averaged)
@@ -234,7 +248,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
 
 
 def _train(config, model, train, val, scale, forces: bool = False,
-           member: str = "") -> tuple[float | None, list[dict]]:
+           member: str = "", caps: dict[str, float] | None = None) -> tuple[float | None, list[dict]]:
     """Fit once (or once per alpha for ``prior``), keep the best validation model;
     ``forces``: fit forces too; ``member`` prefixes the MLflow metric names (``member_1.``)."""
     import mlflow
@@ -251,7 +265,7 @@ def _train(config, model, train, val, scale, forces: bool = False,
         seed_everything(config.seed)
         prefix = member + (f"alpha_{alpha:g}." if len(alphas) > 1 else "")
         val_mae, history = _fit(config, model, train, val, scale, alpha, reference, minutes, prefix,
-                                forces)
+                                forces, caps)
         if len(alphas) > 1 and np.isfinite(val_mae):
             mlflow.log_metric(f"{member}alpha_search.{monitor_name(_specs(model))}", val_mae,
                               step=alphas.index(alpha))
@@ -266,11 +280,12 @@ def _train(config, model, train, val, scale, forces: bool = False,
 
 
 def _train_committee(config, model, train_data: LabeledData, train, val, scale,
-                     forces: bool = False):
+                     forces: bool = False, caps: dict[str, float] | None = None):
     """Train ``model`` (member 0) and, for ``config.ensemble`` K > 1, K - 1 more members
     seeded ``seed + k``; returns ``(model or Committee, alpha of member 0, its history)``."""
     minutes = config.max_minutes / config.ensemble if config.max_minutes else None
-    alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale, forces)
+    alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale, forces,
+                            caps=caps)
     if config.ensemble == 1:
         return model, alpha, history
     members = [model]
@@ -278,7 +293,8 @@ def _train_committee(config, model, train_data: LabeledData, train, val, scale,
         member_config = config.replace(seed=config.seed + k, max_minutes=minutes)
         seed_everything(member_config.seed)
         member, _, _ = _build_model(member_config, start_encoder(member_config), train_data)
-        _train(member_config, member, train, val, scale, forces, member=f"member_{k}.")
+        _train(member_config, member, train, val, scale, forces, member=f"member_{k}.",
+               caps=caps)
         members.append(member)
     return Committee(members), alpha, history
 
@@ -353,6 +369,22 @@ def _step0(model, val: LabeledData, samples) -> dict[str, float]:
             for spec in _specs(model)}
 
 
+def _clip_caps(model, train: LabeledData, val: LabeledData) -> dict[str, float]:
+    """Per target: :data:`molpre.train.task.CLIP_FACTOR` x the validation MAE of the target
+    kind's baseline fitted on the training labels (``{"val_mae_mev": ...}``)."""
+    from molpre.train.task import CLIP_FACTOR
+
+    caps = {}
+    for spec in _specs(model):
+        prior = spec.kind.prior([a.numbers for a in train.atoms], train.labels[spec.name])
+        base = np.asarray(prior.predict([a.numbers for a in val.atoms]), dtype=float)
+        known = np.isfinite(base)  # NaN: an element the training labels never show
+        if known.any():
+            mae = target_metrics(spec, base[known], val.labels[spec.name][known])
+            caps[spec.metric_name("mae", "val_")] = CLIP_FACTOR * mae[spec.metric_name("mae")]
+    return caps
+
+
 def _calibrate(model, train: LabeledData, samples, metrics: dict[str, float]) -> dict | None:
     """A committee's Domain (as a dict) from its validation spreads; adds
     ``ood_threshold_<column>`` and ``test_ood_fraction`` to ``metrics``. None for one model."""
@@ -370,8 +402,9 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
     """Run one finetune (see the module docstring); ``data`` skips re-reading ``config.data``."""
     import mlflow
 
-    from molpre.pyfunc import log_pyfunc_model, save_pyfunc_model
+    from molpre.inference import log_pyfunc_model, save_pyfunc_model
     from molpre.tracking import start_run
+    from molpre.train.task import clipped
 
     config = config if isinstance(config, FinetuneConfig) else FinetuneConfig.from_dict(config)
     resolve_accelerator(config.accelerator)  # a missing GPU fails before any work
@@ -399,11 +432,12 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
                    experiment=config.experiment, dataset_hashes={"labels": data.sha256}) as run:
         mlflow.log_params({f"split.{k}": v for k, v in split.sizes().items()})
         step0 = _step0(model, val, samples[1])
-        mlflow.log_metrics(step0, step=0)
+        caps = _clip_caps(model, train, val)
+        mlflow.log_metrics({**step0, **clipped(step0, caps)}, step=0)
         mlflow.log_params({"forces_fitted": forces, "forces_weight_used":
                            config.force_weight if forces else 0.0})
         model, alpha, history = _train_committee(config, model, train, samples[0], samples[1],
-                                                 scales, forces)
+                                                 scales, forces, caps)
         parts = [(val, samples[1]), (test, samples[2])]
         metrics = {**{f"step0_{k}": v for k, v in step0.items()},
                    **_evaluate(model, parts, train, out,
@@ -423,12 +457,16 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
             mlflow.log_metric("delta_scale", delta.scale)
         ckpt = save_checkpoint(model, out / "model.ckpt", resolved, meta)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        mlflow.log_artifact(str(out / "metrics.json"))
-        if (out / "parity.png").exists():
-            mlflow.log_artifact(str(out / "parity.png"))
+        split_file = write_split(out / SPLIT_FILE, split, data.mol_ids, data.groups,
+                                 [str(a.info.get("smiles", "")) for a in data.atoms])
+        for path in (out / "metrics.json", split_file, out / "parity.png"):
+            if path.exists():
+                mlflow.log_artifact(str(path))
         shutil.rmtree(out / "model", ignore_errors=True)
-        model_dir = save_pyfunc_model(ckpt, out / "model")
-        uri = log_pyfunc_model(ckpt, config.register_name) if config.log_model else None
+        files = {"split": split_file}  # the model's rows go with it (model/artifacts/)
+        model_dir = save_pyfunc_model(ckpt, out / "model", files)
+        uri = (log_pyfunc_model(ckpt, config.register_name, files) if config.log_model
+               else None)
     for spec in _specs(model):
         log.info("finetune %s: test %s %.4g", config.mode, spec.metric_name("mae"),
                  metrics.get(spec.metric_name("mae", "test_"), np.nan))

@@ -20,6 +20,8 @@ from molpre.targets.keys import TargetKey, target_text
 __all__ = ["MODES", "ConfigError", "FinetuneConfig", "CLI_FIELDS"]
 
 MODES = ("scratch", "probe", "freeze:K", "full", "prior")
+#: Encoder presets of a scratch model (molpre.models.presets).
+PRESETS = ("small", "medium")
 _FREEZE = re.compile(r"^freeze:(\d+)$")
 #: Force-loss weight when forces are fitted and ``forces_weight`` is not given. Both terms
 #: are squared errors in units of the energy spread (eV), per molecule and per component.
@@ -108,7 +110,7 @@ class FinetuneConfig:
              "cheap-level energy head (molpre pretrain --objectives cheap_energy), so the "
              "model starts out predicting the cheap level (plus the target's per-element fit).")
     preset: str = setting("small", help="Encoder preset for scratch.",
-                          click_type=click.Choice(["small", "medium"]))
+                          click_type=click.Choice(PRESETS))
     epochs: int = setting(100, help="Maximum epochs (early stopping on val MAE).",
                           click_type=click.IntRange(min=1))
     batch_size: int = setting(16, help="Molecules per batch.", click_type=click.IntRange(min=1))
@@ -181,13 +183,18 @@ class FinetuneConfig:
             raise ConfigError("forces: true needs forces_weight > 0 (or leave it unset)")
         if sum(x is not None for x in (self.test_ids, self.test_first)) > 1:
             raise ConfigError("give test_ids or test_first, not both")
-        for name in ("epochs", "batch_size", "ensemble"):
+        if self.preset not in PRESETS:
+            raise ConfigError(f"preset {self.preset!r}: use one of {', '.join(PRESETS)}")
+        for name in ("epochs", "batch_size", "ensemble", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
         if self.lr <= 0:
             raise ConfigError("lr must be > 0")
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in (0, 1), got {getattr(self, name)!r}")
         if self.dtype not in ("float32", "float64"):
-            raise ConfigError("dtype must be float32 or float64")
+            raise ConfigError(f"dtype {self.dtype!r}: use float32 or float64")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ConfigError("max_minutes must be > 0")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:

@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from molpre.config import to_dict
 from molpre.data.shard_stream import ShardDataset, collate_views
 from molpre.data.shards import read_manifest
 from molpre.models.presets import resolve_config
@@ -34,7 +35,7 @@ from molpre.train import callbacks as cb
 from molpre.train import monitors
 from molpre.train.hardware import resolve_accelerator, set_threads
 from molpre.train.objectives import views_needed
-from molpre.train.pretrain_config import resolve
+from molpre.train.pretrain_config import PretrainConfig, resolve
 from molpre.train.pretrain_data import monitor_batch, probe_batches
 from molpre.train.pretrain_module import PretrainModule
 
@@ -150,14 +151,13 @@ def split_shards(manifest: Mapping[str, Any], val_shards: int | None
     return files[:len(files) - held], files[len(files) - held:]
 
 
-def prepare_shards(config: Mapping[str, Any], outdir: Path, progress: bool = True) -> Path:
+def prepare_shards(config: PretrainConfig, outdir: Path, progress: bool = True) -> Path:
     """The shard directory: the configured one, a complete OUTDIR/shards, or a fresh build
     by the corpus job (molpre.workflow: conformers, ``corpus.copies`` displaced copies and,
     with ``corpus.level``, their labels) on ``corpus.workers`` processes."""
-    corpus = config["corpus"]
-    if corpus["shards"]:
-        read_manifest(corpus["shards"])
-        return Path(corpus["shards"])
+    if config.corpus.shards:
+        read_manifest(config.corpus.shards)
+        return Path(config.corpus.shards)
     shard_dir = outdir / "shards"
     try:
         read_manifest(shard_dir)
@@ -168,26 +168,26 @@ def prepare_shards(config: Mapping[str, Any], outdir: Path, progress: bool = Tru
     return shard_dir
 
 
-def build_corpus(config: Mapping[str, Any], shard_dir: Path, progress: bool) -> dict:
-    """Run the corpus job of ``config['corpus']`` into ``shard_dir``; returns its counts."""
+def build_corpus(config: PretrainConfig, shard_dir: Path, progress: bool) -> dict:
+    """Run the corpus job of ``config.corpus`` into ``shard_dir``; returns its counts."""
     from molpre.chem import corpus_path
     from molpre.executor import ProcessBackend
     from molpre.qc.levels import parse_level
     from molpre.workflow.jobs import run_job
     from molpre.workflow.spec import job_from_dict
 
-    corpus = config["corpus"]
-    source = Path(corpus["path"]) if corpus["path"] else corpus_path()
-    if corpus["max_molecules"]:
-        source = _first_rows(source, int(corpus["max_molecules"]), shard_dir.parent)
-    level = parse_level(corpus["level"]).to_dict() if corpus["level"] else {}
+    corpus = config.corpus
+    source = Path(corpus.path) if corpus.path else corpus_path()
+    if corpus.max_molecules:
+        source = _first_rows(source, int(corpus.max_molecules), shard_dir.parent)
+    level = parse_level(corpus.level).to_dict() if corpus.level else {}
     spec = job_from_dict({
-        "kind": "corpus", "chunk_size": 16, "shard_size": corpus["shard_size"],
-        "conformers": {"n": corpus["conformers"], "seed": config["seed"]},
-        "perturb": {"copies": corpus["copies"], "sigma": corpus["sigma"]},
+        "kind": "corpus", "chunk_size": 16, "shard_size": corpus.shard_size,
+        "conformers": {"n": corpus.conformers, "seed": config.seed},
+        "perturb": {"copies": corpus.copies, "sigma": corpus.sigma},
         "label": bool(level), "forces": bool(level), **({"level": level} if level else {}),
-        "intake": {"smiles_col": corpus["smiles_col"]}})
-    backend = ProcessBackend(max(1, int(corpus["workers"])))
+        "intake": {"smiles_col": corpus.smiles_col}})
+    backend = ProcessBackend(max(1, int(corpus.workers)))
     try:
         summary = run_job(spec, source, shard_dir, backend, progress=progress, track=False)
     finally:
@@ -238,7 +238,7 @@ def retire_run(run_id: str) -> None:
 
 
 @contextmanager
-def mlflow_run(config: Mapping[str, Any], outdir: Path, resuming: bool, hashes: dict):
+def mlflow_run(config: PretrainConfig, outdir: Path, resuming: bool, hashes: dict):
     """Open the MLflow run: the one recorded in OUTDIR/run.json when resuming, else a new one.
 
     A KeyboardInterrupt (Ctrl-C) inside ends the run as KILLED.
@@ -260,12 +260,12 @@ def mlflow_run(config: Mapping[str, Any], outdir: Path, resuming: bool, hashes: 
     else:
         if previous:
             retire_run(previous)
-        tracking = config["tracking"]
-        context = start_run(tracking["run_name"], config, experiment=tracking["experiment"],
+        tracking = config.tracking
+        context = start_run(tracking.run_name, to_dict(config), experiment=tracking.experiment,
                             dataset_hashes=hashes, tags={"stage": "pretrain"})
     with context as run:
         write_json(outdir / "run.json", {"run_id": run.info.run_id,
-                                         "experiment": config["tracking"]["experiment"]})
+                                         "experiment": config.tracking.experiment})
         try:
             yield run
         except KeyboardInterrupt:
@@ -273,7 +273,7 @@ def mlflow_run(config: Mapping[str, Any], outdir: Path, resuming: bool, hashes: 
             raise
 
 
-def make_trainer(config: Mapping[str, Any], outdir: Path, run_id: str,
+def make_trainer(config: PretrainConfig, outdir: Path, run_id: str,
                  callbacks: list[L.Callback], validating: bool = False) -> L.Trainer:
     """A Lightning Trainer logging to MLflow run ``run_id`` and checkpointing into OUTDIR;
     ``validating``: every ``train.val_every_n_steps`` steps, ``train.val_batches`` batches of
@@ -282,99 +282,84 @@ def make_trainer(config: Mapping[str, Any], outdir: Path, run_id: str,
 
     from molpre.tracking import tracking_uri
 
-    t = config["train"]
-    logger = MLFlowLogger(experiment_name=config["tracking"]["experiment"],
+    t = config.train
+    logger = MLFlowLogger(experiment_name=config.tracking.experiment,
                           tracking_uri=tracking_uri(), run_id=run_id)
-    strategy = t["strategy"]
-    if strategy == "auto" and int(t["devices"]) > 1:
+    strategy = t.strategy
+    if strategy == "auto" and int(t.devices) > 1:
         strategy = "ddp_spawn"  # the driver (shards, MLflow run) must not re-run per rank
-    max_time = {"seconds": t["max_time_s"]} if t["max_time_s"] else None
-    validate = {"val_check_interval": int(t["val_every_n_steps"]),
-                "check_val_every_n_epoch": None, "limit_val_batches": int(t["val_batches"]),
+    max_time = {"seconds": t.max_time_s} if t.max_time_s else None
+    validate = {"val_check_interval": int(t.val_every_n_steps),
+                "check_val_every_n_epoch": None, "limit_val_batches": int(t.val_batches),
                 "inference_mode": False} if validating else {}
     return L.Trainer(
-        accelerator=resolve_accelerator(t["accelerator"]), devices=t["devices"],
+        accelerator=resolve_accelerator(t.accelerator), devices=t.devices,
         strategy=strategy, default_root_dir=outdir,
-        max_epochs=t["epochs"], max_steps=t["max_steps"], max_time=max_time, logger=logger,
-        callbacks=callbacks, log_every_n_steps=t["log_every_n_steps"],
-        gradient_clip_val=t["grad_clip"], enable_progress_bar=t["progress"],
+        max_epochs=t.epochs, max_steps=t.max_steps, max_time=max_time, logger=logger,
+        callbacks=callbacks, log_every_n_steps=t.log_every_n_steps,
+        gradient_clip_val=t.grad_clip, enable_progress_bar=t.progress,
         enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False,
         **validate)
 
 
-def build_callbacks(config: Mapping[str, Any], dataset: ShardDataset, cutoff: float,
+def build_callbacks(config: PretrainConfig, dataset: ShardDataset, cutoff: float,
                     outdir: Path) -> list[L.Callback]:
     """Collapse watch, the probe proxy when configured, and the checkpoints (last)."""
-    m, p, t = config["monitor"], config["probe"], config["train"]
-    thresholds = monitors.CollapseThresholds(m["min_std"], m["min_effective_rank"],
-                                             m["max_uniformity"])
-    watch = cb.CollapseWatch(monitor_batch(dataset, m["molecules"], seed=config["seed"]),
-                             dataset.views, thresholds, m["every_n_steps"], m["stop_on_collapse"])
+    m, p, t = config.monitor, config.probe, config.train
+    thresholds = monitors.CollapseThresholds(m.min_std, m.min_effective_rank, m.max_uniformity)
+    watch = cb.CollapseWatch(monitor_batch(dataset, m.molecules, seed=config.seed),
+                             dataset.views, thresholds, m.every_n_steps, m.stop_on_collapse)
     out: list[L.Callback] = [watch]
-    if p["data"]:
-        batches, y = probe_batches(p["data"], p["target"], cutoff, p["max_molecules"])
-        detector = monitors.ShortcutDetector(p["window"], p["loss_drop"], p["probe_gain"])
-        out.append(cb.ProbeProxy(batches, y, outdir / "encoder.pt", every_n_steps=p["every_n_steps"],
-                                 holdout=p["holdout"], detector=detector, target_name=p["target"]))
-    out.append(cb.Checkpoints(outdir, t["checkpoint_every_n_steps"], t["keep_checkpoints"],
-                              has_probe=bool(p["data"])))
+    if p.data:
+        batches, y = probe_batches(p.data, p.target, cutoff, p.max_molecules)
+        detector = monitors.ShortcutDetector(p.window, p.loss_drop, p.probe_gain)
+        out.append(cb.ProbeProxy(batches, y, outdir / "encoder.pt", every_n_steps=p.every_n_steps,
+                                 holdout=p.holdout, detector=detector, target_name=p.target))
+    out.append(cb.Checkpoints(outdir, t.checkpoint_every_n_steps, t.keep_checkpoints,
+                              has_probe=bool(p.data)))
     return out
 
 
-def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: Any
-             ) -> PretrainResult:
-    """Run pretraining for a config (dict or YAML path; ``sections`` merge on top).
+def pretrain(config: PretrainConfig | Mapping[str, Any] | str | Path | None = None,
+             **sections: Any) -> PretrainResult:
+    """Run pretraining for a config (a PretrainConfig, or a dict or YAML path loaded into
+    one; ``sections`` merge on top).
 
-    Needs ``config["output"]`` (OUTDIR). Resumes from OUTDIR/last.ckpt when present and
+    Needs ``config.output`` (OUTDIR). Resumes from OUTDIR/last.ckpt when present and
     ``resume`` is true, in the MLflow run of OUTDIR/run.json. Returns the run id, paths,
     final step and last logged metrics. Raises :class:`PretrainInterrupted` on Ctrl-C (after
     saving last.ckpt and marking the run KILLED) and ValueError for an unusable config or
     corpus.
     """
     from molpre.runtime import file_sha256
-    from molpre.train.pretrain_config import merge
 
-    cfg = merge(resolve(config), sections) if sections else resolve(config)
-    if not cfg["output"]:
-        raise ValueError("config['output'] (OUTDIR) is required")
-    resolve_accelerator(cfg["train"]["accelerator"])  # fail before any work
-    outdir = Path(cfg["output"])
+    cfg = as_config(config, sections)
+    if not cfg.output:
+        raise ValueError("config output (OUTDIR) is required")
+    resolve_accelerator(cfg.train.accelerator)  # fail before any work
+    outdir = Path(cfg.output)
     outdir.mkdir(parents=True, exist_ok=True)
-    seed_everything(cfg["seed"])
-    set_threads(cfg["train"]["threads"])
-    shard_dir = prepare_shards(cfg, outdir, progress=cfg["train"]["progress"])
+    seed_everything(cfg.seed)
+    set_threads(cfg.train.threads)
+    shard_dir = prepare_shards(cfg, outdir, progress=cfg.train.progress)
     manifest = read_manifest(shard_dir)
     check_corpus(manifest, shard_dir)
-    check_labels(cfg["objectives"], manifest, shard_dir)
-    cfg["objectives"] = with_label_scales(cfg["objectives"], shard_dir, manifest)
-    enc_cfg = resolve_config(cfg["model"]["preset"], **cfg["model"]["overrides"])
-    train_files, val_files = split_shards(manifest, cfg["corpus"]["val_shards"])
-    views = views_needed(cfg["objectives"])
-    dataset = ShardDataset(shard_dir, enc_cfg.cutoff, views=views,
-                           shuffle_buffer=cfg["train"]["shuffle_buffer"], seed=cfg["seed"],
-                           max_molecules=cfg["corpus"]["max_molecules"], files=train_files)
-    batch_size = cfg["train"]["batch_size"]
-    readers = int(cfg["train"]["devices"]) * max(1, cfg["train"]["num_workers"])
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, collate_fn=collate_views,
-        num_workers=cfg["train"]["num_workers"],
-        drop_last=dataset.reader_quota(readers) >= batch_size)  # no 1-molecule contrast batch
-    val_loader = None
-    if val_files:
-        held_out = ShardDataset(shard_dir, enc_cfg.cutoff, views=views, shuffle_buffer=1,
-                                seed=cfg["seed"], files=val_files)
-        val_loader = torch.utils.data.DataLoader(held_out, batch_size=batch_size,
-                                                 collate_fn=collate_views, drop_last=True)
-    module = PretrainModule(enc_cfg.to_dict(), cfg["objectives"], lr=cfg["train"]["lr"],
-                            weight_decay=cfg["train"]["weight_decay"])
+    check_labels(cfg.objectives, manifest, shard_dir)
+    cfg = replace(cfg, objectives=with_label_scales(cfg.objectives, shard_dir, manifest))
+    enc_cfg = resolve_config(cfg.model.preset, **cfg.model.overrides)
+    train_files, val_files = split_shards(manifest, cfg.corpus.val_shards)
+    loader, val_loader, dataset, held_out = data_loaders(cfg, shard_dir, enc_cfg.cutoff,
+                                                          train_files, val_files)
+    module = PretrainModule(enc_cfg.to_dict(), cfg.objectives, lr=cfg.train.lr,
+                            weight_decay=cfg.train.weight_decay)
     module.label_level = (manifest.get("labels") or {}).get("level")
     callbacks = build_callbacks(cfg, dataset, enc_cfg.cutoff, outdir)
     checkpoints = next(c for c in callbacks if isinstance(c, cb.Checkpoints))
     last = outdir / "last.ckpt"
-    resuming = bool(cfg["resume"]) and last.is_file()
+    resuming = bool(cfg.resume) and last.is_file()
     hashes = {"shards.manifest": file_sha256(shard_dir / "manifest.json")}
-    if cfg["probe"]["data"]:
-        hashes["probe"] = file_sha256(cfg["probe"]["data"])
+    if cfg.probe.data:
+        hashes["probe"] = file_sha256(cfg.probe.data)
     with mlflow_run(cfg, outdir, resuming, hashes) as run:
         trainer = make_trainer(cfg, outdir, run.info.run_id, callbacks,
                                validating=val_loader is not None)
@@ -388,11 +373,45 @@ def pretrain(config: Mapping[str, Any] | str | Path | None = None, **sections: A
             raise PretrainInterrupted(checkpoints.stopped_at, last, run.info.run_id)
         result = finish(cfg, outdir, run.info.run_id, trainer, callbacks, manifest,
                         dataset.n_molecules)
-        result.molecules_held_out = held_out.n_molecules if val_loader is not None else 0
+        result.molecules_held_out = held_out.n_molecules if held_out is not None else 0
         return result
 
 
-def finish(cfg: Mapping[str, Any], outdir: Path, run_id: str, trainer: L.Trainer,
+def as_config(config: PretrainConfig | Mapping[str, Any] | str | Path | None,
+              sections: Mapping[str, Any] | None = None) -> PretrainConfig:
+    """``config`` as a checked PretrainConfig (a dict or YAML path is loaded; ``sections``,
+    nested dicts, merge on top: ConfigError names a bad key)."""
+    from molpre.train.pretrain_config import load_pretrain_config, merge
+
+    if isinstance(config, PretrainConfig) and not sections:
+        return config
+    base = to_dict(config) if isinstance(config, PretrainConfig) else resolve(config)
+    return load_pretrain_config(merge(base, sections or {}))
+
+
+def data_loaders(cfg: PretrainConfig, shard_dir: Path, cutoff: float, train_files: list[str],
+                 val_files: list[str]):
+    """(training loader, held-out loader or None, training dataset, held-out dataset or
+    None) over the shards' conformer views at ``cutoff`` Angstrom."""
+    views = views_needed(cfg.objectives)
+    t = cfg.train
+    dataset = ShardDataset(shard_dir, cutoff, views=views, shuffle_buffer=t.shuffle_buffer,
+                           seed=cfg.seed, max_molecules=cfg.corpus.max_molecules,
+                           files=train_files)
+    readers = int(t.devices) * max(1, t.num_workers)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=t.batch_size, collate_fn=collate_views, num_workers=t.num_workers,
+        drop_last=dataset.reader_quota(readers) >= t.batch_size)  # no 1-molecule contrast batch
+    if not val_files:
+        return loader, None, dataset, None
+    held_out = ShardDataset(shard_dir, cutoff, views=views, shuffle_buffer=1, seed=cfg.seed,
+                            files=val_files)
+    val_loader = torch.utils.data.DataLoader(held_out, batch_size=t.batch_size,
+                                             collate_fn=collate_views, drop_last=True)
+    return loader, val_loader, dataset, held_out
+
+
+def finish(cfg: PretrainConfig, outdir: Path, run_id: str, trainer: L.Trainer,
            callbacks: list[L.Callback], manifest: dict, molecules_used: int) -> PretrainResult:
     """Log artifacts and the selection tags, and collect the result.
 
@@ -412,7 +431,7 @@ def finish(cfg: Mapping[str, Any], outdir: Path, run_id: str, trainer: L.Trainer
     step = int(torch.load(outdir / "last.ckpt", weights_only=True)["global_step"])
     probe = next((c for c in callbacks if isinstance(c, cb.ProbeProxy)), None)
     return PretrainResult(
-        run_id=run_id, experiment=cfg["tracking"]["experiment"], outdir=outdir,
+        run_id=run_id, experiment=cfg.tracking.experiment, outdir=outdir,
         encoder_path=outdir / "encoder.pt", last_checkpoint=outdir / "last.ckpt",
         global_step=step, best_step=encoder_meta.get("step"),
         best_probe_mae=probe.best_mae if probe and probe.history else encoder_meta.get("probe_mae"),

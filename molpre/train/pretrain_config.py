@@ -3,13 +3,14 @@
 A user's YAML (``pipelines/pretrain.yaml``: a ``pretrain:`` section, or the keys at top level)
 states only what differs from the defaults below; ``--set train.lr=3e-4`` style overrides
 parse their value as YAML. Every key at every depth is checked (an unknown key or a wrong
-type is a ConfigError naming the dotted key). :func:`resolve` returns the validated config
-as the nested dict that :func:`molpre.train.pretrain.pretrain` reads.
+type is a ConfigError naming the dotted key). :func:`molpre.train.pretrain.pretrain` reads the typed
+config to the end (:func:`resolve` gives it as a nested dict, for logs and old callers).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +239,14 @@ def set_objectives(config: dict[str, Any], names: Iterable[str]) -> None:
             section["weight"] = 0.0
         elif section.get("weight", 1.0) <= 0:
             section["weight"] = 1.0
+
+
+def with_objectives(config: PretrainConfig, names: Iterable[str]) -> PretrainConfig:
+    """``config`` with only ``names`` active (see :func:`set_objectives`; ConfigError for an
+    unknown name or none left)."""
+    holder = {"objectives": copy.deepcopy(config.objectives)}
+    set_objectives(holder, names)
+    return dataclasses.replace(config, objectives=holder["objectives"])
 
 
 def check_objectives(sections: Mapping[str, Any]) -> None:

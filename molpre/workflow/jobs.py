@@ -121,10 +121,10 @@ def check_job(spec: JobSpec, input_path: str | Path, out: str | Path,
               extra_inputs: Iterable[str | Path | None] = ()) -> None:
     """Everything about a job knowable before work, each failure one line: OUT is the right
     kind for the job and destroys no input (:func:`molpre.outputs.guard`), the input is a
-    file, and a predict job's model loads (molpre.models.source, no code run).
+    file, and a predict job's model loads (molpre.inference.source, no code run).
 
     Raises:
-        OutputError, FileNotFoundError, molpre.predict.ModelLoadError.
+        OutputError, FileNotFoundError, molpre.inference.ModelLoadError.
     """
     from molpre.outputs import OutputError, guard, is_url
 
@@ -137,7 +137,7 @@ def check_job(spec: JobSpec, input_path: str | Path, out: str | Path,
     if not Path(input_path).is_file():
         raise FileNotFoundError(f"--input {input_path}: no such file")
     if model:
-        from molpre.models.source import read_model_source
+        from molpre.inference import read_model_source
 
         read_model_source(model)
 

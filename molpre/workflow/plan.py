@@ -43,9 +43,8 @@ def job_id(spec: JobSpec, input_sha256: str) -> str:
 
 
 def intake_config(spec: JobSpec) -> IntakeConfig:
-    intake = spec.intake
-    return IntakeConfig(elements=intake.elements, max_heavy_atoms=intake.max_heavy_atoms,
-                        max_atoms=2 * intake.max_heavy_atoms, neutralize=intake.neutralize)
+    """What the job accepts (its ``intake`` section without the input's columns)."""
+    return spec.intake.intake()
 
 
 def read_records(path: str | Path, spec: JobSpec) -> Iterator[MoleculeRecord]:

@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from molpre.config import ConfigError, from_dict, load_config, setting
+from molpre.chem.config import InputConfig
+from molpre.config import ConfigError, from_dict, load_config, override_of, setting
+from molpre.inference.options import PredictorOptions
 from molpre.qc.levels import LevelOfTheory
 
 KINDS = ("label", "predict", "corpus", "fragments")
@@ -25,15 +27,9 @@ class SpecError(ConfigError):
     """A job spec or cluster profile that cannot be used (one clear message naming the key)."""
 
 
-@dataclass(frozen=True)
-class IntakeSpec:
-    """What molecules are accepted (see :class:`molpre.chem.IntakeConfig`)."""
-
-    elements: tuple[str, ...] = ("H", "C", "N", "O", "F", "S", "Cl")
-    max_heavy_atoms: int = 100
-    neutralize: bool = False
-    smiles_col: str | None = None
-    id_col: str | None = None
+#: What molecules a job accepts and where a table keeps them: the intake's own config
+#: (:class:`molpre.chem.config.InputConfig`, an IntakeConfig with the input's columns).
+IntakeSpec = InputConfig
 
 
 @dataclass(frozen=True)
@@ -64,12 +60,17 @@ class FragmentSpec:
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A model source for :meth:`molpre.predict.Predictor.load` (path, runs:/..., models:/...)."""
+class ModelSource:
+    """A model source for :meth:`molpre.inference.Predictor.load` (path, runs:/..., models:/...)."""
 
     source: str = ""
-    aggregation: str = "lowest"
-    batch_size: int = 64
+
+
+#: A predict job's model: its source and two of the Predictor's own options (declared and
+#: checked in molpre.inference.options.PredictorOptions), ``aggregation`` and ``batch_size``.
+ModelSpec = override_of(PredictorOptions, ("aggregation", "batch_size"), name="ModelSpec",
+                        bases=(ModelSource,), doc=ModelSource.__doc__ + " Plus the Predictor's "
+                        "aggregation and batch_size (molpre.inference.options).")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class JobSpec:
     max_attempts: int = setting(2, help="Runs of a chunk lost to a dead worker before it is split.")
     threads: int = setting(1, help="PySCF/BLAS threads per worker process.")
     experiment: str = setting("molpre-jobs", help="MLflow experiment of the job manifest.")
-    intake: IntakeSpec = field(default_factory=IntakeSpec)
+    intake: InputConfig = field(default_factory=InputConfig)
     conformers: ConformerSpec = field(default_factory=ConformerSpec)
     level: LevelOfTheory = field(default_factory=LevelOfTheory)
     forces: bool = setting(False, help="label: also compute forces (eV/Angstrom).")

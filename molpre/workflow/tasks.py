@@ -83,7 +83,7 @@ _PREDICTORS: dict[str, Any] = {}
 
 def _predictor(params: dict):
     """The Predictor for ``params['model']``, loaded once per worker process."""
-    from molpre.predict import Predictor
+    from molpre.inference import Predictor
 
     source = params["model"]
     if source not in _PREDICTORS:

@@ -17,10 +17,10 @@ from ase import Atoms
 from ase.build import molecule
 from ase.optimize import BFGS
 
-from molpre.calculator import MolpreCalculator
 from molpre.chem.molecules import record_from_mol
 from molpre.chem.perturb import perturbed_copies
 from molpre.chem.xyz import mol_from_atoms
+from molpre.inference.calculator import MolpreCalculator
 from molpre.models.encoder import Encoder, EncoderConfig
 from molpre.models.energy import EnergyModel
 

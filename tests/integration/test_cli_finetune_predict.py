@@ -103,7 +103,7 @@ def test_evaluate_scores_forces_when_the_file_has_them(finetuned, tmp_path):
     from ase.build import molecule
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from molpre.predict import Predictor
+    from molpre.inference.predictor import Predictor
 
     out, _ = finetuned
     predictor = Predictor.load(out, progress=False)

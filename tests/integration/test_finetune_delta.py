@@ -122,7 +122,7 @@ def test_the_cheap_level_runs_on_worker_processes_in_input_order(delta_model):
 
 
 def test_evaluate_computes_the_cheap_level_on_workers(delta_model, tmp_path):
-    from molpre.evaluation import evaluate_model
+    from molpre.inference.evaluation import evaluate_model
 
     frames = [_rattled(n, 97, 50 + i) for i, n in enumerate(("H2O", "NH3", "CH4", "H2O"))]
     for atoms in frames:

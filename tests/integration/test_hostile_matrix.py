@@ -336,7 +336,7 @@ def _random_cloud(n: int = 500, seed: int = 0) -> Atoms:
 
 
 def _load(source: str):
-    from molpre.predict import Predictor
+    from molpre.inference.predictor import Predictor
 
     return Predictor.load(source, progress=False)
 
@@ -347,7 +347,7 @@ PY_CASES = ["truncated_checkpoint", "not_a_checkpoint", "unreachable_mlflow",
 
 @pytest.mark.parametrize("case", PY_CASES)
 def test_python_entry_points(case, inputs, tmp_path, monkeypatch):
-    from molpre.models.source import ModelLoadError
+    from molpre.inference.source import ModelLoadError
 
     before = snapshot(inputs["root"])
     if case == "unreachable_mlflow":
@@ -376,7 +376,7 @@ def test_python_entry_points(case, inputs, tmp_path, monkeypatch):
 def test_calculator_computes_overlapping_atoms_but_flags_them(inputs):
     """An optimizer may pass through overlapping atoms (the repulsive prior pushes them out):
     computed, with an out-of-domain warning and ``ood`` in the results."""
-    from molpre.calculator import OutOfDomainWarning
+    from molpre.inference.calculator import OutOfDomainWarning
 
     atoms = molecule("H2O")
     atoms.positions[1] = atoms.positions[0] + [0.0, 0.0, 0.3]

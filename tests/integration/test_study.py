@@ -82,9 +82,13 @@ def test_tiny_study_leaves_parent_children_metrics_and_figure(study):
         p = run.data.params
         assert p["arm"] in arms and int(p["budget"]) in BUDGETS and int(p["seed"]) < SEEDS
         assert "encoder" in p and run.data.tags["study.done"] == "1"
-        assert run.info.run_name == f"{p['arm']} N={p['budget']} seed={p['seed']}"
+        assert run.info.run_name == f"{p['arm']} N{p['budget']} s{p['seed']}"  # short
         assert "kcal/mol" in run.data.tags["mlflow.note.content"]
         assert "test_mae_kcal" in run.data.metrics
+        assert run.data.tags["encoder_name"] in ("none", "same", "bad")  # a name, not a path
+        mae = run.data.metrics["test_mae_kcal"]
+        if mae == mae:  # a rounded copy for the runs table (none for a diverged child)
+            assert run.data.metrics["mae_kcal"] == float(f"{mae:.4g}")
         assert {i.dataset.name.split()[-1] for i in run.inputs.dataset_inputs} == {"test", f"seed={p['seed']}"}
     assert "test_mae_kcal.linear.N24.mean" in parent.data.metrics
     assert "failed.bad_full.N24" in parent.data.metrics or "failed.bad:full.N24" in parent.data.metrics
@@ -92,17 +96,41 @@ def test_tiny_study_leaves_parent_children_metrics_and_figure(study):
     assert {"summary.json", "report.md", "report.html", "learning_curve.png"} <= arts
     # artifacts live in the store's own folder, not ./mlruns
     assert list((tmp / "store" / "mlartifacts").rglob("learning_curve.png"))
-    # the runs view a user opens: study columns, runs grouped by arm and budget (shared view)
+    # the runs view a user opens: the answer on the parent's row, short rounded columns
     from molpre.cli.ui import runs_url, shared_view
 
-    view = json.loads(client.get_experiment(result.experiment_id).tags[
-        "mlflow.sharedViewState.molpre-study"])
-    assert "metrics.`test_mae_kcal`" in view["selectedColumns"] and "params.`arm`" in view["selectedColumns"]
-    assert [k["groupByData"] for k in view["groupBy"]["groupByKeys"]] == ["arm", "budget"]
-    assert not any(re.match(view["chartsSearchFilter"], k) for k in parent.data.metrics)
-    assert re.match(view["chartsSearchFilter"], "test_mae_kcal")
+    experiment = client.get_experiment(result.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags["mlflow.sharedViewState.molpre-study"])
+    columns = view["selectedColumns"]
+    assert columns[:6] == ["metrics.`mae_kcal`", "metrics.`mae_kcal_lo`", "metrics.`mae_kcal_up`",
+                           "metrics.`savings_x`", "tags.`verdict`", "tags.`best_arm`"]
+    assert "tags.`encoder_name`" in columns and "params.`encoder`" not in columns
+    best = result.summary["table"][parent.data.tags["best_arm"]][str(BUDGETS[-1])]
+    assert parent.data.metrics["mae_kcal"] == float(f"{best['mean']:.4g}")
+    assert parent.data.metrics["mae_kcal_lo"] <= parent.data.metrics["mae_kcal"] <= \
+        parent.data.metrics["mae_kcal_up"]
+    assert parent.data.tags["verdict"].startswith(("no detectable effect", "negative transfer",
+                                                   "gain"))
+    assert parent.data.tags["answer"].startswith(f"N={BUDGETS[-1]}:")
+    note = parent.data.tags["mlflow.note.content"]
+    assert "**Answer.**" in note and "```" in note and "\n#" not in note and "[" not in note
+    assert not any(re.match(view["chartsSearchFilter"], k) for k in parent.data.metrics
+                   if k != "mae_kcal")
+    assert view["runsPinned"] == [result.parent_run_id]
+    assert re.match(view["chartsSearchFilter"], "mae_kcal")
+    assert re.match(view["chartsSearchFilter"], "val_mae_mev_clipped")
+    bad = next(r for r in result.records if r["arm"] == "bad:full")
+    history = client.get_metric_history(bad["run_id"], "val_mae_mev_clipped")
+    raw = client.get_metric_history(bad["run_id"], "val_mae_mev")
+    clip = {m.step: m.value for m in history}
+    top = max(clip.values())  # twice the baseline's validation error
+    assert clip and all(clip[m.step] == (min(m.value, top) if m.value == m.value else top)
+                        for m in raw)
+    assert top < max(m.value for m in raw if m.value == m.value)  # the diverged child, clipped
     assert runs_url(5000, result.experiment_id, shared_view(uri, result.experiment_id)).endswith(
-        f"/#/experiments/{result.experiment_id}/runs?viewStateShareKey=molpre-study")
+        f"/#/experiments/{result.experiment_id}/runs?workflowType=machine_learning"
+        "&viewStateShareKey=molpre-study")
     # frozen-embedding probes of each encoder and its init: on the parent and in the report
     for name in ("same", "same_init", "bad"):
         assert f"probe_test_mae_kcal.{name}.ridge" in parent.data.metrics
@@ -172,6 +200,7 @@ def test_mlflow_server_serves_the_study(study):
         ids = {r["info"]["run_id"] for r in runs}
         assert result.parent_run_id in ids
         assert {r["run_id"] for r in result.records} <= ids
-        assert runs_url(port, result.experiment_id).endswith(f"/#/experiments/{result.experiment_id}/runs")
+        assert runs_url(port, result.experiment_id).endswith(
+            f"/#/experiments/{result.experiment_id}/runs?workflowType=machine_learning")
     finally:
         stop_server(proc)

@@ -28,13 +28,13 @@ def test_a_dying_and_a_hanging_child_are_left_for_the_resume(tmp_path, monkeypat
     monkeypatch.setattr(runner, "DEADLINE_GRACE_S", 45.0)  # baseline children take seconds
     assert runner.child_deadline_s(config) == pytest.approx(45.9)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv(CRASH_ENV, "mean N=24 seed=1")
-    monkeypatch.setenv(HANG_ENV, "mean N=24 seed=2")
+    monkeypatch.setenv(CRASH_ENV, "mean N24 s1")
+    monkeypatch.setenv(HANG_ENV, "mean N24 s2")
     first = runner.run_study(config, uri)
     assert [r["seed"] for r in first.records] == [0]
     lost = [r.getMessage() for r in caplog.records if "did not finish" in r.getMessage()]
-    assert any("seed=1" in m and "worker process died" in m for m in lost), lost
-    assert any("seed=2" in m and "time limit exceeded" in m for m in lost), lost
+    assert any("N24 s1" in m and "worker process died" in m for m in lost), lost
+    assert any("N24 s2" in m and "time limit exceeded" in m for m in lost), lost
     monkeypatch.delenv(CRASH_ENV)
     monkeypatch.delenv(HANG_ENV)
     again = runner.run_study(config, uri)

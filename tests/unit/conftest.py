@@ -10,9 +10,9 @@ ATOMREF = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
 @pytest.fixture(scope="module")
 def predictor():
     """A Predictor over an untrained small model (seeded), 2 conformers, no progress bar."""
+    from molpre.inference.predictor import Predictor
     from molpre.models.energy import EnergyModel
     from molpre.models.presets import build_encoder
-    from molpre.predict import Predictor
 
     torch.manual_seed(0)
     model = EnergyModel(build_encoder("small"), ATOMREF, energy_scale=0.1)

@@ -19,14 +19,14 @@ from ase.build import molecule
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from molpre.calculator import MolpreCalculator, OutOfDomainWarning
 from molpre.data.graph import atoms_to_sample, collate
+from molpre.inference.calculator import MolpreCalculator, OutOfDomainWarning
+from molpre.inference.predictor import Predictor
 from molpre.models.atomref import fit_atomref
 from molpre.models.checkpoint import COMMITTEE_FORMAT, read_checkpoint, save_checkpoint
 from molpre.models.committee import Committee, Domain, calibrate, committee_spreads
 from molpre.models.energy import EnergyModel
 from molpre.models.presets import build_encoder
-from molpre.predict import Predictor
 
 NAMES = ["H2O", "NH3", "CH4", "CH3OH", "C2H2", "HCN", "H2CO"]
 CUTOFF = 4.5
@@ -120,7 +120,7 @@ def test_columns_mean_and_std_and_error_rows(predictor, committee_ckpt):
 
 
 def test_committee_round_trips_through_checkpoint_and_pyfunc(committee_ckpt, predictor, tmp_path):
-    from molpre.pyfunc import save_pyfunc_model
+    from molpre.inference.pyfunc import save_pyfunc_model
 
     payload = torch.load(committee_ckpt, weights_only=True)
     assert payload["format"] == COMMITTEE_FORMAT and len(payload["members"]) == 3

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from molpre.cli import main
 from molpre.config import ConfigError
+from molpre.inference.predictor import Predictor
 from molpre.models.checkpoint import COMMITTEE_FORMAT, read_checkpoint
-from molpre.predict import Predictor
 from molpre.train.finetune_config import FinetuneConfig
 
 NAMES = ["H2O", "NH3", "CH4", "CH3OH", "C2H2", "HCN", "H2CO", "C2H4", "CH3CHO", "C2H6"]

@@ -9,11 +9,11 @@ import pytest
 import torch
 from ase.build import molecule
 
+from molpre.inference.predictor import ModelLoadError, Predictor
+from molpre.inference.pyfunc import save_pyfunc_model
 from molpre.models.checkpoint import save_checkpoint
 from molpre.models.energy import EnergyModel
 from molpre.models.presets import build_encoder
-from molpre.predict import ModelLoadError, Predictor
-from molpre.pyfunc import save_pyfunc_model
 
 ATOMREF = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
 

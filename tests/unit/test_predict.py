@@ -6,8 +6,8 @@ import torch
 from ase.build import molecule
 from rdkit import Chem
 
+from molpre.inference.predictor import ModelLoadError, Predictor, aggregate
 from molpre.models.checkpoint import FORMAT, save_checkpoint
-from molpre.predict import ModelLoadError, Predictor, aggregate
 
 
 def test_bad_inputs_become_error_rows_never_numbers(predictor):

@@ -9,7 +9,7 @@ from ase.build import molecule
 from ase.calculators.calculator import CalculatorError
 
 from molpre.data import keys
-from molpre.predict import Predictor, resolve_device
+from molpre.inference.predictor import Predictor, resolve_device
 
 
 def test_unusable_geometries_are_their_own_error_rows(predictor):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from ase.build import molecule
 
-from molpre.predict import COLUMNS
+from molpre.inference.predictor import COLUMNS
 
 
 def test_a_dataframe_keeps_its_rows_columns_and_index(predictor):

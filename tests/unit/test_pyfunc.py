@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
+from molpre.inference.predictor import Predictor
+from molpre.inference.pyfunc import save_pyfunc_model
 from molpre.models.checkpoint import save_checkpoint
 from molpre.models.energy import EnergyModel
 from molpre.models.presets import build_encoder
-from molpre.predict import Predictor
-from molpre.pyfunc import save_pyfunc_model
 
 ATOMREF = {1: -13.6, 6: -1029.0, 7: -1484.0, 8: -2041.0}
 
@@ -34,3 +34,28 @@ def test_pyfunc_takes_uppercase_smiles_and_keeps_columns(pyfunc_dir):
     named = pyfunc.predict(pd.DataFrame({"structure": ["CC"]}),
                            params={"smiles_col": "structure", "n_conformers": 1})
     assert named["status"].tolist() == ["ok"] and named["smiles"].tolist() == ["CC"]
+
+
+def _no_constants(name):
+    raise ValueError(f"not JSON: {name}")
+
+
+def test_error_rows_serve_as_strict_json_nulls(pyfunc_dir):
+    """The scoring server's own serializer (what `mlflow models serve` answers with) gives
+    null for an error row's values, which a strict parser accepts; NaN was not JSON."""
+    import io
+    import json
+
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    pyfunc = mlflow.pyfunc.load_model(str(pyfunc_dir))
+    out = pyfunc.predict(pd.DataFrame({"SMILES": ["CCO", "C1CC"], "x": [1.5, float("nan")]}),
+                         params={"n_conformers": 1})
+    buffer = io.StringIO()
+    predictions_to_json(out, buffer)
+    rows = json.loads(buffer.getvalue(), parse_constant=_no_constants)["predictions"]
+    assert [r["status"] for r in rows] == ["ok", "error"]
+    assert isinstance(rows[0]["energy_ev"], float) and rows[1]["energy_ev"] is None
+    assert rows[1]["energy_minus_atomref_ev"] is None and rows[1]["x"] is None
+    with pytest.raises(ValueError, match="not JSON: NaN"):  # what the Predictor's NaN gave
+        json.loads(json.dumps({"v": float("nan")}), parse_constant=_no_constants)

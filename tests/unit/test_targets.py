@@ -12,9 +12,9 @@ from e3nn import o3
 from molpre import targets
 from molpre.data.datasets import DatasetError, labeled_from_atoms
 from molpre.data.graph import atoms_to_sample, collate
+from molpre.inference.batch import aggregate_columns, predict_columns
 from molpre.models.encoder import Encoder, EncoderConfig
 from molpre.models.energy import PropertyModel, make_head
-from molpre.models.inference import aggregate_columns, predict_columns
 from molpre.targets import TargetSpec, get_target
 from molpre.units import HARTREE_TO_EV, KCAL_PER_MOL_TO_EV
 
@@ -142,7 +142,7 @@ def test_predict_columns_and_aggregation_follow_the_heads(model):
 
 
 def test_predictor_gives_one_column_per_target(model):
-    from molpre.predict import Predictor
+    from molpre.inference.predictor import Predictor
 
     predictor = Predictor(model, TINY.cutoff)
     frame = predictor.predict([molecule("H2O"), Atoms("Cl2", positions=[[0, 0, 0], [0, 0, 2]])])
@@ -178,7 +178,7 @@ def test_the_energy_only_checkpoint_of_the_first_version_still_loads(model):
 
 def test_a_new_target_is_one_registry_entry(monkeypatch):
     """Zero-point energy, defined here only: read, head, loss and metrics all follow."""
-    from molpre.train.evaluate import target_metrics
+    from molpre.inference.metrics import target_metrics
     from molpre.train.losses import weighted_loss
 
     spec = TargetSpec("zpve", "extensive", "eV", (targets.Source("zpve", "hartree"),), "meV", 1000.0)
@@ -220,16 +220,16 @@ def test_energy_and_gap_heads_train_jointly_and_beat_the_mean(shared_data, tmp_p
 def test_pyfunc_signature_follows_the_heads(model, tmp_path):
     from mlflow.models import Model
 
+    from molpre.inference.batch import target_columns
+    from molpre.inference.pyfunc import save_pyfunc_model
     from molpre.models.checkpoint import save_checkpoint
-    from molpre.models.inference import target_columns
-    from molpre.pyfunc import save_pyfunc_model
 
     ckpt = save_checkpoint(model, tmp_path / "m.ckpt", meta={"columns": target_columns(model)})
     saved = save_pyfunc_model(ckpt, tmp_path / "model")
     outputs = Model.load(str(saved)).signature.outputs.input_names()
     assert outputs == ["id", "smiles", "energy_ev", "energy_minus_atomref_ev", "gap_ev",
                        "dipole_debye", "status", "error", "n_conformers"]
-    from molpre.predict import Predictor
+    from molpre.inference.predictor import Predictor
 
     assert outputs == Predictor(model, TINY.cutoff).columns
 
@@ -254,8 +254,8 @@ def test_homo_gets_an_intensive_head_not_reference_energies():
 def test_evaluate_scores_every_target_in_its_unit(model, tmp_path):
     """`molpre evaluate` once scored the energy alone; labels offset from the model's own
     predictions by known amounts must come back as those errors, each in its unit."""
-    from molpre.evaluation import evaluate_model
-    from molpre.predict import Predictor
+    from molpre.inference.evaluation import evaluate_model
+    from molpre.inference.predictor import Predictor
 
     predictor = Predictor(model, TINY.cutoff, progress=False)
     frames = []

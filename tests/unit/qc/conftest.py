@@ -23,3 +23,4 @@ def water():
 def mol():
     """Factory fixture: ``mol("CH4", spin=1)`` -> intake-style ase.Atoms."""
     return make
+

@@ -1,4 +1,5 @@
 import pytest
+from hf_level import hf
 
 from molpre.qc.content_keys import content_key
 from molpre.qc.levels import LevelOfTheory, validate_level
@@ -26,7 +27,7 @@ def test_validate_level_names_unknown_method_and_basis():
 
 
 def test_key_ignores_sub_micro_angstrom_noise_but_not_real_moves(water):
-    level = LevelOfTheory()
+    level = hf()
     key = content_key(water, level)
     moved = water.copy()
     moved.positions[0, 0] += 2e-7
@@ -36,14 +37,14 @@ def test_key_ignores_sub_micro_angstrom_noise_but_not_real_moves(water):
 
 
 def test_key_depends_on_charge_spin_level_but_not_limits(water, mol):
-    level = LevelOfTheory()
+    level = hf()
     key = content_key(water, level)
     assert content_key(mol("H2O", charge=1, spin=2), level) != key
-    assert content_key(water, LevelOfTheory(basis="6-31g")) != key
-    assert content_key(water, LevelOfTheory(density_fit=False)) != key
-    limits = LevelOfTheory(max_cycle=5, time_limit_s=1.0, max_atoms=4)
+    assert content_key(water, hf(basis="6-31g")) != key
+    assert content_key(water, hf(density_fit=False)) != key
+    limits = hf(max_cycle=5, time_limit_s=1.0, max_atoms=4)
     assert content_key(water, limits) == key
     # the grid does not change an HF energy, so it is not part of an HF key
-    assert content_key(water, LevelOfTheory(grid_level=5)) == key
+    assert content_key(water, hf(grid_level=5)) == key
     assert content_key(water, LevelOfTheory("b3lyp", grid_level=5)) != content_key(
         water, LevelOfTheory("b3lyp"))

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from ase import Atoms
+from hf_level import hf
 from pyscf import dft, gto, scf
 
 from molpre.qc.levels import LevelOfTheory
@@ -46,8 +47,8 @@ def test_dft_and_open_shell_energy_equal_direct_pyscf(mol):
     water = mol("H2O")
     assert abs(compute(water, level).energy / HARTREE_TO_EV - direct_energy(water, level)) < 1e-8
     methyl = mol("CH3", spin=2)
-    result = compute(methyl, LevelOfTheory(conv_tol=1e-11))
-    expected = direct_energy(methyl, LevelOfTheory(conv_tol=1e-11), spin=1)
+    result = compute(methyl, hf(conv_tol=1e-11))
+    expected = direct_energy(methyl, hf(conv_tol=1e-11), spin=1)
     assert result.ok and abs(result.energy / HARTREE_TO_EV - expected) < 1e-8
 
 
@@ -77,7 +78,7 @@ def test_forces_match_finite_differences(name, mol):
 
 
 def test_dipole_points_along_water_axis(water):
-    result = compute(water, LevelOfTheory())
+    result = compute(water, hf())
     assert result.dipole.shape == (3,)
     assert abs(result.dipole[2]) > 1.0 and np.allclose(result.dipole[:2], 0, atol=1e-6)
 
@@ -98,18 +99,18 @@ BAD_REASONS = ["overlapping atoms", "odd electron count (9) with spin multiplici
 
 @pytest.mark.parametrize("reason", BAD_REASONS)
 def test_bad_input_gives_error_with_reason(reason, mol):
-    level = LevelOfTheory(basis="6-31g", max_atoms=4)
+    level = hf(basis="6-31g", max_atoms=4)
     result = compute(bad_input(mol)[reason], level)
     assert not result.ok and result.energy is None
     assert result.reason.startswith(reason)
 
 
 def test_impossible_multiplicity_is_an_error(mol):
-    assert "impossible" in compute(mol("H2", spin=4), LevelOfTheory()).reason
+    assert "impossible" in compute(mol("H2", spin=4), hf()).reason
 
 
 def test_max_cycle_one_is_not_converged_and_has_no_label(water):
-    result = compute(water, LevelOfTheory(max_cycle=1), forces=True)
+    result = compute(water, hf(max_cycle=1), forces=True)
     assert not result.ok and not result.converged
     assert result.energy is None and result.forces is None
     assert result.ladder == ["diis", "damp+shift", "newton"]
@@ -129,7 +130,7 @@ def test_pyscf_errors_become_reasons(water):
 @pytest.mark.parametrize("max_cycle, ladder", [(4, ["diis", "damp+shift"]),
                                                (2, ["diis", "damp+shift", "newton"])])
 def test_ladder_rescues_a_short_diis_and_gives_the_same_energy(water, max_cycle, ladder):
-    reference = compute(water, LevelOfTheory())
-    rescued = compute(water, LevelOfTheory(max_cycle=max_cycle))
+    reference = compute(water, hf())
+    rescued = compute(water, hf(max_cycle=max_cycle))
     assert rescued.ok and rescued.converged and rescued.ladder == ladder
     assert abs(rescued.energy - reference.energy) / HARTREE_TO_EV < 1e-8

@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 from ase import Atoms
+from hf_level import hf
 
 from molpre.data.store import open_store, read_labels
 from molpre.qc.levels import LevelError, LevelOfTheory
@@ -54,13 +55,13 @@ def test_labels_equal_compute_and_carry_forces(frames, tmp_path):
 def test_retry_failed_replaces_rows(mol, tmp_path):
     db_path = tmp_path / "l.db"
     water = [mol("H2O")]
-    failed = label_conformers(water, db_path, LevelOfTheory(max_cycle=1))
+    failed = label_conformers(water, db_path, hf(max_cycle=1))
     assert failed.failed == 1
     (row,) = open_store(db_path).select()
     assert row.status == "failed" and row.get("energy") is None
     assert row.reason.startswith("SCF not converged")
-    assert label_conformers(water, db_path, LevelOfTheory()).skipped == 1  # default: skip
-    retried = label_conformers(water, db_path, LevelOfTheory(), retry_failed=True)
+    assert label_conformers(water, db_path, hf()).skipped == 1  # default: skip
+    retried = label_conformers(water, db_path, hf(), retry_failed=True)
     assert retried.ok == 1
     (row,) = open_store(db_path).select()
     assert row.status == "ok" and row.energy < 0

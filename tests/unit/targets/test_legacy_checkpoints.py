@@ -10,8 +10,8 @@ import pytest
 from ase.io import read
 
 from molpre.data.graph import atoms_to_sample, collate
+from molpre.inference.batch import predict_targets
 from molpre.models.checkpoint import load_checkpoint
-from molpre.models.inference import predict_targets
 
 LEGACY = Path(__file__).resolve().parents[2] / "data" / "legacy"
 

@@ -117,9 +117,9 @@ def toy(tmp_path):
 def test_a_kind_defined_in_one_file_runs_through_finetune_predict_evaluate_and_study(
         toy, tmp_path, mlflow_uri):
     from molpre.data.datasets import labeled_from_atoms
-    from molpre.evaluation import evaluate_model
+    from molpre.inference.evaluation import evaluate_model
+    from molpre.inference.predictor import Predictor
     from molpre.models.checkpoint import load_checkpoint
-    from molpre.predict import Predictor
     from molpre.study.baselines import prior_baseline
     from molpre.study.children import fit_prior
     from molpre.train.finetune import finetune

@@ -8,9 +8,9 @@ from ase.build import molecule
 from ase.optimize import BFGS
 
 from molpre.data.datasets import load_labeled
+from molpre.inference import predict_energies
+from molpre.inference.predictor import Predictor
 from molpre.models.checkpoint import load_checkpoint
-from molpre.predict import Predictor
-from molpre.train.evaluate import predict_energies
 from molpre.train.finetune import finetune
 from molpre.train.finetune_config import FinetuneConfig
 
@@ -83,7 +83,7 @@ def test_checkpoint_rebuilds_the_model_and_pyfunc_gives_the_same_numbers(trained
 
 
 def test_missing_mlflow_models_give_one_clear_error(trained):
-    from molpre.predict import ModelLoadError
+    from molpre.inference.predictor import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="cannot load model runs:/0123456789abcdef/model"):
         Predictor.load("runs:/0123456789abcdef/model")
@@ -129,3 +129,24 @@ def test_pyfunc_takes_a_smiles_table_or_xyz_geometries(trained, qm9_small):
     boltz = pyfunc.predict(pd.DataFrame({"smiles": ["CCCO", "Q"]}),
                            params={"aggregation": "boltzmann", "n_conformers": 3})
     assert boltz["status"].tolist() == ["ok", "error"]
+
+
+def test_the_split_is_written_with_the_model(trained, qm9_small):
+    """Which molecules a model was trained, validated and tested on, readable as a plain CSV
+    in OUT, inside the model folder and in the run's model artifact (as chemprop does)."""
+    import mlflow
+    import pandas as pd
+
+    result, uri = trained
+    table = pd.read_csv(result.out / "split.csv", keep_default_na=False)
+    assert list(table.columns) == ["mol_id", "part", "row", "group", "smiles"]
+    assert table["part"].value_counts().to_dict() == result.split_sizes
+    assert table["row"].is_monotonic_increasing and table["row"].is_unique
+    assert table["mol_id"].tolist() == [qm9_small.mol_ids[r] for r in table["row"]]
+    parts_of_group = table.groupby("group")["part"].nunique()
+    assert (parts_of_group == 1).all()  # a molecule never straddles two parts
+    inside = result.out / "model" / "artifacts" / "split.csv"
+    assert inside.read_text() == (result.out / "split.csv").read_text()
+    local = mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/model/artifacts/split.csv",
+                                                tracking_uri=uri)
+    assert pd.read_csv(local, keep_default_na=False).equals(table)

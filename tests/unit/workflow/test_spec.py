@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from molpre.workflow import SpecError, jobqueue_kwargs, load_job, load_profile
+from molpre.workflow.spec import job_from_dict
 
 WORKFLOWS = Path(__file__).resolve().parents[3] / "workflows"
 
@@ -48,7 +49,7 @@ def test_overrides_apply_over_the_file_and_bad_ones_name_the_key(tmp_path):
     job = load_job(WORKFLOWS / "label.yaml", ["level.basis=sto-3g", "chunk_size=1",
                                                "intake.elements=[H, C]"])
     assert (job.level.basis, job.chunk_size, job.intake.elements) == ("sto-3g", 1, ("H", "C"))
-    assert load_job(WORKFLOWS / "label.yaml").level.basis == "6-31g"
+    assert load_job(WORKFLOWS / "label.yaml").level.basis == "6-31g(2df,p)"  # the default
     with pytest.raises(SpecError, match="unknown config key 'level.basis_set'") as err:
         load_job(WORKFLOWS / "label.yaml", ["level.basis_set=sto-3g"])
     assert isinstance(err.value, ConfigError)
@@ -94,3 +95,19 @@ def test_slurm_cluster_object_builds_a_job_script_without_submitting():
         cluster.close()
     assert "#SBATCH" in script and "--cpus-per-task=16" in script
     assert "export OMP_NUM_THREADS=1" in script and "--nthreads 1" in script
+
+
+def test_a_predict_jobs_model_options_are_the_predictors():
+    import dataclasses
+
+    from molpre.inference.options import PredictorOptions
+    from molpre.workflow.spec import ModelSpec
+
+    defaults = PredictorOptions()
+    spec = job_from_dict({"kind": "predict", "model": {"source": "m.ckpt"}}).model
+    assert (spec.aggregation, spec.batch_size) == (defaults.aggregation, defaults.batch_size)
+    base = {f.name: f.metadata for f in dataclasses.fields(PredictorOptions)}
+    assert all(f.metadata == base[f.name] for f in dataclasses.fields(ModelSpec)
+               if f.name != "source")  # declared once, in PredictorOptions
+    with pytest.raises(SpecError, match="model: batch_size must be >= 1"):
+        job_from_dict({"kind": "predict", "model": {"source": "m.ckpt", "batch_size": 0}})

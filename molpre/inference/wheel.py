@@ -35,7 +35,7 @@ def build_wheel(dest_dir: str | Path) -> Path:
     files = {f"molpre/{p.relative_to(package).as_posix()}": p.read_bytes()
              for p in sorted(package.rglob("*")) if _shipped(p, package)}
     files[f"{info}/METADATA"] = _metadata(version).encode()
-    files[f"{info}/WHEEL"] = (f"Wheel-Version: 1.0\nGenerator: molpre.models.wheel\n"
+    files[f"{info}/WHEEL"] = (f"Wheel-Version: 1.0\nGenerator: molpre.inference.wheel\n"
                               f"Root-Is-Purelib: true\nTag: {WHEEL_TAG}\n").encode()
     files[f"{info}/entry_points.txt"] = b"[console_scripts]\nmolpre = molpre.cli:main\n"
     record = [f"{name},sha256={_digest(data)},{len(data)}" for name, data in files.items()]

@@ -23,9 +23,7 @@ from ase.data import chemical_symbols
 
 from molpre.chem.readers import ID_COLUMNS, SMILES_COLUMNS
 from molpre.errors import first_line
-
-#: Default size limit (atoms, hydrogens included), the same as molpre.chem's intake.
-MAX_ATOMS = 200
+from molpre.inference.options import MAX_ATOMS
 
 
 @dataclass

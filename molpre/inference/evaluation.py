@@ -1,6 +1,6 @@
 """Evaluate a model on a labeled file: energy (and force) errors, a parity plot, a row table.
 
-    from molpre.evaluation import evaluate_model
+    from molpre.inference.evaluation import evaluate_model
     report = evaluate_model(Predictor.load("out/ft"), load_labeled("test.extxyz", "u0_atom",
                             "kcal/mol", forces=False), "eval/")
 
@@ -24,10 +24,10 @@ import torch
 from molpre.data import keys
 from molpre.data.datasets import LabeledData
 from molpre.data.graph import collate
-from molpre.predict_inputs import unsupported_elements
+from molpre.inference.inputs import unsupported_elements
+from molpre.inference.metrics import parity_plot, target_metrics
 from molpre.targets import get_target
 from molpre.targets.spec import SLUGS
-from molpre.train.evaluate import parity_plot, target_metrics
 
 
 @dataclass
@@ -46,7 +46,7 @@ def predict_labeled(predictor, data: LabeledData, with_forces: bool, batch_size:
     """Model outputs per target name at the given geometries, in batches on the predictor's
     device: ``[n]`` (``[n, 3]`` for a vector target) in molpre units (energy eV), and, if
     asked, forces ``n x [n_atoms, 3]`` eV/Angstrom."""
-    from molpre.predict import model_sample
+    from molpre.inference.predictor import model_sample
 
     samples = [model_sample(a, predictor.cutoff) for a in data.atoms]
     values: dict[str, list[np.ndarray]] = {name: [] for name in targets}

@@ -8,7 +8,7 @@
     atoms.calc = pred.calculator()                     # ASE calculator (energy, forces)
 
 Loading never runs code from the model folder: molpre's weights-only checkpoint is found
-inside the artifact and rebuilt (molpre.models.source). SMILES and RDKit molecules get
+inside the artifact and rebuilt (molpre.inference.source). SMILES and RDKit molecules get
 conformers from molpre.chem (ETKDGv3 + MMFF, on ``workers`` processes), whose model energies
 are combined as the ``lowest`` or the Boltzmann-weighted mean (``boltzmann``, at
 ``temperature`` K); ASE Atoms are used as given after the intake's checks (finite, no
@@ -29,6 +29,7 @@ no ``ood`` (a single model has no spread to calibrate). Error rows have NaN spre
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -43,12 +44,8 @@ from ase.units import kB
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
 from molpre.delta import Delta
-from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
-from molpre.models.committee import STD, Committee, Domain, mean_and_std
-from molpre.models.inference import aggregate_columns, columns_from_targets, target_columns
-from molpre.models.source import ModelLoadError, read_model_source
-from molpre.predict_inputs import (
-    MAX_ATOMS,
+from molpre.inference.batch import aggregate_columns, columns_from_targets, target_columns
+from molpre.inference.inputs import (
     Job,
     default_id,
     first_line,
@@ -57,6 +54,10 @@ from molpre.predict_inputs import (
     merge_frame,
     unsupported_elements,
 )
+from molpre.inference.options import AGGREGATIONS, OPTIONS, PredictorOptions
+from molpre.inference.source import ModelLoadError, read_model_source
+from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
+from molpre.models.committee import STD, Committee, Domain, mean_and_std
 from molpre.targets import get_target
 
 #: Result columns, in order. ``energy_minus_atomref_ev`` is the total minus the sum of the
@@ -64,9 +65,6 @@ from molpre.targets import get_target
 #: energy, comparable across molecules of different composition.
 COLUMNS = ["id", "smiles", "energy_ev", "energy_minus_atomref_ev", "status", "error",
            "n_conformers"]
-AGGREGATIONS = ("lowest", "boltzmann")
-OPTIONS = ("n_conformers", "aggregation", "temperature", "batch_size", "seed", "workers",
-           "progress", "max_atoms", "chunk")
 
 __all__ = ["AGGREGATIONS", "COLUMNS", "ModelLoadError", "Predictor", "aggregate",
            "resolve_device"]
@@ -103,15 +101,18 @@ class Predictor:
     ``device``: where the model runs (None keeps it where it is; ``"auto"``: a GPU if any).
     ``dtype``: ``"float64"`` casts the model to double precision (exact forces for geometry
     optimization or finite differences; the given model is copied, not changed); None keeps
-    the checkpoint's dtype.
+    the checkpoint's dtype. ``options``: any field of
+    :class:`~molpre.inference.options.PredictorOptions` (n_conformers, aggregation,
+    temperature, batch_size, seed, workers, progress, max_atoms, chunk; their defaults and
+    checks are declared there), held in :attr:`options` and readable as attributes
+    (``pred.workers``); change them with :meth:`configure`.
     """
+
+    options: PredictorOptions
 
     def __init__(self, model, cutoff: float, meta: dict[str, Any] | None = None, *,
                  device: str | torch.device | None = None, dtype: str | None = None,
-                 n_conformers: int = 3, aggregation: str = "lowest",
-                 temperature: float = 298.15, batch_size: int = 64, seed: int = 0,
-                 workers: int = 1, progress: bool = True, max_atoms: int = MAX_ATOMS,
-                 chunk: int = 256) -> None:
+                 **options: Any) -> None:
         if dtype is not None:
             model = _with_dtype(model, dtype)
         if device is not None:
@@ -121,18 +122,17 @@ class Predictor:
         self.meta = dict(meta or {})
         self.domain = Domain.from_meta(self.meta) if self.is_committee else None
         self.delta = Delta.from_meta(self.meta.get("delta"))
-        self.configure(n_conformers=n_conformers, aggregation=aggregation,
-                       temperature=temperature, batch_size=batch_size, seed=seed,
-                       workers=workers, progress=progress, max_atoms=max_atoms, chunk=chunk)
+        self.options = PredictorOptions()
+        self.configure(**options)
 
     def configure(self, **options: Any) -> Predictor:
-        """Set any of OPTIONS (workers: conformer processes; progress: a tqdm bar); returns self."""
-        for name, value in options.items():
-            if name not in OPTIONS:
-                raise TypeError(f"unknown predictor option {name!r}; options are {OPTIONS}")
-            setattr(self, name, value)
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}")
+        """Set any of OPTIONS (workers: conformer processes; progress: a tqdm bar), checked
+        by PredictorOptions (ValueError for a bad value, TypeError for an unknown name);
+        returns self."""
+        unknown = [name for name in options if name not in OPTIONS]
+        if unknown:
+            raise TypeError(f"unknown predictor option {unknown[0]!r}; options are {OPTIONS}")
+        self.options = dataclasses.replace(self.options, **options)
         return self
 
     @property
@@ -249,7 +249,7 @@ class Predictor:
     def calculator(self):
         """An ASE calculator (energy eV, forces eV/Angstrom) on the model's device and dtype;
         a delta model's computes its cheap level (energy and forces) at every geometry."""
-        from molpre.calculator import MolpreCalculator
+        from molpre.inference.calculator import MolpreCalculator
 
         return MolpreCalculator(self.model, self.cutoff, domain=self.domain,
                                 max_atoms=int(self.max_atoms), delta=self.delta)
@@ -417,6 +417,15 @@ class Predictor:
         """Sum of the model's per-element reference energies (eV) for ``numbers``."""
         table = self.model.atomref.as_dict()
         return float(sum(table[int(z)] for z in numbers))
+
+
+def _option(name: str) -> property:
+    return property(lambda self: getattr(self.options, name),
+                    doc=f"``options.{name}`` (change it with configure({name}=...)).")
+
+
+for _name in OPTIONS:
+    setattr(Predictor, _name, _option(_name))
 
 
 def value_columns(targets: list[str], committee: bool = False) -> list[str]:

@@ -2,6 +2,6 @@
 
 from mlflow.models import set_model
 
-from molpre.pyfunc import MolprePyfunc
+from molpre.inference.pyfunc import MolprePyfunc
 
 set_model(MolprePyfunc())

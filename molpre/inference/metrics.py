@@ -1,7 +1,6 @@
 """Evaluation of a property model: metrics per target with units, baselines, parity plot.
 
-Batched inference lives with the models (molpre.models.inference); ``predict_energies`` is
-re-exported here for the first version's callers.
+Batched inference of a model on samples is molpre.inference.batch.
 """
 
 from __future__ import annotations
@@ -10,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from molpre.models.inference import predict_energies, predict_targets
 from molpre.targets import TargetSpec, get_target
 from molpre.targets.atomref import atomref_only
 
-__all__ = ["predict_energies", "predict_targets", "energy_metrics", "target_metrics",
-           "atomref_only", "error_metrics", "mean_only", "prior_only", "parity_plot"]
+__all__ = ["energy_metrics", "target_metrics", "atomref_only", "error_metrics", "mean_only",
+           "prior_only", "parity_plot"]
 
 
 def energy_metrics(pred: np.ndarray, ref: np.ndarray, prefix: str = "") -> dict[str, float]:

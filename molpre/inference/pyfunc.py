@@ -1,7 +1,7 @@
 """The finetuned model as an MLflow pyfunc ("models from code", no pickled objects).
 
 It sits beside the Predictor it wraps (above molpre.models, which it used to live in:
-model folders saved before name ``molpre.models.pyfunc`` in their code file, an alias of
+model folders saved before name ``molpre.inference.pyfunc`` in their code file, an alias of
 this module that ``molpre`` keeps importable).
 
 The model directory holds the checkpoint (weights + rebuild config) as an artifact and the
@@ -16,7 +16,8 @@ the model's environment although molpre is on no package index.
 Input: a table with a SMILES column (``smiles``, ``SMILES``, ... any case, or named by the
 ``smiles_col`` param; optional ``id``, and ``xyz``: an (ext)xyz text of one conformer, used
 instead of generated conformers); other columns are passed through. Output: the input's
-columns, then the Predictor's (molpre.predict.COLUMNS; a committee checkpoint, ``meta.committee``,
+columns, then the Predictor's (molpre.inference.predictor.COLUMNS, with None, JSON ``null``,
+where the Predictor has NaN: an error row's values; a committee checkpoint, ``meta.committee``,
 adds ``<column>_std`` doubles and ``ood`` boolean, ``ood_reason`` string). The signature
 declares no input schema on purpose: MLflow would otherwise drop unnamed columns and reject
 ``SMILES``. A committee loads through the same checkpoint artifact as a single model.
@@ -36,13 +37,15 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from molpre.models.wheel import build_wheel
+from molpre.inference.options import PredictorOptions
+from molpre.inference.wheel import build_wheel
 
 CODE_PATH = Path(__file__).with_name("_pyfunc_code.py")
 CHECKPOINT_ARTIFACT = "checkpoint"
 WHEEL_ARTIFACT = "molpre_wheel"
 ARTIFACT_PATH = "model"
 
+_DEFAULTS = PredictorOptions()
 SIGNATURE = ModelSignature(
     inputs=None,
     outputs=Schema([
@@ -50,10 +53,10 @@ SIGNATURE = ModelSignature(
         ColSpec("double", "energy_minus_atomref_ev"), ColSpec("string", "status"),
         ColSpec("string", "error"), ColSpec("long", "n_conformers"),
     ]),
-    params=ParamSchema([
-        ParamSpec("n_conformers", "long", 3),
-        ParamSpec("aggregation", "string", "lowest"),
-        ParamSpec("temperature", "double", 298.15),
+    params=ParamSchema([  # defaults: the Predictor's (PredictorOptions)
+        ParamSpec("n_conformers", "long", _DEFAULTS.n_conformers),
+        ParamSpec("aggregation", "string", _DEFAULTS.aggregation),
+        ParamSpec("temperature", "double", _DEFAULTS.temperature),
         ParamSpec("smiles_col", "string", ""),
     ]),
 )
@@ -63,7 +66,7 @@ def signature_for(columns: list[str], committee: bool = False) -> ModelSignature
     """SIGNATURE with one double output per target column (``energy_ev``, ``gap_ev``, ...;
     ``energy_minus_atomref_ev`` follows ``energy_ev``), as :attr:`Predictor.columns`; with
     ``committee``, ``<column>_std`` after each and ``ood``, ``ood_reason``."""
-    from molpre.predict import value_columns
+    from molpre.inference.predictor import value_columns
 
     columns = value_columns([c for c in columns if c != "energy_minus_atomref_ev"], committee)
     flags = [ColSpec("boolean", "ood"), ColSpec("string", "ood_reason")] if committee else []
@@ -84,49 +87,72 @@ def _signature(checkpoint: str | Path) -> ModelSignature:
 
 
 class MolprePyfunc(mlflow.pyfunc.PythonModel):
-    """Loads the checkpoint artifact into a :class:`molpre.predict.Predictor`."""
+    """Loads the checkpoint artifact into a :class:`molpre.inference.predictor.Predictor`."""
 
     predictor: Any = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        from molpre.predict import Predictor
+        from molpre.inference.predictor import Predictor
 
         self.predictor = Predictor.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT],
                                                    device="auto", progress=False)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """The Predictor's rows, with None (JSON ``null``) where the Predictor has NaN."""
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return self.predictor.predict_frame(frame, **(params or {}))
+        return with_nulls(self.predictor.predict_frame(frame, **(params or {})))
 
 
-def save_pyfunc_model(checkpoint: str | Path, path: str | Path) -> Path:
-    """Write a pyfunc model directory at ``path`` (which must not exist) for a checkpoint."""
+def with_nulls(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each float column that holds NaN (an error row's values and spreads)
+    as an object column holding None there: ``mlflow models serve`` writes None as JSON
+    ``null``, and NaN as a bare ``NaN``, which strict JSON parsers reject."""
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        if pd.api.types.is_float_dtype(column) and column.isna().any():
+            out[name] = column.astype(object).where(column.notna(), None)
+    return out
+
+
+def save_pyfunc_model(checkpoint: str | Path, path: str | Path,
+                      files: dict[str, str | Path] | None = None) -> Path:
+    """Write a pyfunc model directory at ``path`` (which must not exist) for a checkpoint;
+    ``files``: more artifacts by name (``{"split": "out/split.csv"}``: the model's
+    train/val/test rows), kept in ``path/artifacts/``."""
     with _no_example_warning(), tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.save_model(path=str(path), python_model=str(CODE_PATH),
-                                 signature=_signature(checkpoint), **_payload(checkpoint, tmp))
+                                 signature=_signature(checkpoint),
+                                 **_payload(checkpoint, tmp, files))
     return Path(path)
 
 
-def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None) -> str:
-    """Log the pyfunc into the active run (optionally registered); returns ``runs:/<id>/model``."""
+def log_pyfunc_model(checkpoint: str | Path, register_name: str | None = None,
+                     files: dict[str, str | Path] | None = None) -> str:
+    """Log the pyfunc (with ``files``, as :func:`save_pyfunc_model`) into the active run,
+    optionally registered; returns ``runs:/<id>/model``."""
     with _no_example_warning():
-        _log(checkpoint, register_name)
+        _log(checkpoint, register_name, files)
     return f"runs:/{mlflow.active_run().info.run_id}/{ARTIFACT_PATH}"
 
 
-def _log(checkpoint: str | Path, register_name: str | None) -> None:
+def _log(checkpoint: str | Path, register_name: str | None,
+         files: dict[str, str | Path] | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.log_model(name=ARTIFACT_PATH, python_model=str(CODE_PATH),
                                 signature=_signature(checkpoint), registered_model_name=register_name,
-                                **_payload(checkpoint, tmp))
+                                **_payload(checkpoint, tmp, files))
 
 
-def _payload(checkpoint: str | Path, tmp: str) -> dict[str, Any]:
-    """Artifacts (the checkpoint and a molpre wheel) and requirements that install the wheel
-    from inside the model folder (MLflow installs requirements with the folder as cwd)."""
+def _payload(checkpoint: str | Path, tmp: str,
+             files: dict[str, str | Path] | None = None) -> dict[str, Any]:
+    """Artifacts (the checkpoint, a molpre wheel and ``files``) and requirements that install
+    the wheel from inside the model folder (MLflow installs requirements with the folder as
+    cwd)."""
     wheel = build_wheel(tmp)
-    return {"artifacts": {CHECKPOINT_ARTIFACT: str(checkpoint), WHEEL_ARTIFACT: str(wheel)},
-            "pip_requirements": [f"artifacts/{wheel.name}"]}
+    artifacts = {CHECKPOINT_ARTIFACT: str(checkpoint), WHEEL_ARTIFACT: str(wheel),
+                 **{name: str(path) for name, path in (files or {}).items()}}
+    return {"artifacts": artifacts, "pip_requirements": [f"artifacts/{wheel.name}"]}
 
 
 @contextmanager

@@ -8,7 +8,7 @@ and cast once by the model, so a float64 model (``Predictor.load(..., dtype="flo
 sees the exact positions and gives forces that agree with finite differences of its energy
 to ~1e-7 eV/Angstrom; a float32 model gives float32-precision forces (~1e-4 eV/Angstrom).
 Geometries the model cannot describe raise CalculatorError instead of giving a number: the
-same domain checks as ``Predictor.predict`` (molpre.predict_inputs.atoms_problem: no atoms,
+same domain checks as ``Predictor.predict`` (molpre.inference.inputs.atoms_problem: no atoms,
 more than ``max_atoms`` atoms, periodic cells, non-finite positions, elements without a
 reference energy), so a 500-atom random carbon cloud is an error, not -2763 eV. Overlapping
 atoms (closer than 0.5 Angstrom), an error row for ``Predictor.predict``, are computed but
@@ -41,8 +41,8 @@ from ase.calculators.calculator import Calculator, CalculatorError, all_changes
 
 from molpre.data import keys
 from molpre.data.graph import atoms_to_sample, collate
+from molpre.inference.inputs import MAX_ATOMS, atoms_problem, unsupported_elements
 from molpre.models.committee import MEMBERS, Committee, Domain
-from molpre.predict_inputs import MAX_ATOMS, atoms_problem, unsupported_elements
 
 #: One fixed message, so the default warning filter shows it once per call site.
 OOD_MESSAGE = ("molpre: geometry out of the committee's domain (spread above validation, or "
