@@ -51,21 +51,26 @@ class DemoConfig:
     out: str = setting("molpre-demo", flags=("-o", "--output"), help="Output folder.",
                        click_type=click.Path())
     seed: int = setting(0, help="The seed of intake, conformers, pretraining and the test split.")
-    molecules: int = setting(600, click_type=click.IntRange(min=10),
+    molecules: int = setting(1000, click_type=click.IntRange(min=10),
                              help="NCI molecules to read.")
     label_molecules: int = setting(110, click_type=click.IntRange(min=8),
                                    help="Smallest molecules to label with PySCF.")
     max_label_atoms: int = 20
+    label_elements: tuple[str, ...] = ("H", "C", "N", "O", "F")  # the QM9 domain
     method: str = "HF"
     basis: str = "sto-3g"
     workers: int = setting(2, click_type=click.IntRange(min=1),
                            help="Worker processes for conformers, labels and study children.")
     cheap_level: str = setting("gfn2-xtb", help="The free level the corpus is labeled at "
                                                 "(gfn2-xtb, gfn1-xtb, mmff94, hf/sto-3g).")
+    delta: str | None = setting(
+        "gfn2-xtb", help="Cheap level the study learns on top of (every arm, baselines "
+                         "included, learns the target minus s x its energy; predictions "
+                         "compute it too); 'none' for the plain target.")
     pretrain_conformers: int = 2
     pretrain_steps: int = setting(300, click_type=click.IntRange(min=1), help="Pretraining steps.")
-    test_size: int = 40
-    budgets: tuple[int, ...] = (15, 30, 60)
+    test_size: int = 30
+    budgets: tuple[int, ...] = (20, 40, 75)
     seeds: int = setting(3, click_type=click.IntRange(min=2), help="Seeds per budget and arm.")
     finetune_epochs: int = setting(60, click_type=click.IntRange(min=1),
                                    help="Most finetuning epochs per study child.")
@@ -112,13 +117,17 @@ def mark(record: Path, key: str, done: bool, **extra: Any) -> None:
     record.write_text(json.dumps({"key": key, "done": done, **extra}))
 
 
-def split_corpus(records: Iterable, n_label: int, max_atoms: int) -> tuple[list, list, list]:
-    """(labeled, unlabeled, rejected): the smallest valid records are labeled, in input order."""
+def split_corpus(records: Iterable, n_label: int, max_atoms: int,
+                 elements: Iterable[str] | None = None) -> tuple[list, list, list]:
+    """(labeled, unlabeled, rejected): the smallest valid records made of ``elements`` only
+    (None: any) are labeled, in input order; every other valid record is the corpus."""
     ok, rejected = [], []
     for record in records:
         (ok if record.ok else rejected).append(record)
+    allowed = None if elements is None else set(elements)
     sizes = {id(r): r.mol.GetNumAtoms(onlyExplicit=False) for r in ok}  # H included
-    small = [r for r in ok if sizes[id(r)] <= max_atoms]
+    small = [r for r in ok if sizes[id(r)] <= max_atoms and
+             (allowed is None or {a.GetSymbol() for a in r.mol.GetAtoms()} <= allowed)]
     chosen = {id(r) for r in sorted(small, key=lambda r: (sizes[id(r)], r.row))[:n_label]}
     labeled = [r for r in ok if id(r) in chosen]
     unlabeled = [r for r in ok if id(r) not in chosen]
@@ -185,7 +194,8 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
 
     corpus = itertools.islice(default_corpus(), config.molecules)
     labeled, unlabeled, rejected = split_corpus(
-        records_from_smiles(corpus), config.label_molecules, config.max_label_atoms)
+        records_from_smiles(corpus), config.label_molecules, config.max_label_atoms,
+        config.label_elements)
     pretrain_smi = write_smiles(unlabeled, out / "pretrain_corpus.smi")
     echo(f"[1/5] intake: {config.molecules} NCI molecules -> {len(labeled)} to label, "
          f"{len(unlabeled)} for the free-label corpus, {len(rejected)} rejected")
@@ -295,6 +305,7 @@ def check_sizes(config: DemoConfig, n_data: int) -> None:
 def study_config(config: DemoConfig, out: Path):
     """The demo's :class:`molpre.study.config.StudyConfig`; ConfigError if it is invalid."""
     from molpre.study.config import (
+        DeltaSpec,
         EncoderSpec,
         SeedSpec,
         SplitSpec,
@@ -312,8 +323,11 @@ def study_config(config: DemoConfig, out: Path):
         budgets=list(config.budgets),
         seeds=SeedSpec(small=config.seeds, large=config.seeds, small_max=max(config.budgets)),
         encoders=[EncoderSpec(name=ENCODER, path=str(out / "pretrain"), modes=["full"],
-                              control=["full"], seed=pretrain_seed(config), head="pretrained")],
+                              control=["full"], seed=pretrain_seed(config),
+                              # a delta target is not the cheap energy the head learned
+                              head="fresh" if delta_level(config) else "pretrained")],
         baselines=["linear"],
+        delta=DeltaSpec(level=delta_level(config)),
         train=TrainSpec(preset=config.preset, epochs=config.finetune_epochs,
                         patience=config.patience, max_minutes=3.0, val_min=config.val_min),
         workers=config.workers,
@@ -322,6 +336,12 @@ def study_config(config: DemoConfig, out: Path):
         return study.validate()
     except StudyConfigError as err:
         raise ConfigError(f"demo: {err}") from None
+
+
+def delta_level(config: DemoConfig) -> str | None:
+    """The demo's delta level, None for the plain target ('none', '' or null)."""
+    level = (config.delta or "").strip()
+    return None if level.lower() in ("", "none", "null", "off") else level
 
 
 def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
@@ -357,7 +377,7 @@ def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
 
 
 #: DemoConfig fields that ``molpre demo`` offers as options (help in the fields).
-CLI_FIELDS = ("out", "molecules", "label_molecules", "pretrain_steps", "seeds",
+CLI_FIELDS = ("out", "molecules", "label_molecules", "delta", "pretrain_steps", "seeds",
               "finetune_epochs", "workers", "seed")
 
 

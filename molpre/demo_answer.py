@@ -58,6 +58,13 @@ def verdict_lines(summary: dict, unit: str) -> list[str]:
     return lines
 
 
+def _delta_note(summary: dict) -> str:
+    """'; every arm learns on top of LEVEL' when the study is a delta study, else ''."""
+    level = (summary.get("delta") or {}).get("level")
+    return (f"; every arm (the linear fit too) learns the energy minus s x its {level} energy"
+            if level else "")
+
+
 def answer(study, model_uri: str, record: dict, out: Path) -> str:
     """The demo's closing screen (the study's summary, the registered model, what next)."""
     summary = study.summary
@@ -72,7 +79,7 @@ def answer(study, model_uri: str, record: dict, out: Path) -> str:
     seeds = max(c.get("n", 0) for by_b in summary["table"].values() for c in by_b.values())
     lines = [f"== Does pretraining save labels here? {headline} ==",
              f"test MAE ({unit}), mean [95% interval] over {seeds} seeds; "
-             f"{summary['n_test']} test molecules",
+             f"{summary['n_test']} test molecules" + _delta_note(summary),
              *table_lines(summary), "", *verdict_lines(summary, unit), "",
              f"model: {model_uri} ({record['arm']}, N={record['budget']}, seed 0: "
              f"{record['test_mae']:.2f} {unit} on the test set)",

@@ -241,6 +241,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*(num_workers|does not have many workers).*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning on torch >= 2.10
         trainer.fit(task, _loader(train, config.batch_size, True, config.seed),
                     _loader(val, 256, False, config.seed))
     best.restore(model)

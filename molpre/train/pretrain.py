@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -99,7 +100,8 @@ def check_labels(objectives: Mapping[str, Any], manifest: Mapping[str, Any],
             what = "cheap-level forces" if need == "forces" else "cheap-level energies"
             raise ValueError(f"objective {name} needs {what}, and the corpus {shard_dir} has "
                              "none: build a labeled one with `molpre submit "
-                             "workflows/corpus_xtb.yaml --input MOLECULES -o CORPUS`")
+                             "workflows/corpus_xtb.yaml --input MOLECULES -o CORPUS`, or "
+                             "choose label-free objectives (--objectives mask,contrast,denoise)")
 
 
 def label_scales(shard_dir: Path, manifest: Mapping[str, Any]) -> dict[str, float]:
@@ -364,7 +366,11 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | Path | None = No
         trainer = make_trainer(cfg, outdir, run.info.run_id, callbacks,
                                validating=val_loader is not None)
         try:
-            with checkpoints.catch_sigint():
+            with checkpoints.catch_sigint(), warnings.catch_warnings():
+                # validation is optional (corpus.val_shards): without it Lightning warns
+                warnings.filterwarnings("ignore", ".*no `val_dataloader`.*")
+                warnings.filterwarnings("ignore", ".*(num_workers|does not have many workers).*")
+                warnings.filterwarnings("ignore", ".*LeafSpec.*")  # Lightning on torch >= 2.10
                 trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader,
                             ckpt_path=str(last) if resuming else None, weights_only=True)
         except SystemExit as exc:  # Lightning's answer to a second Ctrl-C: sys.exit(1)

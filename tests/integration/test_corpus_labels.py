@@ -120,7 +120,8 @@ def test_a_cheap_objective_on_an_unlabeled_corpus_stops_before_any_work(tmp_path
     smi.write_text("CCO a\nCCN b\n")
     result = CliRunner().invoke(main, ["pretrain", "--corpus", str(smi), "-o",
                                        str(tmp_path / "pre"), "--objectives", "cheap_energy",
-                                       "--conformers", "1", "--set", "train.progress=false"])
+                                       "--label-level", "none", "--conformers", "1",
+                                       "--set", "train.progress=false"])
     assert result.exit_code != 0
     assert "needs cheap-level energies" in result.output and "corpus_xtb.yaml" in result.output
     assert not (tmp_path / "pre" / "last.ckpt").exists()
@@ -165,16 +166,21 @@ def test_the_cheap_energy_head_travels_with_the_encoder_and_its_control_rebuilds
 
 def test_pretrain_builds_a_labeled_corpus_itself_and_compares_its_probe_with_random_init(
         tmp_path, mlflow_uri):
-    """`molpre pretrain --label-level gfn2-xtb --copies 1` on a molecule file: the corpus job
-    labels every conformer and copy; the cheap objectives train on them."""
+    """`molpre pretrain` on a molecule file with the default recipe (GFN2-xTB labels on every
+    conformer and one displaced copy, cheap_energy + cheap_forces): the corpus job labels
+    every conformer and copy; the cheap objectives train on them."""
+    import torch
+
     smi = tmp_path / "mols.smi"
     smi.write_text("CCO a\nCCN b\nCC(=O)O c\nc1ccncc1 d\nCOC e\nCC#N f\n")
     result = CliRunner().invoke(main, [
         "pretrain", "--corpus", str(smi), "-o", str(tmp_path / "pre"), "--conformers", "1",
-        "--label-level", "gfn2-xtb", "--copies", "1", "--objectives",
-        "cheap_energy,cheap_forces", "--max-steps", "2", "--batch-size", "2",
-        "--set", "train.progress=false"])
+        "--max-steps", "2", "--batch-size", "2", "--set", "train.progress=false"])
     assert result.exit_code == 0, result.output
+    objectives = torch.load(tmp_path / "pre" / "last.ckpt",
+                            weights_only=True)["hyper_parameters"]["objectives"]
+    assert sorted(n for n, o in objectives.items() if o["weight"] > 0) == \
+        ["cheap_energy", "cheap_forces"]
     manifest = read_manifest(tmp_path / "pre" / "shards")
     assert manifest["labels"]["level"] == "gfn2-xtb" and manifest["molecules"] == 6
     assert manifest["conformers"] == 12  # one conformer and one displaced copy each

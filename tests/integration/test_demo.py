@@ -15,7 +15,7 @@ from molpre.cli import main
 
 ARMS = ("linear", "scratch", "pretrained:full", "pretrained:control-full")
 BUDGETS, SEEDS = (6, 12), 2
-TOY = ["--molecules", "150", "--label-molecules", "24", "--pretrain-steps", "4",
+TOY = ["--molecules", "300", "--label-molecules", "24", "--pretrain-steps", "4",
        "--finetune-epochs", "2", "--seeds", str(SEEDS), "--workers", "1",
        "--set", f"budgets=[{','.join(map(str, BUDGETS))}]", "--set", "test_size=10",
        "--set", "val_min=2", "--set", "patience=2"]

@@ -152,7 +152,8 @@ def test_pretrain_config_rejects_nested_typos_and_keeps_dict_form():
         resolve({"probe": {"data": "x.extxyz"}})
     cfg = resolve({"train": {"lr": "3e-4"}, "corpus": {"max_molecules": None}})
     assert cfg["train"]["lr"] == 3e-4 and cfg["corpus"]["max_molecules"] is None
-    assert cfg["objectives"]["mask"]["weight"] == 1.0 and resolve(cfg) == cfg
+    assert cfg["objectives"]["cheap_energy"]["weight"] == 1.0 and resolve(cfg) == cfg
+    assert cfg["objectives"]["mask"]["weight"] == 0.0  # label-free objectives: off by default
 
 
 def test_finetune_demo_and_encoder_configs_use_the_loader():

@@ -32,6 +32,10 @@ def pretrained(tmp_path_factory):
         # to within ~1e-12 (AdamW moves each weight by about lr per step)
         result = pretrain({"output": str(tmp / "out"), "seed": 3,
                            "corpus": {"shards": str(tmp / "shards")},
+                           "objectives": {"mask": {"weight": 1.0}, "contrast": {"weight": 1.0},
+                                          "denoise": {"weight": 1.0},  # unlabeled shards
+                                          "cheap_energy": {"weight": 0.0},
+                                          "cheap_forces": {"weight": 0.0}},
                            "train": {"batch_size": 4, "lr": 1e-12, "max_steps": 1, "epochs": 1,
                                      "progress": False}, "monitor": {"molecules": 4}})
         yield tmp, result
