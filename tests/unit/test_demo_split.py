@@ -32,3 +32,16 @@ def test_delta_level_none_turns_delta_off():
     assert delta_level(DemoConfig()) == "gfn2-xtb"
     for off in ("none", "", "None", "off"):
         assert delta_level(DemoConfig(delta=off)) is None
+
+
+def test_an_unknown_delta_level_is_one_line_before_any_work(tmp_path):
+    from click.testing import CliRunner
+
+    from molpre.cli import main
+
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--delta", "bogus", "-o", str(out)])
+    assert result.exit_code == 1
+    assert "cannot read a level of theory from 'bogus'" in result.output
+    assert "Traceback" not in result.output
+    assert not (out / "labels.db").exists()  # nothing labeled
