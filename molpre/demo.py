@@ -1,8 +1,9 @@
 """``molpre demo``: does pretraining save labels? The whole question, small, on the embedded corpus.
 
-1. intake: the first ``molecules`` SMILES of RDKit's NCI sample are standardized; the
-   ``label_molecules`` smallest valid ones (at most ``max_label_atoms`` atoms) become the
-   labeled set, the rest the pretraining corpus (so no labeled molecule is pretrained on);
+1. intake: RDKit's NCI sample (4,999 SMILES) is standardized; the ``label_molecules``
+   smallest valid ones made of ``label_elements`` (at most ``max_label_atoms`` atoms) become
+   the labeled set and the first ``molecules`` of the others the pretraining corpus (so no
+   labeled molecule is pretrained on);
 2. the expensive labels: one ETKDGv3 + MMFF94 conformer per labeled molecule, PySCF energies
    and forces at ``method``/``basis`` (HF/STO-3G by default) in an ASE database;
 3. the free labels: the corpus's conformers and a displaced copy of each, labeled at
@@ -26,7 +27,6 @@ end-to-end example.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterable
@@ -51,9 +51,10 @@ class DemoConfig:
     out: str = setting("molpre-demo", flags=("-o", "--output"), help="Output folder.",
                        click_type=click.Path())
     seed: int = setting(0, help="The seed of intake, conformers, pretraining and the test split.")
-    molecules: int = setting(1000, click_type=click.IntRange(min=10),
-                             help="NCI molecules to read.")
-    label_molecules: int = setting(110, click_type=click.IntRange(min=8),
+    molecules: int = setting(800, click_type=click.IntRange(min=10),
+                             help="Molecules of the free-label pretraining corpus (NCI "
+                                  "molecules other than the labeled ones).")
+    label_molecules: int = setting(150, click_type=click.IntRange(min=8),
                                    help="Smallest molecules to label with PySCF.")
     max_label_atoms: int = 20
     label_elements: tuple[str, ...] = ("H", "C", "N", "O", "F")  # the QM9 domain
@@ -69,12 +70,13 @@ class DemoConfig:
                          "compute it too); 'none' for the plain target.")
     pretrain_conformers: int = 2
     pretrain_steps: int = setting(300, click_type=click.IntRange(min=1), help="Pretraining steps.")
-    test_size: int = 30
-    budgets: tuple[int, ...] = (20, 40, 75)
+    test_size: int = 40
+    budgets: tuple[int, ...] = (25, 50, 100)
     seeds: int = setting(3, click_type=click.IntRange(min=2), help="Seeds per budget and arm.")
-    finetune_epochs: int = setting(60, click_type=click.IntRange(min=1),
+    finetune_epochs: int = setting(100, click_type=click.IntRange(min=1),
                                    help="Most finetuning epochs per study child.")
     patience: int = 20
+    batch_size: int = 4  # small batches: 20-100 labels still give each child ~500+ steps
     val_min: int = 5
     preset: str = "small"
     examples: tuple[str, ...] = field(default=EXAMPLE_SMILES)
@@ -192,13 +194,15 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     os.environ["MLFLOW_TRACKING_URI"] = config.tracking_uri
     seed_everything(config.seed)
 
-    corpus = itertools.islice(default_corpus(), config.molecules)
-    labeled, unlabeled, rejected = split_corpus(
-        records_from_smiles(corpus), config.label_molecules, config.max_label_atoms,
+    clock = Stopwatch()
+    labeled, others, rejected = split_corpus(
+        records_from_smiles(default_corpus()), config.label_molecules, config.max_label_atoms,
         config.label_elements)
+    unlabeled = others[:config.molecules]
     pretrain_smi = write_smiles(unlabeled, out / "pretrain_corpus.smi")
-    echo(f"[1/5] intake: {config.molecules} NCI molecules -> {len(labeled)} to label, "
-         f"{len(unlabeled)} for the free-label corpus, {len(rejected)} rejected")
+    echo(f"[1/5] intake: {len(labeled) + len(others) + len(rejected)} NCI molecules -> "
+         f"{len(labeled)} to label, {len(unlabeled)} for the free-label corpus, "
+         f"{len(rejected)} rejected {clock.lap()}")
 
     conf_path = out / "label_conformers.extxyz"
     ok, failed, reused = make_conformers(labeled, conf_path, config.seed, config.workers)
@@ -207,18 +211,19 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     labels = out / "labels.db"
     summary = label_conformers(frames, labels, level, forces=True, workers=config.workers)
     n_data = labeled_set(labels, frames, level, out / "labeled.extxyz")
-    echo(f"[2/5] expensive labels {level.tag} (energies, forces): {summary.line()}")
+    echo(f"[2/5] expensive labels {level.tag} (energies, forces): {summary.line()} "
+         f"{clock.lap()}")
     check_sizes(config, n_data)
 
     pre, pre_reused = pretrain_stage(config, pretrain_smi, out)
     echo(f"[3/5] free labels + [4/5] pretraining: {pre['corpus']} conformers and displaced "
          f"copies at {config.cheap_level}, {pre['steps']} steps on their energies and forces"
-         + (" (reused)" if pre_reused else ""))
+         + (" (reused)" if pre_reused else "") + f" {clock.lap()}")
 
     study = study_stage(config, out, echo)
     model_uri, record = register_best(study, config.tracking_uri)
     echo(f"[5/5] study: {study.ran} children run, {study.reused} reused; parent run "
-         f"{study.parent_run_id}\n")
+         f"{study.parent_run_id} {clock.lap()}\n")
     echo(answer(study, model_uri, record, out))
 
     predictions = Predictor_load(model_uri).predict(list(config.examples))
@@ -232,6 +237,21 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     return DemoResult(out, counts, study, predictions,
                       {"pretrain": pre["run_id"], "study": study.parent_run_id,
                        "model": model_uri}, reuse)
+
+
+class Stopwatch:
+    """Wall time of each demo stage: ``lap()`` is ``(12 s)`` since the previous lap."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+
+    def lap(self) -> str:
+        now = self._now()
+        spent, self._last = now - self._last, now
+        return f"({spent:.0f} s)"
 
 
 def Predictor_load(uri: str):  # noqa: N802 - reads as the call it wraps
@@ -329,7 +349,8 @@ def study_config(config: DemoConfig, out: Path):
         baselines=["linear"],
         delta=DeltaSpec(level=delta_level(config)),
         train=TrainSpec(preset=config.preset, epochs=config.finetune_epochs,
-                        patience=config.patience, max_minutes=3.0, val_min=config.val_min),
+                        batch_size=config.batch_size, patience=config.patience,
+                        max_minutes=3.0, val_min=config.val_min),
         workers=config.workers,
     )
     try:

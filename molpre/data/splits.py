@@ -107,6 +107,7 @@ def _rows(selected: Collection[str], by_group: dict[str, list[int]]) -> np.ndarr
 def make_split(
     groups: Sequence[str], *, seed: int = 0, split_seed: int = 0, test_fraction: float = 0.1,
     test_rows: Sequence[int] | None = None, budget: int | None = None, val_fraction: float = 0.1,
+    elements: Sequence[Collection] | None = None,
 ) -> Split:
     """Split rows by molecule.
 
@@ -118,6 +119,11 @@ def make_split(
         test_rows: explicit test rows; every row of a molecule in them joins the test set.
         budget: training labels (rows) for train + val; default: the whole non-test pool.
         val_fraction: share of the budget's molecules used for validation (at least one).
+        elements: the elements of each row ``[n_rows]`` (any hashable labels). When given, a
+            molecule joins validation only if each of its elements stays in some training
+            molecule (:func:`carve_validation`): a validation molecule with an element training
+            never saw has no per-element reference energy, and its error (thousands of
+            kcal/mol) would decide early stopping alone.
     """
     by_group = _rows_by_group(groups)
     names = sorted(by_group)
@@ -139,8 +145,34 @@ def make_split(
     if len(chosen) < 2:
         raise SplitError("need at least two training molecules (one for validation)")
     n_val = min(len(chosen) - 1, max(1, int(round(val_fraction * len(chosen)))))
-    return Split(train=_rows(chosen[n_val:], by_group), val=_rows(chosen[:n_val], by_group),
+    if elements is None:
+        val = chosen[:n_val]
+    else:
+        kinds = {g: frozenset(e for r in by_group[g] for e in elements[r]) for g in chosen}
+        val = carve_validation(chosen, kinds, n_val)
+    train = [g for g in chosen if g not in set(val)]
+    return Split(train=_rows(train, by_group), val=_rows(val, by_group),
                  test=_rows(test, by_group))
+
+
+def carve_validation(chosen: Sequence[str], kinds: dict[str, Collection], n_val: int) -> list[str]:
+    """Up to ``n_val`` validation groups from ``chosen``, taken in order, skipping any whose
+    removal would leave one of its elements (``kinds[group]``) in no training group.
+
+    Where every element is common this is ``chosen[:n_val]``; a skipped group trains instead.
+    Returns at least one group when ``chosen`` has two or more, falling back to the first.
+    """
+    from collections import Counter
+
+    left = Counter(e for g in chosen for e in kinds[g])
+    val: list[str] = []
+    for group in chosen:
+        if len(val) == n_val:
+            break
+        if all(left[e] > 1 for e in kinds[group]) and len(chosen) - len(val) > 1:
+            val.append(group)
+            left.subtract(kinds[group])
+    return val or list(chosen[:1])
 
 
 #: The columns of a model's split file (``split.csv``), in order.

@@ -91,7 +91,7 @@ def split_data(config: FinetuneConfig, data: LabeledData) -> Split:
     return make_split(
         data.groups, seed=config.seed, split_seed=config.split_seed,
         test_fraction=config.test_fraction, test_rows=test_rows, budget=config.budget,
-        val_fraction=config.val_fraction,
+        val_fraction=config.val_fraction, elements=[a.numbers for a in data.atoms],
     )
 
 

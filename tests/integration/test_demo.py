@@ -4,6 +4,7 @@ encoder and the study's finished children."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def test_demo_runs_a_study_and_a_second_run_reuses_everything(tmp_path, monkeypa
     for stage in (1, 2, 5):
         assert f"[{stage}/5]" in first
     assert "[3/5] free labels + [4/5] pretraining" in first and "at gfn2-xtb" in first
-    assert "24 ok" in first and "(reused)" not in first
+    labeled = re.search(r"24 conformers: (\d+) ok, 0 failed", first)  # less any duplicates
+    assert labeled and int(labeled[1]) >= 20 and "(reused)" not in first
     answer = first.split("== Does pretraining save labels here?")[1]
     header = next(line for line in answer.splitlines() if line.lstrip().startswith("N "))
     assert sorted(header.split()[1:]) == sorted(ARMS)  # a column per arm
@@ -77,7 +79,7 @@ def test_demo_runs_a_study_and_a_second_run_reuses_everything(tmp_path, monkeypa
     rows, encoder_mtime = _label_rows(out), (out / "pretrain" / "encoder.pt").stat().st_mtime
 
     second = _demo(out)
-    assert "0 ok, 0 failed, 24 skipped (already stored)" in second
+    assert re.search(r"24 conformers: 0 ok, 0 failed, 2[34] skipped \(already stored\)", second)
     assert "(reused)" in second.split("[3/5]")[1].splitlines()[0]
     assert f"0 children run, {len(children)} reused; parent run {parent.run_id}" in second
     assert header in second

@@ -42,6 +42,31 @@ def test_budget_counts_labels_and_validation_comes_from_it():
         make_split(groups, test_fraction=0.2, budget=33)
 
 
+def test_validation_never_holds_an_element_training_lacks():
+    """A molecule whose element only it has trains; the rest of the carve is unchanged."""
+    groups = _groups(n_mols=30, conformers=1)
+    elements = [("C", "H")] * len(groups)
+    plain = make_split(groups, seed=1, test_fraction=0.2, budget=20, val_fraction=0.2)
+    assert np.array_equal(plain.val, make_split(groups, seed=1, test_fraction=0.2, budget=20,
+                                                val_fraction=0.2, elements=elements).val)
+    lone = int(plain.val[0])  # give the first validation molecule an element of its own
+    elements[lone] = ("C", "H", "F")
+    split = make_split(groups, seed=1, test_fraction=0.2, budget=20, val_fraction=0.2,
+                       elements=elements)
+    assert lone in split.train and lone not in split.val
+    assert len(split.val) == len(plain.val) and len(split.train) == len(plain.train)
+    assert set(split.val) - set(plain.val) and set(split.train) | set(split.val) == \
+        set(plain.train) | set(plain.val)
+    train_kinds = {e for r in split.train for e in elements[r]}
+    assert all(set(elements[r]) <= train_kinds for r in split.val)
+
+
+def test_carve_keeps_one_validation_molecule_when_every_element_is_unique():
+    groups = ["a", "b"]
+    split = make_split(groups, test_rows=[], seed=0, budget=2, elements=[("F",), ("N",)])
+    assert len(split.val) == 1 and len(split.train) == 1
+
+
 def test_explicit_test_rows_pull_in_whole_molecules():
     groups = _groups(n_mols=5, conformers=2)
     split = make_split(groups, test_rows=[0], seed=0)
