@@ -213,6 +213,9 @@ def _computed(data: LabeledData, source: str, cache: str, forces: bool,
                            f"(first: {missing[:3]}; reasons in {cache}); delta learning needs "
                            "the cheap level of every molecule")
     energies = np.array([stored[k].calc.results["energy"] for k in keys], dtype=np.float64)
+    if forces and any("forces" not in stored[k].calc.results for k in keys):
+        raise DatasetError(f"{cache} holds {level.tag} energies without forces (labeled "
+                           "without forces before): give another cache file, or delete it")
     frc = ([np.asarray(stored[k].calc.results["forces"]) for k in keys] if forces else None)
     return CheapLabels(level.tag, energies, frc, cache, file_sha256(cache))
 

@@ -5,7 +5,8 @@
    the labeled set and the first ``molecules`` of the others the pretraining corpus (so no
    labeled molecule is pretrained on);
 2. the expensive labels: one ETKDGv3 + MMFF94 conformer per labeled molecule, PySCF energies
-   and forces at ``method``/``basis`` (HF/STO-3G by default) in an ASE database;
+   (and forces with ``forces``) at ``method``/``basis`` (HF/STO-3G by default) in an ASE
+   database;
 3. the free labels: the corpus's conformers and a displaced copy of each, labeled at
    ``cheap_level`` (GFN2-xTB: milliseconds a geometry) into pretraining shards;
 4. pretraining on those cheap energies and forces (the recipe that paid on QM9; see
@@ -51,7 +52,7 @@ class DemoConfig:
     out: str = setting("molpre-demo", flags=("-o", "--output"), help="Output folder.",
                        click_type=click.Path())
     seed: int = setting(0, help="The seed of intake, conformers, pretraining and the test split.")
-    molecules: int = setting(800, click_type=click.IntRange(min=10),
+    molecules: int = setting(500, click_type=click.IntRange(min=10),
                              help="Molecules of the free-label pretraining corpus (NCI "
                                   "molecules other than the labeled ones).")
     label_molecules: int = setting(150, click_type=click.IntRange(min=8),
@@ -60,6 +61,8 @@ class DemoConfig:
     label_elements: tuple[str, ...] = ("H", "C", "N", "O", "F")  # the QM9 domain
     method: str = "HF"
     basis: str = "sto-3g"
+    forces: bool = setting(False, help="Also compute the expensive level's forces (2-3x the "
+                                       "label time; the study's children then fit them too).")
     workers: int = setting(2, click_type=click.IntRange(min=1),
                            help="Worker processes for conformers, labels and study children.")
     cheap_level: str = setting("gfn2-xtb", help="The free level the corpus is labeled at "
@@ -209,9 +212,11 @@ def run_demo(config: DemoConfig, echo: Callable[[str], None] = print) -> DemoRes
     level = LevelOfTheory(method=config.method, basis=config.basis)
     frames = ase.io.read(conf_path, index=":") if ok else []
     labels = out / "labels.db"
-    summary = label_conformers(frames, labels, level, forces=True, workers=config.workers)
+    summary = label_conformers(frames, labels, level, forces=config.forces,
+                               workers=config.workers)
     n_data = labeled_set(labels, frames, level, out / "labeled.extxyz")
-    echo(f"[2/5] expensive labels {level.tag} (energies, forces): {summary.line()} "
+    what = "energies, forces" if config.forces else "energies"
+    echo(f"[2/5] expensive labels {level.tag} ({what}): {summary.line()} "
          f"{clock.lap()}")
     check_sizes(config, n_data)
 
@@ -398,7 +403,7 @@ def study_stage(config: DemoConfig, out: Path, echo: Callable[[str], None]):
 
 
 #: DemoConfig fields that ``molpre demo`` offers as options (help in the fields).
-CLI_FIELDS = ("out", "molecules", "label_molecules", "delta", "pretrain_steps", "seeds",
+CLI_FIELDS = ("out", "molecules", "label_molecules", "forces", "delta", "pretrain_steps", "seeds",
               "finetune_epochs", "workers", "seed")
 
 

@@ -15,13 +15,14 @@ from molpre.demo import CLI_FIELDS, DemoConfig
 def command(config: DemoConfig) -> None:
     """Run a small pretraining study end to end on RDKit's NCI sample and print its report.
 
-    Intake and conformers, PySCF labels (HF/STO-3G energies and forces) for the smallest
-    molecules, GFN2-xTB energies and forces of the others' conformers and displaced copies,
-    pretraining on those, then a study: scratch, the pretrained encoder (full finetuning from
-    its energy head) and its random-init control, beside the per-element linear fit, over 3
-    label budgets x 3 seeds on one test split; it prints the answer (the table of mean test
-    MAE, kcal/mol, 95% interval over seeds, a verdict per budget, label savings), registers
-    the best model as models:/molpre-demo@champion and predicts a few SMILES with it. A rerun with the same OUT reuses the conformers, labels,
+    Intake and conformers, PySCF labels (HF/STO-3G energies; --forces adds forces) for the 150
+    smallest QM9-domain molecules, GFN2-xTB energies and forces of 500 others' conformers and
+    displaced copies, pretraining on those, then a study of the energy minus s x its GFN2-xTB
+    energy: scratch, the pretrained encoder and its random-init control, beside the
+    per-element linear fit, over 3 label budgets x 3 seeds on one test split. It prints the
+    answer (the table of mean test MAE, kcal/mol, 95% interval over seeds, a verdict per
+    budget, label savings), registers the best model as models:/molpre-demo@champion and
+    predicts a few SMILES with it. A rerun with the same OUT reuses the conformers, labels,
     pretrained encoder and finished study runs. Runs are tracked in OUT/mlflow.db (artifacts
     in OUT/mlartifacts); the last line says how to browse them.
     """

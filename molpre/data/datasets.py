@@ -147,6 +147,17 @@ def labeled_from_atoms(
                        digest, specs, len(reasons), reasons)
 
 
+def every_row_has_forces(data: LabeledData, forces_key: str | None = None) -> bool:
+    """Whether ``data`` fits forces: it carries them, or its energy target is there and every
+    row's conformer holds forces (calculator results, or ``atoms.arrays[forces_key]``)."""
+    if data.forces is not None:
+        return True
+    if "energy" not in data.targets:
+        return False
+    spec = _forces_spec(data.specs, forces_key)
+    return all(_read_forces(atoms, spec) is not None for atoms in data.atoms)
+
+
 def _forces_spec(specs: list[TargetSpec], key: str | None = None) -> TargetSpec:
     """The ``forces`` target read in the energy's stored unit per Angstrom (forces are the
     energy's gradient), from ``key`` when given (an ``atoms.arrays`` name, or ``calc:NAME``

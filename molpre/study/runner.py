@@ -75,17 +75,24 @@ def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder]
 
 
 def with_cheap_store(config: StudyConfig, data, out: Path) -> StudyConfig:
-    """A study whose ``delta.level`` is set: the level computed once for every molecule into
-    OUT/cheap-<level>.db (content-keyed: a resumed study computes nothing twice), and the
+    """A study whose ``delta.level`` is set: the level computed once for every molecule (with
+    its forces when every row of ``data`` has forces) into OUT/cheap-<level>[-forces].db
+    (content-keyed: a resumed study computes nothing twice), and the
     config pointing its ``delta.data`` there; other configs unchanged."""
     import dataclasses
 
     if not config.delta.level:
         return config
+    from molpre.data.datasets import every_row_has_forces
     from molpre.delta import cheap_labels
 
-    store = out / f"cheap-{config.delta.level.replace('/', '_')}.db"
-    cheap_labels(data, config.delta.level, cache=str(store), workers=max(1, config.workers))
+    # with the cheap level's forces where the labels have forces: children then fit
+    # forces - s x F_cheap (without them a delta child fell back to energies only)
+    forces = every_row_has_forces(data, config.forces_key)
+    name = config.delta.level.replace('/', '_') + ("-forces" if forces else "")
+    store = out / f"cheap-{name}.db"  # an energies-only store of an older run stays unused
+    cheap_labels(data, config.delta.level, cache=str(store), workers=max(1, config.workers),
+                 forces=forces)
     delta = dataclasses.replace(config.delta, level=None, data=[str(store)])
     return dataclasses.replace(config, delta=delta)
 

@@ -128,6 +128,17 @@ def test_a_studys_delta_level_is_computed_once_into_the_study_folder(tmp_path):
     assert resolved.delta.level is None
     assert resolved.delta.data == [str(tmp_path / "cheap-gfn2-xtb.db")]
     assert len(cheap_labels(data, resolved.delta.data).energies) == 4
+    # labels with forces: the store holds the cheap forces too, so children fit forces
+    for atoms in frames:
+        atoms.calc = SinglePointCalculator(atoms, energy=atoms.calc.results["energy"],
+                                           forces=np.zeros((len(atoms), 3)))
+    with_forces = with_cheap_store(config, labeled_from_atoms(frames, "energy"), tmp_path)
+    assert with_forces.delta.data == [str(tmp_path / "cheap-gfn2-xtb-forces.db")]
+    read = cheap_labels(data, with_forces.delta.data)
+    assert read.forces is not None and [f.shape for f in read.forces] == [(3, 3), (4, 3), (5, 3),
+                                                                          (8, 3)]
+    with pytest.raises(DatasetError, match="energies without forces"):  # an old energy-only cache
+        cheap_labels(data, "gfn2-xtb", cache=str(tmp_path / "cheap-gfn2-xtb.db"), forces=True)
     with pytest.raises(ValueError, match="not both"):
         DeltaSpec(level="gfn2-xtb", data=["a.db"])
     with pytest.raises(ValueError, match="cannot read a level"):

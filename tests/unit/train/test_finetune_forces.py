@@ -59,3 +59,19 @@ def test_finetune_fits_forces_by_default_and_reports_force_mae(tmp_path, store):
                    data=labeled_from_atoms(_frames(True)))
     assert "test_forces_mae_mev_per_a" not in off.metrics
     assert "val_forces_mae_mev_per_a" not in off.history[-1]
+
+
+def test_with_forces_the_best_epoch_is_chosen_on_energy_and_forces_together(tmp_path, store):
+    """val_score = (E MAE + w x F MAE) / the energy's scale: its ratio to the logged MAEs (meV)
+    is the same every epoch, and a fit without forces selects on the energy MAE alone."""
+    config = FinetuneConfig(data="emt", epochs=3, batch_size=4, test_fraction=0.2,
+                            out=str(tmp_path), progress=False, log_model=False)
+    result = finetune(config, data=labeled_from_atoms(_frames(True)))
+    weight = config.force_weight
+    ratios = [h["val_score"] / (h["val_mae_mev"] + weight * h["val_forces_mae_mev_per_a"])
+              for h in result.history]
+    assert len(ratios) == 3 and ratios[0] > 0
+    assert ratios == pytest.approx([ratios[0]] * 3, rel=1e-9)
+    off = finetune(config.replace(forces=False, epochs=1, out=str(tmp_path / "off")),
+                   data=labeled_from_atoms(_frames(True)))
+    assert "val_score" not in off.history[-1]
