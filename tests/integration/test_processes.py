@@ -25,7 +25,14 @@ def molpre(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
     """``python -m molpre ARGS`` running the same molpre code as the tests."""
     full = dict(os.environ, PYTHONPATH=str(CODE), OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.Popen([sys.executable, "-m", "molpre", *args], env=full, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=sigint_default, **kwargs)
+
+
+def sigint_default() -> None:
+    """In the child: SIGINT back to its default, so Python installs KeyboardInterrupt even
+    when the tests run where SIGINT is ignored (a shell's background job: ``cmd &``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Reader:

@@ -7,6 +7,7 @@ SIGINT) would otherwise receive the signal instead of the forwarder."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -20,10 +21,16 @@ pytestmark = pytest.mark.skipif(not supported(), reason="needs POSIX signal mask
 CODE = str(Path(__file__).resolve().parents[2])
 
 
+def sigint_default() -> None:
+    """In the child: SIGINT back to its default (the tests may run as a shell's background
+    job, where SIGINT is ignored and Python would install no KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run(script: str) -> list[str]:
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], timeout=60,
                             env=dict(os.environ, PYTHONPATH=CODE), capture_output=True,
-                            text=True)
+                            text=True, preexec_fn=sigint_default)
     assert result.returncode == 0, result.stderr
     return result.stdout.split()
 
