@@ -150,7 +150,8 @@ def make_split(
     else:
         kinds = {g: frozenset(e for r in by_group[g] for e in elements[r]) for g in chosen}
         val = carve_validation(chosen, kinds, n_val)
-    train = [g for g in chosen if g not in set(val)]
+    in_val = set(val)
+    train = [g for g in chosen if g not in in_val]
     return Split(train=_rows(train, by_group), val=_rows(val, by_group),
                  test=_rows(test, by_group))
 
