@@ -2,7 +2,8 @@
 
 Prints one JSON line ``{"params", "train", "inference"}`` (conformers/s, one rate per round).
 Does not import molpre. NequIPGNNModel (nequip >= 0.7) with the given features, lmax,
-layers, cutoff and radial MLP; forces by autograd (its own ForceStressOutput).
+layers, cutoff and radial MLP; forces by autograd (its own ForceStressOutput); ``--compile``
+builds it in nequip's own train-time compile mode (``compile_mode="compile"``).
 ``--params-only`` prints the parameter count without timing.
 """
 
@@ -26,7 +27,7 @@ TYPES = ["H", "C", "N", "O", "F"]
 def build_model(args) -> torch.nn.Module:
     set_global_state()
     return NequIPGNNModel(
-        seed=0, model_dtype="float32", type_names=TYPES, r_max=args.cutoff, l_max=args.lmax,
+        seed=0, model_dtype="float32", compile_mode="compile" if args.compile else "eager", type_names=TYPES, r_max=args.cutoff, l_max=args.lmax,
         parity=True, num_layers=args.layers, num_features=args.channels,
         radial_mlp_depth=2, radial_mlp_width=args.radial_width,
         avg_num_neighbors=args.avg_num_neighbors, per_type_energy_shifts={t: 0.0 for t in TYPES},
@@ -70,6 +71,8 @@ def main() -> None:
                        ("rounds", int)]:
         parser.add_argument(f"--{name}", type=kind, required=name not in ("data", "n"))
     parser.add_argument("--params-only", action="store_true")
+    parser.add_argument("--compile", action="store_true",
+                        help="nequip's train-time compile mode (compile_mode='compile')")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -3,7 +3,9 @@
     python bench/pretrain_scale.py --shards runs/moses6500_shards [--steps 20] [--rss-steps 30]
 
 1. conformers/s of a training step (corrupt + encoder + heads + backward + AdamW, small
-   preset, batch of --batch-size molecules) for each objective alone and all three combined.
+   preset, batch of --batch-size molecules) for each objective alone and all three combined
+   (or the sets of --objectives), timed on a second pass over the same --steps batches (the
+   first pass compiles what a --compiled run needs).
 2. peak RSS of a whole `pretrain()` run (subprocess, fixed step count, no probe) over a
    10k- and a 100k-molecule shard corpus. Both corpora are made from the given real MOSES
    shards, replicated with renumbered molecule indices (conformer building for 100k
@@ -33,8 +35,10 @@ MOSES = Path(__file__).resolve().parents[2] / "shared" / "data" / "moses_train.c
 OBJECTIVE_SETS = [("mask",), ("contrast",), ("denoise",), ("mask", "contrast", "denoise")]
 
 
-def throughput(shards: Path, names: tuple[str, ...], steps: int, batch_size: int) -> float:
-    """Conformers per second of full training steps for the objectives ``names``."""
+def throughput(shards: Path, names: tuple[str, ...], steps: int, batch_size: int,
+               compiled: bool = False) -> float:
+    """Conformers per second of full training steps for the objectives ``names`` (eager, or
+    ``compiled``: ``Encoder.compile_blocks()``, whose compile runs in the warm-up steps)."""
     import torch
 
     from molpre.data.shard_stream import ShardDataset, collate_views
@@ -42,20 +46,26 @@ def throughput(shards: Path, names: tuple[str, ...], steps: int, batch_size: int
     from molpre.train.pretrain_module import PretrainModule
 
     objectives = {n: {"weight": float(n in names)} for n in ("mask", "contrast", "denoise")}
+    objectives.update({n: {"weight": 1.0} for n in names})
     torch.manual_seed(0)
     module = PretrainModule(resolve_config("small").to_dict(), objectives)
+    module.encoder.compile_blocks(compiled)
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     data = ShardDataset(shards, 4.5, views=module.views, seed=0)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, collate_fn=collate_views)
-    batches = list(itertools.islice(iter(loader), steps + 2))
-    conformers, start = 0, 0.0
-    for i, batch in enumerate(batches):
-        if i == 2:  # two warm-up steps
-            start, conformers = time.perf_counter(), 0
+    batches = list(itertools.islice(iter(loader), steps))
+
+    def step(batch):
         loss = module.losses(batch)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+
+    for batch in batches:  # warm-up pass: every graph a compiled run needs is compiled here
+        step(batch)       # (a batch crossing one of Inductor's size guards compiles a second)
+    conformers, start = 0, time.perf_counter()
+    for batch in batches:
+        step(batch)
         conformers += int(batch["num_graphs"])
     return conformers / (time.perf_counter() - start)
 
@@ -134,15 +144,36 @@ def main() -> None:
     parser.add_argument("--rss-steps", type=int, default=30)
     parser.add_argument("--build-molecules", type=int, default=100)
     parser.add_argument("--skip", default="", help="comma list of parts to skip: 1,2,3")
+    parser.add_argument("--objectives", default=None,
+                        help="part 1's objective sets, e.g. 'cheap_energy+cheap_forces,mask' "
+                             "(default: each of mask, contrast, denoise and the three; the cheap "
+                             "objectives need a labeled corpus, workflows/corpus_xtb.yaml)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="part 1 also with the compiled encoder (MOLPRE_COMPILE's path; "
+                             "compile time not timed), rounds interleaved with eager")
+    parser.add_argument("--rounds", type=int, default=1, help="part 1's rounds per set")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     skip = set(args.skip.split(","))
     if "1" not in skip:
-        print(f"\n| objectives | conformers/s (small preset, {args.batch_size} mol/batch) |")
-        print("|---|---|")
-        for names in OBJECTIVE_SETS:
-            rate = throughput(args.shards, names, args.steps, args.batch_size)
-            print(f"| {'+'.join(names)} | {rate:.1f} |", flush=True)
+        sets = (OBJECTIVE_SETS if not args.objectives else
+                [tuple(s.split("+")) for s in args.objectives.split(",")])
+        modes = (False, True) if args.compiled else (False,)
+        print(f"\nload average {os.getloadavg()[0]:.2f}, {os.environ['OMP_NUM_THREADS']} thread(s)")
+        print(f"\n| objectives | conformers/s (small preset, {args.batch_size} mol/batch) |"
+              + (" compiled | compiled / eager |" if args.compiled else ""))
+        print("|---|---|" + ("---|---|" if args.compiled else ""))
+        for names in sets:
+            rates = {mode: [] for mode in modes}
+            for _ in range(args.rounds):
+                for mode in modes:
+                    rates[mode].append(throughput(args.shards, names, args.steps,
+                                                  args.batch_size, mode))
+            cells = [f"{max(rates[m]):.1f}" for m in modes]
+            if args.compiled:
+                cells.append(f"{max(rates[True]) / max(rates[False]):.2f}")
+            print(f"| {'+'.join(names)} | {' | '.join(cells)} |", flush=True)
+        print(f"load average {os.getloadavg()[0]:.2f} after")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "2" not in skip:

@@ -11,6 +11,9 @@ pinned to each thread count. The peers' channel counts are chosen so their param
 is the closest to molpre's (within 10%, else the run says so). Rounds are interleaved
 (molpre, MACE, NequIP, molpre, ...) so load drifts hit all three alike; the table shows the
 best round (least disturbed) and the median, and the ratios molpre / peer of the best rounds.
+``--compiled`` adds ``molpre-c``: the same model with ``MOLPRE_COMPILE=1`` (compiled blocks,
+energy + forces in one compiled graph; its compile, 1-2 minutes, runs in the warm-up steps),
+and ``NequIP-c``: NequIP in its own train-time compile mode. MACE runs eagerly.
 
 * training: energy + forces by autograd, energy MSE + force MSE, backward (a double
   backward), Adam step; conformers/s.
@@ -48,10 +51,11 @@ def preset_config(preset: str) -> dict:
     return resolve_config(preset).to_dict()
 
 
-def run(python: str, script: str, args: list[str], threads: int) -> dict:
+def run(python: str, script: str, args: list[str], threads: int,
+        extra_env: dict | None = None) -> dict:
     """One child run; its JSON line (raises with the child's last stderr line on failure)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONPATH=str(BENCH.parent))
+               PYTHONPATH=str(BENCH.parent), **(extra_env or {}))
     if PASSIVE:  # threads sleep instead of spinning while they wait (shared, overloaded boxes)
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     proc = subprocess.run([python, str(BENCH / script), *args], capture_output=True, text=True,
@@ -99,6 +103,9 @@ def main() -> None:
     parser.add_argument("--mace-python", default=None)
     parser.add_argument("--nequip-python", default=None)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu_smoke.py)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time molpre with MOLPRE_COMPILE=1 (torch.compile of the "
+                             "blocks and of energy + forces; compile time is not timed)")
     parser.add_argument("--passive-wait", action="store_true",
                         help="OMP_WAIT_POLICY=PASSIVE for every model: on a machine loaded past "
                              "its cores, spinning OpenMP threads make 2-thread runs collapse")
@@ -113,6 +120,8 @@ def main() -> None:
     models = {"molpre": (sys.executable, "molpre_step.py",
                          ["--preset", args.preset, "--batch_size", str(args.batch_size)],
                          ours["params"], "")}
+    if args.compiled:
+        models["molpre-c"] = (*models["molpre"][:4], "MOLPRE_COMPILE=1")
     for name, python, script in (("MACE", args.mace_python, "mace_step.py"),
                                  ("NequIP", args.nequip_python, "nequip_step.py")):
         if not python or not Path(python).exists():
@@ -122,6 +131,9 @@ def main() -> None:
         extra = ["--max_ell", str(config["lmax"])] if name == "MACE" else []
         models[name] = (python, script, [*peer_args(config, channels, args), *extra], params,
                         f"{channels} channels")
+        if args.compiled and name == "NequIP":  # nequip's own train-time compile mode
+            models["NequIP-c"] = (python, script, [*peer_args(config, channels, args), "--compile"],
+                                  params, f"{channels} channels, compile_mode=compile")
     print(f"{args.n} QM9-sample conformers, batch {args.batch_size}, preset {args.preset} "
           f"(lmax {config['lmax']}, {config['num_layers']} layers, cutoff {config['cutoff']} A), "
           f"{args.rounds} interleaved rounds, best (median), device {args.device}")
@@ -134,8 +146,10 @@ def main() -> None:
         modes = ("train", "inference", "train_cpu", "inference_cpu")
         results = {name: {mode: [] for mode in modes} for name in models}
         for _ in range(args.rounds):
-            for name, (python, script, margs, _, _) in models.items():
-                out = run(python, script, [*common, *margs, "--threads", str(threads)], threads)
+            for name, (python, script, margs, _, note) in models.items():
+                env = {"MOLPRE_COMPILE": "1" if note == "MOLPRE_COMPILE=1" else "0"}
+                out = run(python, script, [*common, *margs, "--threads", str(threads)], threads,
+                          env)
                 for mode in modes:
                     results[name][mode].extend(out.get(mode, []))
         print(f"\n{threads} thread(s), load average {load:.2f} before, "
@@ -148,13 +162,16 @@ def print_table(results: dict, modes: tuple[str, ...]) -> None:
     """Markdown table; ``*_cpu`` rows are conformers per CPU-second of the process (at one
     thread, what the kernels cost whatever else the machine runs)."""
     names = list(results)
+    ours = [n for n in names if n.startswith("molpre")]
+    peers = [n for n in names if n not in ours]
+    pairs = [(o, p) for o in ours for p in peers] + [(o, "molpre") for o in ours[1:]]
     print(f"| mode | {' | '.join(f'{n} conf/s' for n in names)} | "
-          f"{' | '.join(f'molpre / {n}' for n in names[1:])} |")
-    print("|---" * (2 * len(names)) + "|")
+          f"{' | '.join(f'{o} / {p}' for o, p in pairs)} |")
+    print("|---" * (1 + len(names) + len(pairs)) + "|")
     for mode in modes:
         cells = [f"{max(results[n][mode]):.1f} ({statistics.median(results[n][mode]):.1f})"
                  for n in names]
-        ratios = [f"{max(results['molpre'][mode]) / max(results[n][mode]):.2f}" for n in names[1:]]
+        ratios = [f"{max(results[o][mode]) / max(results[p][mode]):.2f}" for o, p in pairs]
         print(f"| {mode} | {' | '.join(cells)} | {' | '.join(ratios)} |", flush=True)
 
 

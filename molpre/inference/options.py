@@ -27,7 +27,8 @@ class PredictorOptions:
     """``n_conformers`` per SMILES/2D input (ETKDGv3 + MMFF, ``seed``, on ``workers``
     processes; 0: one per core), combined by ``aggregation`` (``lowest`` or ``boltzmann`` at
     ``temperature`` K); ``batch_size`` conformers per model call; ``chunk`` molecules per
-    output chunk (bounded memory); ``max_atoms`` the largest input; ``progress`` a tqdm bar."""
+    output chunk (bounded memory); ``max_atoms`` the largest input; ``progress`` a tqdm bar;
+    ``compile``: ``torch.compile`` the model (molpre.nn.compiled)."""
 
     n_conformers: int = setting(
         3, flags=("--conformers",), click_type=click.IntRange(min=1),
@@ -50,6 +51,9 @@ class PredictorOptions:
                              help="Larger inputs (hydrogens included) become error rows.")
     chunk: int = setting(256, click_type=click.IntRange(min=1),
                          help="Molecules per prediction chunk (bounded memory).")
+    compile: bool = setting(False, help="torch.compile the model: about 2x the model's "
+                            "conformers/s after 1-2 minutes of compiling on a CPU (large "
+                            "screens). MOLPRE_COMPILE=1 also sets it.")
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:

@@ -58,6 +58,7 @@ from molpre.inference.options import AGGREGATIONS, OPTIONS, PredictorOptions
 from molpre.inference.source import ModelLoadError, read_model_source
 from molpre.models.checkpoint import CheckpointError, model_from_payload, read_checkpoint
 from molpre.models.committee import STD, Committee, Domain, mean_and_std
+from molpre.models.encoder import Encoder
 from molpre.targets import get_target
 
 #: Result columns, in order. ``energy_minus_atomref_ev`` is the total minus the sum of the
@@ -133,6 +134,10 @@ class Predictor:
         if unknown:
             raise TypeError(f"unknown predictor option {unknown[0]!r}; options are {OPTIONS}")
         self.options = dataclasses.replace(self.options, **options)
+        if "compile" in options:  # else MOLPRE_COMPILE (read when the encoder was built) rules
+            for module in self.model.modules():
+                if isinstance(module, Encoder):
+                    module.compile_blocks(self.options.compile)
         return self
 
     @property

@@ -156,17 +156,24 @@ class Encoder(nn.Module):
         """Return a new dict: ``batch`` plus the four output keys (see module docstring)."""
         dtype = next(self.parameters()).dtype
         pos = batch[keys.POSITIONS].to(dtype)
-        z = batch[keys.ATOMIC_NUMBERS]
-        edge_index = batch[keys.EDGE_INDEX]
+        h, attr = self.embed(batch[keys.ATOMIC_NUMBERS], dtype)
+        features, h = self.runner(self._run_blocks, pos, h, attr, batch[keys.EDGE_INDEX],
+                                  needs_double_backward=torch.is_grad_enabled() and pos.requires_grad)
+        return self.assemble(batch, features, h)
+
+    def embed(self, z: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Element embeddings ``[N, C]`` and attributes ``[N, A]`` (or None) of ``z [N]``."""
+        h, attr = self.embedding(z)
+        return h.to(dtype), attr.to(dtype) if attr is not None else None
+
+    def assemble(self, batch: dict[str, torch.Tensor], features: torch.Tensor,
+                 h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``batch`` plus the output keys, from the blocks' ``features [N, F]`` and last
+        ``h [N, dim(irreps_out)]``."""
         index = batch.get(keys.BATCH)
         if index is None:
-            index = torch.zeros_like(z)
+            index = torch.zeros_like(batch[keys.ATOMIC_NUMBERS])
         num_graphs = int(batch.get(keys.NUM_GRAPHS, int(index.max()) + 1 if index.numel() else 0))
-        h, attr = self.embedding(z)
-        h = h.to(dtype)
-        attr = attr.to(dtype) if attr is not None else None
-        features, h = self.runner(self._run_blocks, pos, h, attr, edge_index,
-                                  needs_double_backward=torch.is_grad_enabled() and pos.requires_grad)
         vectors = h[:, self._vector_slice].reshape(h.shape[0], self.config.channels, 3)
         vectors = vectors @ self._l1_to_xyz.to(h.dtype)
         out = dict(batch)

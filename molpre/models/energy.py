@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from molpre.data import keys
+from molpre.models.compiled_forces import ForceGraph
 from molpre.models.encoder import Encoder, EncoderConfig
 from molpre.nn.repulsion import ZBLRepulsion
 from molpre.targets import TargetSpec, get_kind, get_target
@@ -71,6 +72,7 @@ class PropertyModel(nn.Module):
         self.repulsion = repulsion if "energy" in heads and repulsion else None
         known = {z for name, h in heads.items() for z in self._prior_elements(name, h)}
         self.elements = sorted(int(z) for z in (elements if elements is not None else known))
+        self.force_graph = ForceGraph()  # compiled energy + forces, used when the encoder compiles
 
     def _prior_elements(self, name: str, head: nn.Module) -> set[int]:
         prior = self.specs[name].kind.head_prior(head)
@@ -132,7 +134,9 @@ class PropertyModel(nn.Module):
         num_graphs = int(batch.get(keys.NUM_GRAPHS, int(index.max()) + 1 if index.numel() else 0))
         grad_ctx = torch.enable_grad() if compute_forces else contextlib.nullcontext()
         with grad_ctx:
-            out = self.encoder({**batch, keys.POSITIONS: pos, keys.BATCH: index, keys.NUM_GRAPHS: num_graphs})
+            batch = {**batch, keys.POSITIONS: pos, keys.BATCH: index, keys.NUM_GRAPHS: num_graphs}
+            compiled = self._compiled_forces(batch, dtype, create_graph) if compute_forces else None
+            out = self.encoder(batch) if compiled is None else compiled[0]
             inputs = HeadInputs(out[keys.NODE_FEATURES], out.get(keys.NODE_VECTORS), z, pos, index,
                                 num_graphs, batch.get(keys.CHARGE))
             learned_energy = None
@@ -143,10 +147,30 @@ class PropertyModel(nn.Module):
                     learned_energy = result.learned
                     out[keys.ATOMIC_ENERGY] = result.atomic
             if compute_forces:
-                (grad,) = torch.autograd.grad(learned_energy.sum(), pos,
-                                              create_graph=create_graph, allow_unused=True)
+                grad = compiled[1] if compiled is not None else None
+                if compiled is None or learned_energy.requires_grad:  # eager, or the pair term
+                    (eager,) = torch.autograd.grad(learned_energy.sum(), pos, create_graph=create_graph,
+                                                   allow_unused=True)
+                    grad = eager if grad is None else grad if eager is None else grad + eager
                 out[keys.PREDICTED_FORCES] = -grad if grad is not None else torch.zeros_like(pos)
         return out
+
+    def _compiled_forces(self, batch: dict, dtype: torch.dtype, create_graph: bool):
+        """``(encoder outputs, dE_learned/dpos [N, 3])`` from one compiled graph
+        (molpre.models.compiled_forces), or None where the encoder runs eagerly or the
+        compile failed. The graph sees detached positions (the eager gradient added later is
+        the pair term's only) and keeps a graph to the weights only when ``create_graph``."""
+        head = self.heads["energy"]
+        if not self.encoder.runner.enabled or not hasattr(head, "atomic_terms"):
+            return None
+        h, attr = self.encoder.embed(batch[keys.ATOMIC_NUMBERS], dtype)
+        with contextlib.nullcontext() if create_graph else torch.no_grad():
+            result = self.force_graph(self.encoder, head, batch[keys.POSITIONS].detach(), h, attr,
+                                      batch[keys.EDGE_INDEX])
+        if result is None:
+            return None
+        features, last, gradient = result
+        return self.encoder.assemble(batch, features, last), gradient
 
     def _with_physics(self, name: str, inputs: HeadInputs, batch: dict) -> HeadInputs:
         """``inputs`` of the ``energy`` head carry the pair repulsion it adds (physics)."""

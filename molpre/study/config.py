@@ -130,7 +130,7 @@ class StudyTraining:
 
 #: FinetuneConfig fields a study's ``train:`` section may set for every neural child.
 TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "patience", "max_minutes", "ensemble",
-                "ema_decay", "val_fraction", "dtype")
+                "ema_decay", "val_fraction", "dtype", "compile")
 #: The study's own defaults for them (longer training, a wall-clock cap per child).
 TRAIN_DEFAULTS = {"epochs": 300, "lr": 5e-3, "patience": 40, "max_minutes": 10.0}
 

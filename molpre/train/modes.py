@@ -19,7 +19,13 @@ from molpre.train.finetune_config import ConfigError, FinetuneConfig
 
 
 def start_encoder(config: FinetuneConfig) -> Encoder:
-    """The encoder a finetune starts from: the preset (scratch) or the checkpoint."""
+    """The encoder a finetune starts from: the preset (scratch) or the checkpoint, compiled
+    where ``config.compile`` asks (molpre.nn.compiled)."""
+    encoder = _initial_encoder(config)
+    return encoder.compile_blocks() if config.compile else encoder
+
+
+def _initial_encoder(config: FinetuneConfig) -> Encoder:
     if config.mode == "scratch":
         try:
             return build_encoder(config.preset)

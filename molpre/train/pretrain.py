@@ -31,6 +31,7 @@ from molpre.config import to_dict
 from molpre.data.shard_stream import ShardDataset, collate_views
 from molpre.data.shards import read_manifest
 from molpre.models.presets import resolve_config
+from molpre.nn.compiled import compile_wanted
 from molpre.runtime import seed_everything
 from molpre.train import callbacks as cb
 from molpre.train import monitors
@@ -151,6 +152,14 @@ def split_shards(manifest: Mapping[str, Any], val_shards: int | None
         raise ValueError(f"corpus.val_shards = {held} leaves no shard to train on "
                          f"({len(files)} shards)")
     return files[:len(files) - held], files[len(files) - held:]
+
+
+def planned_steps(config: PretrainConfig, manifest: Mapping[str, Any], train_files: list[str]) -> int:
+    """Optimizer steps the run plans: ``max_steps``, else epochs x training molecules / batch."""
+    if config.train.max_steps > 0:
+        return int(config.train.max_steps)
+    molecules = sum(s["molecules"] for s in manifest["shards"] if s["file"] in set(train_files))
+    return int(config.train.epochs) * -(-molecules // int(config.train.batch_size))
 
 
 def prepare_shards(config: PretrainConfig, outdir: Path, progress: bool = True) -> Path:
@@ -333,6 +342,8 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | Path | None = No
     saving last.ckpt and marking the run KILLED) and ValueError for an unusable config or
     corpus.
     """
+    import mlflow
+
     from molpre.runtime import file_sha256
 
     cfg = as_config(config, sections)
@@ -354,6 +365,8 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | Path | None = No
                                                           train_files, val_files)
     module = PretrainModule(enc_cfg.to_dict(), cfg.objectives, lr=cfg.train.lr,
                             weight_decay=cfg.train.weight_decay)
+    module.encoder.compile_blocks(compile_wanted(cfg.train.compile,
+                                                 planned_steps(cfg, manifest, train_files)))
     module.label_level = (manifest.get("labels") or {}).get("level")
     callbacks = build_callbacks(cfg, dataset, enc_cfg.cutoff, outdir)
     checkpoints = next(c for c in callbacks if isinstance(c, cb.Checkpoints))
@@ -363,6 +376,8 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | Path | None = No
     if cfg.probe.data:
         hashes["probe"] = file_sha256(cfg.probe.data)
     with mlflow_run(cfg, outdir, resuming, hashes) as run:
+        mlflow.MlflowClient().set_tag(run.info.run_id, "compiled",
+                                      str(module.encoder.runner.enabled).lower())
         trainer = make_trainer(cfg, outdir, run.info.run_id, callbacks,
                                validating=val_loader is not None)
         try:

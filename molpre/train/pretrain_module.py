@@ -20,9 +20,11 @@ import lightning as L
 import torch
 
 from molpre.data import keys
+from molpre.models.compiled_forces import ForceGraph
 from molpre.models.encoder import Encoder, EncoderConfig
 from molpre.models.pretrain_heads import encoder_dims
 from molpre.train import objectives as obj
+from molpre.train.objectives.cheap import GRADIENT
 
 
 def _max_rss_mb() -> float:
@@ -57,6 +59,7 @@ class PretrainModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.encoder = Encoder(EncoderConfig.from_dict(dict(encoder_config)))
+        self.force_graph = ForceGraph()  # cheap forces without a double backward, when compiled
         self.objectives = build_objectives(objectives, self.encoder)
         if not len(self.objectives):
             raise ValueError("no pretraining objective has a weight > 0")
@@ -87,9 +90,34 @@ class PretrainModule(L.LightningModule):
         objective takes their gradient (grad mode forced on, also in validation)."""
         if not any(o.needs_positions_grad for o in objectives):
             return self.encoder(dict(batch))
+        compiled = self._compiled_clean_pass(batch, objectives)
+        if compiled is not None:
+            return compiled
         pos = batch[keys.POSITIONS].detach().requires_grad_(True)
         with torch.enable_grad():
             return self.encoder({**batch, keys.POSITIONS: pos})
+
+    def _compiled_clean_pass(self, batch: dict[str, torch.Tensor], objectives):
+        """The clean pass and the cheap energy's position gradient from one compiled graph
+        (molpre.models.compiled_forces: no double backward), where the encoder compiles and
+        a forces objective takes that gradient; else None."""
+        if not self.encoder.runner.enabled:
+            return None
+        forces = next((o for o in objectives if hasattr(o, "energy_head")), None)
+        if forces is None:
+            return None
+        head, _ = forces.energy_head()
+        dtype = next(self.encoder.parameters()).dtype
+        h, attr = self.encoder.embed(batch[keys.ATOMIC_NUMBERS], dtype)
+        with torch.enable_grad() if self.training else torch.no_grad():
+            result = self.force_graph(self.encoder, head, batch[keys.POSITIONS].to(dtype).detach(),
+                                      h, attr, batch[keys.EDGE_INDEX])
+        if result is None:
+            return None
+        features, last, gradient = result
+        out = self.encoder.assemble(dict(batch), features, last)
+        out[GRADIENT] = {id(head): gradient}
+        return out
 
     @staticmethod
     def _terms(objectives: dict, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from molpre.targets.atomref import Atomref, atomref_only, fit_atomref
@@ -50,8 +51,12 @@ class ExtensiveHead(nn.Module):
         return {"kind": self.kind, "hidden": self.hidden, "scale": self.scale,
                 "atomref": self.atomref.as_dict()}
 
+    def atomic_terms(self, features: torch.Tensor) -> torch.Tensor:
+        """The learned atomic terms ``[N]`` (model dtype) of ``features [N, F]``."""
+        return self.readout(features).squeeze(-1) * self.scale
+
     def forward(self, inputs: HeadInputs) -> HeadOutput:
-        atomic = self.readout(inputs.features).squeeze(-1) * self.scale
+        atomic = self.atomic_terms(inputs.features)
         learned = per_molecule(atomic, inputs.index, inputs.num_graphs)
         if inputs.added is not None:
             learned = learned + inputs.added.to(learned)

@@ -34,8 +34,12 @@ class CheapEnergyHead(nn.Module):
         super().__init__()
         self.atomic = mlp(features, features, 1)
 
+    def atomic_terms(self, features: torch.Tensor) -> torch.Tensor:
+        """Atomic terms ``[N]`` of node features ``[N, F]`` (before the objective's scale)."""
+        return self.atomic(features).squeeze(-1)
+
     def forward(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
-        atomic = self.atomic(out[keys.NODE_FEATURES]).squeeze(-1)
+        atomic = self.atomic_terms(out[keys.NODE_FEATURES])
         total = torch.zeros(int(out[keys.NUM_GRAPHS]), dtype=atomic.dtype, device=atomic.device)
         return total.index_add(0, out[keys.BATCH], atomic)
 
@@ -47,6 +51,9 @@ def predicted_energy(out: dict[str, torch.Tensor], head: CheapEnergyHead,
     if id(head) not in cache:
         cache[id(head)] = head(out) * scale
     return cache[id(head)]
+
+
+GRADIENT = "_cheap_energy_gradient"  # {id(head): d(sum of atomic terms)/dpos [N, 3]}, compiled
 
 
 def _require(out: dict, key: str, name: str) -> torch.Tensor:
@@ -120,8 +127,12 @@ class CheapForces(Objective):
         target = _require(out, keys.CHEAP_FORCES, self.name)
         pos = out[keys.POSITIONS]
         head, energy_scale = self.energy_head()
-        energy = predicted_energy(out, head, energy_scale)
-        (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training)
+        compiled = out.get(GRADIENT, {}).get(id(head))
+        if compiled is not None:  # from the compiled graph (PretrainModule._clean_pass)
+            grad = compiled * energy_scale
+        else:
+            energy = predicted_energy(out, head, energy_scale)
+            (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=self.training)
         error = -grad - target.to(grad.dtype)
         scale = self.options.scale or 1.0
         return (error / scale).pow(2).mean(), {"mae_mev_per_a": error.abs().mean() * 1000}

@@ -78,3 +78,38 @@ def test_compiled_blocks_give_eager_numbers_for_prediction_and_weight_gradients(
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
     forces = model(batches[0], compute_forces=True)[keys.PREDICTED_FORCES]  # eager path
     forces.pow(2).sum().backward()
+
+
+def test_auto_compiles_long_runs_and_an_explicit_setting_wins(monkeypatch):
+    from molpre.nn.compiled import AUTO_COMPILE_STEPS, compile_wanted
+
+    monkeypatch.delenv("MOLPRE_COMPILE", raising=False)
+    assert not compile_wanted(None, AUTO_COMPILE_STEPS - 1) and not compile_wanted(None, None)
+    assert compile_wanted(None, AUTO_COMPILE_STEPS)
+    assert not compile_wanted(False, 10 * AUTO_COMPILE_STEPS) and compile_wanted(True, 1)
+    monkeypatch.setenv("MOLPRE_COMPILE", "1")
+    assert compile_wanted(None, 1) and not compile_wanted(False, 1)
+
+
+def test_pretraining_plans_its_steps_from_max_steps_or_the_training_shards():
+    from molpre.train.pretrain import planned_steps
+    from molpre.train.pretrain_config import load_pretrain_config as resolve
+
+    manifest = {"shards": [{"file": "a", "molecules": 100}, {"file": "b", "molecules": 60},
+                           {"file": "held", "molecules": 1000}]}
+    config = resolve({"train": {"batch_size": 16, "epochs": 3}})
+    assert planned_steps(config, manifest, ["a", "b"]) == 3 * 10
+    config = resolve({"train": {"batch_size": 16, "max_steps": 4000}})
+    assert planned_steps(config, manifest, ["a", "b"]) == 4000
+
+
+def test_the_predictor_compile_option_switches_every_encoder(monkeypatch):
+    from molpre.inference import Predictor
+
+    monkeypatch.delenv("MOLPRE_COMPILE", raising=False)
+    predictor = Predictor(_model(), cutoff=TINY.cutoff)
+    assert not predictor.model.encoder.runner.enabled
+    predictor.configure(compile=True)
+    assert predictor.model.encoder.runner.enabled and predictor.options.compile
+    predictor.configure(compile=False)
+    assert not predictor.model.encoder.runner.enabled
