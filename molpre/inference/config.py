@@ -59,10 +59,10 @@ class EvaluateConfig(PredictorOptions, Placement):
 
 #: Options of ``molpre predict`` (every field via --set).
 PREDICT_FIELDS = ("model", "n_conformers", "aggregation", "temperature", "batch_size",
-                  "smiles_col", "id_col", "seed", "workers", "device", "chunk", "output")
+                  "smiles_col", "id_col", "seed", "workers", "device", "chunk", "compile", "output")
 #: Options of ``molpre embed``.
 EMBED_FIELDS = ("n_conformers", "smiles_col", "id_col", "seed", "workers", "batch_size",
                 "device", "output")
 #: Options of ``molpre evaluate``.
 EVALUATE_FIELDS = ("target", "key", "unit", "forces_key", "forces", "batch_size", "device",
-                   "workers", "mlflow", "experiment", "output")
+                   "workers", "compile", "mlflow", "experiment", "output")

@@ -233,5 +233,5 @@ class FinetuneConfig:
 CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
               "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
-              "max_minutes", "ema_decay", "threads", "run_name", "register_name", "accelerator",
+              "max_minutes", "ema_decay", "threads", "compile", "run_name", "register_name", "accelerator",
               "devices", "out")

@@ -207,7 +207,7 @@ class PretrainConfig:
 CLI_FIELDS = ("corpus.path", "corpus.shards", "corpus.conformers", "corpus.max_molecules",
               "corpus.level", "corpus.copies",
               "train.epochs", "train.max_steps", "train.batch_size", "model.preset",
-              "train.devices", "train.accelerator", "train.threads",
+              "train.devices", "train.accelerator", "train.threads", "train.compile",
               "train.checkpoint_every_n_steps", "train.keep_checkpoints",
               "probe.data", "probe.target", "seed", "output")
 
