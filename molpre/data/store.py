@@ -168,10 +168,17 @@ def _prepare_sqlite(db) -> None:
                         db.filename)
 
 
-def stored_keys(db) -> dict[str, str]:
-    """``{content key: status}`` of every row (for resume)."""
+#: The status :func:`stored_keys` gives an ok row without the forces a run asks for.
+NO_FORCES = "ok-without-forces"
+
+
+def stored_keys(db, forces: bool = False) -> dict[str, str]:
+    """``{content key: status}`` of every row (for resume); with ``forces``, an ok row
+    stored without forces reads :data:`NO_FORCES` (its energy alone does not answer the run)."""
     with store_errors(db):
-        return {row.key: row.status for row in db.select(include_data=False) if "key" in row}
+        return {row.key: (NO_FORCES if forces and row.status == "ok" and row.get("forces") is None
+                          else row.status)
+                for row in db.select(include_data=False) if "key" in row}
 
 
 def _storable(kvp: dict) -> tuple[dict, dict]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ase import Atoms
 
-from molpre.data.store import open_store, stored_keys, write_row
+from molpre.data.store import NO_FORCES, open_store, stored_keys, write_row
 from molpre.executor import Chunk, ProcessBackend, run_chunks
 from molpre.qc.content_keys import content_key
 from molpre.qc.levels import LevelError, LevelOfTheory
@@ -108,7 +108,7 @@ def _chunks(frames: Iterable[Atoms], level: LevelOfTheory, done: dict[str, str],
         else:
             seen.add(key)
             item = ConformerItem(index, str(atoms.info.get("mol_id", index)), "", atoms, key,
-                                 replace=status == "failed")
+                                 replace=status in ("failed", NO_FORCES))
             yield Chunk(index, [item])
 
 
@@ -146,7 +146,7 @@ def label_conformers(
     meta, summary = level_meta(level), LabelSummary()
     total = len(frames) if hasattr(frames, "__len__") else None
     bar = tqdm(total=total, disable=not progress, unit="conf", desc="label")
-    chunks = _chunks(frames, level, stored_keys(db), retry_failed, summary, bar.update)
+    chunks = _chunks(frames, level, stored_keys(db, forces), retry_failed, summary, bar.update)
 
     def record(item: ConformerItem, result: QCResult) -> None:
         if write_row(db, item.atoms, item.key, result, meta, replace=item.replace) is None:

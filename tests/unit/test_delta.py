@@ -137,8 +137,11 @@ def test_a_studys_delta_level_is_computed_once_into_the_study_folder(tmp_path):
     read = cheap_labels(data, with_forces.delta.data)
     assert read.forces is not None and [f.shape for f in read.forces] == [(3, 3), (4, 3), (5, 3),
                                                                           (8, 3)]
-    with pytest.raises(DatasetError, match="energies without forces"):  # an old energy-only cache
-        cheap_labels(data, "gfn2-xtb", cache=str(tmp_path / "cheap-gfn2-xtb.db"), forces=True)
+    energies_only = tmp_path / "cheap-gfn2-xtb.db"  # an old energy-only cache: its rows are
+    before = cheap_labels(data, "gfn2-xtb", cache=str(energies_only))  # recomputed with forces
+    upgraded = cheap_labels(data, "gfn2-xtb", cache=str(energies_only), forces=True)
+    assert upgraded.forces is not None and len(upgraded.forces) == len(data)
+    assert np.allclose(upgraded.energies, before.energies, rtol=0, atol=1e-8)
     with pytest.raises(ValueError, match="not both"):
         DeltaSpec(level="gfn2-xtb", data=["a.db"])
     with pytest.raises(ValueError, match="cannot read a level"):

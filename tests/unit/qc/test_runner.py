@@ -67,6 +67,22 @@ def test_retry_failed_replaces_rows(mol, tmp_path):
     assert row.status == "ok" and row.energy < 0
 
 
+def test_a_store_labeled_without_forces_gets_them_when_a_run_asks(mol, tmp_path):
+    """An energies-only row does not answer a forces run: it is recomputed in place (one
+    row per conformer, the same energy), and a forces row answers an energies run."""
+    db_path = tmp_path / "l.db"
+    h2 = [mol("H2")]
+    assert label_conformers(h2, db_path, LEVEL).ok == 1
+    (row,) = open_store(db_path).select()
+    assert row.get("forces") is None
+    upgraded = label_conformers(h2, db_path, LEVEL, forces=True)
+    assert (upgraded.ok, upgraded.skipped) == (1, 0)
+    (new,) = open_store(db_path).select()
+    assert new.forces.shape == (2, 3) and new.energy == pytest.approx(row.energy, abs=1e-9)
+    assert label_conformers(h2, db_path, LEVEL).skipped == 1
+    assert label_conformers(h2, db_path, LEVEL, forces=True).skipped == 1
+
+
 def test_time_limit_kills_worker_and_run_goes_on(mol, tmp_path):
     # benzene without density fitting takes ~90 s here; H2 ~1 s (in a freshly started worker)
     level = LevelOfTheory("b3lyp", "6-31g*", density_fit=False, time_limit_s=5.0)
