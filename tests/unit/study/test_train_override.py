@@ -47,10 +47,12 @@ def test_finetunes_own_checks_name_the_study_key(train, message):
 
 
 def test_a_child_gets_the_overrides_and_its_own_fields(tmp_path):
-    config = from_dict(StudyConfig, {"data": "labels.db", "train": {"lr": 1e-2, "epochs": 7}})
+    config = from_dict(StudyConfig, {"data": "labels.db",
+                                     "train": {"lr": 1e-2, "epochs": 7, "compile": True}})
     child = Child(arm="scratch", encoder=None, mode="scratch", budget=40, seed=2)
     ft = finetune_config(config, child, tmp_path / "test_ids.txt", None, tmp_path, "exp")
     assert (ft.lr, ft.epochs, ft.patience, ft.seed, ft.budget) == (1e-2, 7, 40, 2, 40)
+    assert ft.compile and not from_dict(StudyConfig, {"data": "x"}).train.compile
     assert ft.val_fraction == 0.5  # max(0.1, val_min 20 / 40)
 
 
