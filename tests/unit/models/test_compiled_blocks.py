@@ -113,3 +113,13 @@ def test_the_predictor_compile_option_switches_every_encoder(monkeypatch):
     assert predictor.model.encoder.runner.enabled and predictor.options.compile
     predictor.configure(compile=False)
     assert not predictor.model.encoder.runner.enabled
+
+
+def test_a_finetune_with_compile_starts_from_a_compiled_encoder(monkeypatch):
+    from molpre.train.finetune_config import FinetuneConfig
+    from molpre.train.modes import start_encoder
+
+    monkeypatch.delenv("MOLPRE_COMPILE", raising=False)
+    config = FinetuneConfig(data="labels.db", out="ft", compile=True)
+    assert start_encoder(config).runner.enabled
+    assert not start_encoder(FinetuneConfig(data="labels.db", out="ft")).runner.enabled
