@@ -29,6 +29,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.func import grad as func_grad
 
+from molpre.nn.compiled import allow_recompiles
+
 
 class AtomicEnergy(nn.Module):
     """``(pos [N, 3] Angstrom, h [N, C], attr [N, A] | None, edge_index [2, E])`` ->
@@ -86,6 +88,7 @@ class ForceGraph:
         if self._core is None or self._core.encoder is not encoder or self._core.head is not head:
             self._core = AtomicEnergy(encoder, head)
         if self._compiled is None:
+            allow_recompiles()
             self._compiled = torch.compile(features_and_gradient, dynamic=True, fullgraph=True,
                                            backend=self.backend)
         core = self._core

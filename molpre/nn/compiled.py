@@ -31,6 +31,21 @@ ENV = "MOLPRE_COMPILE"
 AUTO_COMPILE_STEPS = 2000
 
 
+#: Compiled graphs one function may keep (Dynamo's default is 8). Each model instance, grad
+#: mode and side of an Inductor size guard (4,096 edges) is a graph of its own, and a process
+#: that builds models one after another (a study worker running child after child, a
+#: committee, a notebook) would pass 8 and fall back to eager for good.
+RECOMPILE_LIMIT = 64
+
+
+def allow_recompiles(limit: int = RECOMPILE_LIMIT) -> None:
+    """Raise Dynamo's per-function graph limit to at least ``limit`` (never lowers it)."""
+    import torch._dynamo.config as dynamo
+
+    dynamo.recompile_limit = max(int(dynamo.recompile_limit), limit)
+    dynamo.accumulated_recompile_limit = max(int(dynamo.accumulated_recompile_limit), 4 * limit)
+
+
 def compile_requested() -> bool:
     """True when ``MOLPRE_COMPILE`` is 1/true/yes/on."""
     return os.environ.get(ENV, "").strip().lower() in {"1", "true", "yes", "on"}
@@ -69,6 +84,7 @@ class BlockRunner:
         if not self.usable(needs_double_backward):
             return fn(*args)
         if self._compiled is None:
+            allow_recompiles()
             self._compiled = torch.compile(fn, dynamic=True, fullgraph=True)
         try:
             return self._compiled(*args)

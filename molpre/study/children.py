@@ -96,6 +96,10 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
     if scored is not None and delta.get("data"):
         fields.update(delta=",".join(delta["data"]), delta_scale=delta.get("scale"))
     scored = data if scored is None else scored
+    if fields.get("compile"):  # a worker runs child after child: start from no graphs (the
+        import torch._dynamo  # previous child's models are gone; Inductor's disk cache stays)
+
+        torch._dynamo.reset()
     result = finetune(FinetuneConfig.from_dict(fields), data)
     split = _split(job, scored)
     test = scored.subset(split.test)

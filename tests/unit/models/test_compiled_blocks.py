@@ -123,3 +123,19 @@ def test_a_finetune_with_compile_starts_from_a_compiled_encoder(monkeypatch):
     config = FinetuneConfig(data="labels.db", out="ft", compile=True)
     assert start_encoder(config).runner.enabled
     assert not start_encoder(FinetuneConfig(data="labels.db", out="ft")).runner.enabled
+
+
+def test_compiling_raises_dynamos_graph_limit_for_processes_that_build_many_models():
+    import torch._dynamo.config as dynamo
+
+    from molpre.nn.compiled import RECOMPILE_LIMIT
+
+    before = dynamo.recompile_limit
+    try:
+        dynamo.recompile_limit = 8
+        runner = BlockRunner(enabled=True)
+        runner._compiled = None
+        runner(lambda x: x + 1, torch.zeros(2))  # builds (lazily) the compiled callable
+        assert dynamo.recompile_limit >= RECOMPILE_LIMIT
+    finally:
+        dynamo.recompile_limit = before
