@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.func import grad as func_grad
 
+from molpre.data import keys
 from molpre.nn.compiled import allow_recompiles
 
 
@@ -100,6 +101,26 @@ class ForceGraph:
             warnings.warn(f"torch.compile of the energy and forces failed, running eagerly "
                           f"({self.failed})", RuntimeWarning, stacklevel=3)
             return None
+
+    def encode(self, encoder: nn.Module, head: nn.Module, batch: dict, keep_graph: bool):
+        """``(encoder outputs, dE_learned/dpos [N, 3])`` of ``batch`` from the compiled graph,
+        or None where ``encoder`` runs eagerly (its runner is off) or the compile failed.
+
+        The graph sees detached positions: a caller adds any other position dependence (a pair
+        term) by autograd itself. ``keep_graph``: the outputs keep a graph to the weights
+        (training); otherwise the graph runs under ``no_grad``.
+        """
+        if not encoder.runner.enabled:
+            return None
+        dtype = next(encoder.parameters()).dtype
+        h, attr = encoder.embed(batch[keys.ATOMIC_NUMBERS], dtype)
+        with torch.enable_grad() if keep_graph else torch.no_grad():
+            result = self(encoder, head, batch[keys.POSITIONS].to(dtype).detach(), h, attr,
+                          batch[keys.EDGE_INDEX])
+        if result is None:
+            return None
+        features, last, gradient = result
+        return encoder.assemble(dict(batch), features, last), gradient
 
     def __getstate__(self) -> dict:
         return {"backend": self.backend, "failed": self.failed}

@@ -135,7 +135,7 @@ class PropertyModel(nn.Module):
         grad_ctx = torch.enable_grad() if compute_forces else contextlib.nullcontext()
         with grad_ctx:
             batch = {**batch, keys.POSITIONS: pos, keys.BATCH: index, keys.NUM_GRAPHS: num_graphs}
-            compiled = self._compiled_forces(batch, dtype, create_graph) if compute_forces else None
+            compiled = self._compiled_forces(batch, create_graph) if compute_forces else None
             out = self.encoder(batch) if compiled is None else compiled[0]
             inputs = HeadInputs(out[keys.NODE_FEATURES], out.get(keys.NODE_VECTORS), z, pos, index,
                                 num_graphs, batch.get(keys.CHARGE))
@@ -147,30 +147,22 @@ class PropertyModel(nn.Module):
                     learned_energy = result.learned
                     out[keys.ATOMIC_ENERGY] = result.atomic
             if compute_forces:
-                grad = compiled[1] if compiled is not None else None
-                if compiled is None or learned_energy.requires_grad:  # eager, or the pair term
+                grad = torch.zeros_like(pos) if compiled is None else compiled[1]
+                if learned_energy.requires_grad:  # all of it eagerly, or the pair term's part
                     (eager,) = torch.autograd.grad(learned_energy.sum(), pos, create_graph=create_graph,
                                                    allow_unused=True)
-                    grad = eager if grad is None else grad if eager is None else grad + eager
-                out[keys.PREDICTED_FORCES] = -grad if grad is not None else torch.zeros_like(pos)
+                    grad = grad if eager is None else grad + eager
+                out[keys.PREDICTED_FORCES] = -grad
         return out
 
-    def _compiled_forces(self, batch: dict, dtype: torch.dtype, create_graph: bool):
-        """``(encoder outputs, dE_learned/dpos [N, 3])`` from one compiled graph
-        (molpre.models.compiled_forces), or None where the encoder runs eagerly or the
-        compile failed. The graph sees detached positions (the eager gradient added later is
-        the pair term's only) and keeps a graph to the weights only when ``create_graph``."""
+    def _compiled_forces(self, batch: dict, create_graph: bool):
+        """``(encoder outputs, dE_learned/dpos)`` from the compiled graph
+        (molpre.models.compiled_forces), or None (eager encoder, a head without atomic terms,
+        or a failed compile)."""
         head = self.heads["energy"]
-        if not self.encoder.runner.enabled or not hasattr(head, "atomic_terms"):
+        if not hasattr(head, "atomic_terms"):
             return None
-        h, attr = self.encoder.embed(batch[keys.ATOMIC_NUMBERS], dtype)
-        with contextlib.nullcontext() if create_graph else torch.no_grad():
-            result = self.force_graph(self.encoder, head, batch[keys.POSITIONS].detach(), h, attr,
-                                      batch[keys.EDGE_INDEX])
-        if result is None:
-            return None
-        features, last, gradient = result
-        return self.encoder.assemble(batch, features, last), gradient
+        return self.force_graph.encode(self.encoder, head, batch, keep_graph=create_graph)
 
     def _with_physics(self, name: str, inputs: HeadInputs, batch: dict) -> HeadInputs:
         """``inputs`` of the ``energy`` head carry the pair repulsion it adds (physics)."""

@@ -101,21 +101,14 @@ class PretrainModule(L.LightningModule):
         """The clean pass and the cheap energy's position gradient from one compiled graph
         (molpre.models.compiled_forces: no double backward), where the encoder compiles and
         a forces objective takes that gradient; else None."""
-        if not self.encoder.runner.enabled:
-            return None
         forces = next((o for o in objectives if hasattr(o, "energy_head")), None)
         if forces is None:
             return None
         head, _ = forces.energy_head()
-        dtype = next(self.encoder.parameters()).dtype
-        h, attr = self.encoder.embed(batch[keys.ATOMIC_NUMBERS], dtype)
-        with torch.enable_grad() if self.training else torch.no_grad():
-            result = self.force_graph(self.encoder, head, batch[keys.POSITIONS].to(dtype).detach(),
-                                      h, attr, batch[keys.EDGE_INDEX])
+        result = self.force_graph.encode(self.encoder, head, batch, keep_graph=self.training)
         if result is None:
             return None
-        features, last, gradient = result
-        out = self.encoder.assemble(dict(batch), features, last)
+        out, gradient = result
         out[GRADIENT] = {id(head): gradient}
         return out
 
