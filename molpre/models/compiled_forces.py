@@ -21,16 +21,13 @@ gradients ~1e-6 relative; tests/unit/models/test_compiled_forces.py).
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from torch.func import functional_call
 from torch.func import grad as func_grad
 
 from molpre.data import keys
-from molpre.nn.compiled import allow_recompiles
+from molpre.nn.compiled import FAILED, BlockRunner
 
 
 class AtomicEnergy(nn.Module):
@@ -68,17 +65,16 @@ def features_and_gradient(core: AtomicEnergy, names: list[str], params: list[tor
     return features, last, gradient
 
 
-class ForceGraph:
-    """The compiled :func:`features_and_gradient` of one model, built on first use.
+class ForceGraph(BlockRunner):
+    """The compiled :func:`features_and_gradient` of one model, built on first use (a
+    :class:`~molpre.nn.compiled.BlockRunner`: its compile, failure and copy rules).
 
     Not an ``nn.Module``: copies and pickles come back without the compiled callable.
     """
 
     def __init__(self, backend: str = "inductor") -> None:
-        self.backend = backend  # "aot_eager" traces the same graph without generating code
-        self._compiled: Callable | None = None
+        super().__init__(enabled=True, backend=backend)
         self._core: AtomicEnergy | None = None  # one per (encoder, head): the graph's guards
-        self.failed: str | None = None
 
     def __call__(self, encoder: nn.Module, head: nn.Module, pos, h, attr, edge_index):
         """``(features, last h, dE/dpos)`` of ``encoder`` + ``head``'s atomic energies, or
@@ -88,19 +84,11 @@ class ForceGraph:
             return None
         if self._core is None or self._core.encoder is not encoder or self._core.head is not head:
             self._core = AtomicEnergy(encoder, head)
-        if self._compiled is None:
-            allow_recompiles()
-            self._compiled = torch.compile(features_and_gradient, dynamic=True, fullgraph=True,
-                                           backend=self.backend)
-        core = self._core
-        names, params = zip(*core.named_parameters(), strict=True)
-        try:
-            return self._compiled(core, list(names), list(params), pos, h, attr, edge_index)
-        except Exception as err:  # noqa: BLE001 - any compile error means: stay eager
-            self.failed = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            warnings.warn(f"torch.compile of the energy and forces failed, running eagerly "
-                          f"({self.failed})", RuntimeWarning, stacklevel=3)
-            return None
+        names, params = zip(*self._core.named_parameters(), strict=True)
+        out = self.compiled_call(features_and_gradient,
+                                 (self._core, list(names), list(params), pos, h, attr, edge_index),
+                                 "the energy and forces")
+        return None if out is FAILED else out
 
     def encode(self, encoder: nn.Module, head: nn.Module, batch: dict, keep_graph: bool):
         """``(encoder outputs, dE_learned/dpos [N, 3])`` of ``batch`` from the compiled graph,
@@ -123,13 +111,4 @@ class ForceGraph:
         return encoder.assemble(dict(batch), features, last), gradient
 
     def __getstate__(self) -> dict:
-        return {"backend": self.backend, "failed": self.failed}
-
-    def __setstate__(self, state: dict) -> None:
-        self._compiled, self._core = None, None
-        self.backend, self.failed = state.get("backend", "inductor"), state.get("failed")
-
-    def __deepcopy__(self, memo) -> ForceGraph:
-        copy = ForceGraph(self.backend)
-        copy.failed = self.failed
-        return copy
+        return {**super().__getstate__(), "_core": None}

@@ -59,17 +59,23 @@ def compile_wanted(setting: bool | None, planned_steps: int | None) -> bool:
     return compile_requested() or (planned_steps or 0) >= AUTO_COMPILE_STEPS
 
 
+#: What :meth:`BlockRunner.compiled_call` returns once the compile has failed.
+FAILED = object()
+
+
 class BlockRunner:
     """Calls ``fn`` (given at each call: its owner's bound method) eagerly or through a
     ``torch.compile`` of it built on first use.
 
     Not an ``nn.Module``; a pickled or deep-copied runner comes back without its compiled
     callable (the copy compiles its own owner's method), so checkpoints, EMA copies and DDP
-    workers are unaffected.
+    workers are unaffected. ``backend``: torch.compile's (``aot_eager`` traces the same graph
+    without generating code, for tests).
     """
 
-    def __init__(self, enabled: bool | None = None) -> None:
+    def __init__(self, enabled: bool | None = None, backend: str = "inductor") -> None:
         self.enabled = compile_requested() if enabled is None else bool(enabled)
+        self.backend = backend
         self._compiled: Callable | None = None
         self.failed: str | None = None
 
@@ -83,21 +89,28 @@ class BlockRunner:
     def __call__(self, fn: Callable, *args, needs_double_backward: bool = False):
         if not self.usable(needs_double_backward):
             return fn(*args)
+        out = self.compiled_call(fn, args, "the encoder blocks")
+        return fn(*args) if out is FAILED else out
+
+    def compiled_call(self, fn: Callable, args: tuple, what: str):
+        """``fn(*args)`` through its compile (built on the first call), or :data:`FAILED`
+        when compiling fails: then ``failed`` holds the reason, warned about once as
+        "torch.compile of ``what`` failed"."""
         if self._compiled is None:
             allow_recompiles()
-            self._compiled = torch.compile(fn, dynamic=True, fullgraph=True)
+            self._compiled = torch.compile(fn, dynamic=True, fullgraph=True, backend=self.backend)
         try:
             return self._compiled(*args)
         except Exception as err:  # noqa: BLE001 - any compile error means: stay eager
             self.failed = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            warnings.warn(f"torch.compile of the encoder blocks failed, running eagerly "
-                          f"({self.failed})", RuntimeWarning, stacklevel=2)
-            return fn(*args)
+            warnings.warn(f"torch.compile of {what} failed, running eagerly ({self.failed})",
+                          RuntimeWarning, stacklevel=4)
+            return FAILED
 
     def __getstate__(self) -> dict:
-        return {"enabled": self.enabled, "_compiled": None, "failed": self.failed}
+        return {**self.__dict__, "_compiled": None}
 
     def __deepcopy__(self, memo) -> BlockRunner:
-        copy = BlockRunner(self.enabled)
-        copy.failed = self.failed
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__getstate__())
         return copy
