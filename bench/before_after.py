@@ -4,7 +4,7 @@
     python bench/before_after.py --before /tmp/molpre_old --shards runs/moses_shards
 
 Runs, with ``PYTHONPATH`` set to the old tree and to this checkout in turn (old, new, old,
-new, ...: load drifts hit both alike), one thread each:
+new, ...: load drifts hit both alike), ``--threads`` threads each (default 1):
 
 * ``pretrain``: bench/pretrain_scale.py part 1, conformers/s of mask + contrast + denoise
   pretraining steps (small preset) on ``--shards``;
@@ -43,7 +43,7 @@ def pretrain_rate(stdout: str) -> float:
 
 def predictor_cmd(args) -> list[str]:
     return [str(BENCH / "screening.py"), "--model-only", "--molecules", str(args.molecules),
-            "--repeats", "2"]
+            "--repeats", "2", "--threads", str(args.threads)]
 
 
 def predictor_rate(stdout: str) -> float:
@@ -67,8 +67,9 @@ BENCHES = {"pretrain": (pretrain_cmd, pretrain_rate), "predictor": (predictor_cm
            "train": (steps_cmd, train_rate), "inference": (steps_cmd, inference_rate)}
 
 
-def run(tree: Path, cmd: list[str]) -> str:
-    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+def run(tree: Path, cmd: list[str], threads: int) -> str:
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
     proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, env=env,
                           cwd=BENCH.parent)
     if proc.returncode != 0:
@@ -85,7 +86,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--molecules", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1, help="OMP/MKL threads of each run")
     args = parser.parse_args()
+    print(f"{args.threads} thread(s) a run; MOLPRE_COMPILE={os.environ.get('MOLPRE_COMPILE', '')!r}")
     trees = {"before": args.before, "after": BENCH.parent}
     for name in args.benches.split(","):
         make_cmd, parse = BENCHES[name]
@@ -94,7 +97,7 @@ def main() -> None:
         for r in range(args.rounds):
             for label, tree in trees.items():
                 load = os.getloadavg()[0]
-                rate = parse(run(tree, make_cmd(args)))
+                rate = parse(run(tree, make_cmd(args), args.threads))
                 best[label] = max(best[label], rate)
                 print(f"| {r + 1} | {label} | {rate:.1f} | {load:.2f} |", flush=True)
         print(f"\n{name}: after / before (best rounds) = {best['after'] / best['before']:.2f}")

@@ -85,15 +85,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-only", action="store_true",
                         help="only the 'model only' row (skip the RDKit and SMILES rows)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="time the model-only row this many times; the best is shown")
     args = parser.parse_args()
 
     import torch
 
-    from molpre.inference.predictor import Predictor
+    from molpre import Predictor  # the public name, in old trees too (bench/before_after.py)
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     smiles = moses_smiles(args.molecules)
     with tempfile.TemporaryDirectory(prefix="molpre-screening-") as tmp:
         source = args.model or tiny_model(Path(tmp))
@@ -122,7 +123,7 @@ def main() -> None:
     print(f"screening: {len(smiles)} MOSES SMILES, {args.conformers} conformers/molecule, seed "
           f"{args.seed}, model {args.model or 'tiny (trained here)'}"
           f"{committee}, "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs, {args.threads} torch thread(s)")
     print("(ok: rows with a prediction; confs: their conformers, all for rdkit)")
     print(f"{'run':<30} {'wall s':>8} {'mol/s':>8} {'x rdkit':>8} {'ok':>5} {'confs':>6} {'load':>5}")
     for name, wall, ok, n_conf, before in rows:  # empty with --model-only

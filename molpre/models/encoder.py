@@ -25,6 +25,7 @@ from molpre.config import from_dict
 from molpre.data import keys
 from molpre.nn import ElementEmbedding, InteractionBlock, RadialEmbedding, natural_irreps
 from molpre.nn.compiled import BlockRunner
+from molpre.nn.segment import gather_rows
 
 FORMAT = "molpre.encoder/1"
 
@@ -147,7 +148,7 @@ class Encoder(nn.Module):
 
     def edge_features(self, pos: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Spherical harmonics ``[E, dim(sh)]`` and radial basis ``[E, num_basis]`` of each edge."""
-        vec = pos[edge_index[0]] - pos[edge_index[1]]
+        vec = gather_rows(pos, edge_index[0]) - gather_rows(pos, edge_index[1])
         r = vec.norm(dim=-1)
         radial, _ = self.radial(r)
         return self.spherical_harmonics(vec), radial

@@ -70,6 +70,18 @@ def coupling_tensor(tp: o3.TensorProduct) -> tuple[torch.Tensor, torch.Tensor]:
     return coupling, torch.tensor(path_of, dtype=torch.long)
 
 
+def path_runs(path_of: list[int]) -> tuple[tuple[int, int], ...]:
+    """``[0, 3, 1, 1, 1]`` -> ``((0, 1), (3, 1), (1, 3))``: consecutive equal entries as
+    ``(value, count)``."""
+    runs: list[list[int]] = []
+    for p in path_of:
+        if runs and runs[-1][0] == p:
+            runs[-1][1] += 1
+        else:
+            runs.append([p, 1])
+    return tuple((p, n) for p, n in runs)
+
+
 class DenseEdgeConv(nn.Module):
     """The ``uvu`` edge tensor product of ``tp`` in component-major layout.
 
@@ -93,6 +105,10 @@ class DenseEdgeConv(nn.Module):
         self.register_buffer("coupling", self._master.to(torch.get_default_dtype()),
                              persistent=False)
         self.register_buffer("path_of", path_of, persistent=False)
+        #: ``path_of`` as runs ``(path, width)``: the forward widens the path weights by
+        #: slicing and expanding, whose adjoint is a sum (``index_select``'s would be an
+        #: atomic scatter once compiled at several threads; see molpre.nn.segment)
+        self.path_runs = path_runs(path_of.tolist())
         self._in_dims = [ir.dim for _, ir in self.irreps_in]
         self._out_dims = [ir.dim for _, ir in self.irreps_out]
 
@@ -122,5 +138,7 @@ class DenseEdgeConv(nn.Module):
             messages = coupling * x  # [E, P, 1] * [E, 1, U]
         else:
             messages = torch.bmm(coupling, x)  # [E, P, U]
-        w = weight.view(e, self.n_paths, self.mul).index_select(1, self.path_of)  # [E, P, U]
+        w = weight.view(e, self.n_paths, self.mul)
+        w = torch.cat([w[:, p:p + 1].expand(e, width, self.mul) for p, width in self.path_runs],
+                      dim=1)  # [E, P, U]: w[:, path_of]
         return messages * w

@@ -18,6 +18,7 @@ from e3nn import o3
 from torch import nn
 
 from molpre.nn.edge_conv import DenseEdgeConv
+from molpre.nn.segment import gather_rows, sum_rows
 
 
 def natural_irreps(channels: int, lmax: int) -> o3.Irreps:
@@ -127,14 +128,9 @@ class InteractionBlock(nn.Module):
         n = x.shape[0]
         if self.use_dense:
             dense = self.dense_conv
-            messages = dense(dense.to_components(x)[sender], edge_sh, weight)  # [E, P, U]
-            agg = torch.zeros(n, messages.shape[1] * messages.shape[2], dtype=messages.dtype,
-                              device=messages.device)
-            agg = agg.index_add(0, receiver, messages.flatten(1))
-            return dense.to_irreps(agg.view(n, dense.n_out, dense.mul))
-        messages = self.conv(x[sender], edge_sh, weight)
-        agg = torch.zeros(n, messages.shape[1], dtype=messages.dtype, device=messages.device)
-        return agg.index_add(0, receiver, messages)
+            messages = dense(gather_rows(dense.to_components(x), sender), edge_sh, weight)  # [E, P, U]
+            return dense.to_irreps(sum_rows(messages, receiver, n))
+        return sum_rows(self.conv(gather_rows(x, sender), edge_sh, weight), receiver, n)
 
     @staticmethod
     def _make_gate(irreps_out: o3.Irreps) -> enn.Gate:
