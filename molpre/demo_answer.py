@@ -10,10 +10,23 @@ ALIAS = "champion"
 BASELINES = ("linear", "mean", "krr")
 
 
-def _cell(cell: dict | None) -> str:
+def _cell(cell: dict | None, seeds: int) -> str:
+    """``mean [low, high]``, with ``n=K`` when only K of the ``seeds`` seeds count."""
     if not cell or not cell.get("n"):
         return "-"
-    return f"{cell['mean']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}]"
+    text = f"{cell['mean']:.2f} [{cell['low']:.2f}, {cell['high']:.2f}]"
+    return text if cell["n"] >= seeds else f"{text} n={cell['n']}"
+
+
+def _cells(summary: dict) -> dict[str, dict]:
+    """``{arm: {budget: cell}}`` with int budgets (a summary read back from JSON has str keys)."""
+    return {arm: {int(b): c for b, c in by_b.items()} for arm, by_b in summary["table"].items()}
+
+
+def seeds_of(summary: dict) -> int:
+    """The most seeds any cell of the table has (the study's seeds per arm and budget)."""
+    return max((c.get("n", 0) for by_b in summary["table"].values() for c in by_b.values()),
+               default=0)
 
 
 def _diff(d: dict | None) -> str:
@@ -35,13 +48,18 @@ def best_record(records: list[dict]) -> dict:
 
 def table_lines(summary: dict) -> list[str]:
     """The table, one row a budget: arms side by side, mean [95% interval]."""
-    arms = list(summary["table"])
+    table, seeds = _cells(summary), seeds_of(summary)
+    arms = list(table)
     width = max(24, *(len(a) + 2 for a in arms))
     lines = ["  N   " + "".join(f"{a:<{width}}" for a in arms)]
+    short = False
     for b in summary["budgets"]:
-        cells = [_cell(summary["table"][a].get(b) or summary["table"][a].get(str(b)))
-                 for a in arms]
+        cells = [_cell(table[a].get(int(b)), seeds) for a in arms]
+        short = short or any(c == "-" or " n=" in c for c in cells)
         lines.append(f"{b:>4}  " + "".join(f"{c:<{width}}" for c in cells))
+    if short:
+        lines.append(f"  (n=K or -: only K of {seeds} seeds count; the other neural children did "
+                     "not beat the per-element fit of their own labels by 10%: see the report)")
     return lines
 
 
@@ -76,7 +94,7 @@ def answer(study, model_uri: str, record: dict, out: Path) -> str:
                 "(molpre study --config pipelines/qm9_sample.yaml) for an answer with room"
                 if all(v == "no detectable effect" for v in verdicts) else
                 "mixed: read the verdicts")
-    seeds = max(c.get("n", 0) for by_b in summary["table"].values() for c in by_b.values())
+    seeds = seeds_of(summary)
     lines = [f"== Does pretraining save labels here? {headline} ==",
              f"test MAE ({unit}), mean [95% interval] over {seeds} seeds; "
              f"{summary['n_test']} test molecules" + _delta_note(summary),
