@@ -104,10 +104,10 @@ class DenseEdgeConv(nn.Module):
         self._master = coupling.permute(1, 2, 0).reshape(self.d_sh, -1).contiguous()
         self.register_buffer("coupling", self._master.to(torch.get_default_dtype()),
                              persistent=False)
-        self.register_buffer("path_of", path_of, persistent=False)
-        #: ``path_of`` as runs ``(path, width)``: the forward widens the path weights by
-        #: slicing and expanding, whose adjoint is a sum (``index_select``'s would be an
-        #: atomic scatter once compiled at several threads; see molpre.nn.segment)
+        #: ``path_of`` (the path feeding each output component) as runs ``(path, width)``: the
+        #: forward widens the path weights by slicing and expanding, whose adjoint is a sum
+        #: (``index_select``'s would be an atomic scatter once compiled at several threads;
+        #: see molpre.nn.segment)
         self.path_runs = path_runs(path_of.tolist())
         self._in_dims = [ir.dim for _, ir in self.irreps_in]
         self._out_dims = [ir.dim for _, ir in self.irreps_out]
