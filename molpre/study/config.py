@@ -11,7 +11,8 @@ pipelines/qm9_sample.yaml)::
     split:     {kind: permutation | random | scaffold, test_size, seed}
     budgets:   [100, 300, 1000];  seeds: {small: 5, large: 3, small_max: 300}
     scratch:   true
-    encoders:  [{name, path, modes: [full], control: [full], seed, corpus}]
+    encoders:  [{name, path, modes: [full], control: [full], seed, corpus, head, budgets,
+                 control_of, train: {lr, ...}}]
     baselines: null (the target kind's: [linear, krr] or [mean, krr]);  krr: {sigmas, lambdas, folds}
     train:     {preset, epochs, batch_size, lr, patience, max_minutes, ensemble, ema_decay,
                 val_fraction, dtype: FinetuneConfig's, overridden; val_min, fail_margin}
@@ -80,7 +81,12 @@ class EncoderSpec:
     (``seed`` = the pretraining seed; read from the pretraining run when null). budgets:
     the study budgets at which this encoder's arms run (null: every budget). head: the energy
     head its arms (and its control, from the pretraining run's step-0 head) start from:
-    ``fresh`` or ``pretrained`` (the cheap-level head of ``--objectives cheap_energy``)."""
+    ``fresh`` or ``pretrained`` (the cheap-level head of ``--objectives cheap_energy``).
+    train: finetuning settings of this encoder's arms *and its controls* in place of the
+    study's ``train:`` (``ENCODER_TRAIN_FIELDS``: lr, epochs, batch_size, patience,
+    max_minutes, ema_decay), so that a pretrained start and its random-init control follow
+    the same path; the split (val_fraction, val_min) stays the study's, so every arm is
+    paired on the same molecules. Choose these on a development set, never the test set."""
 
     name: str = "pretrained"
     path: str = setting("", help="A molpre pretrain OUTDIR or encoder.pt.")
@@ -91,12 +97,17 @@ class EncoderSpec:
     budgets: list[int] | None = None  # run this encoder's arms at these budgets only (None: all)
     control_of: str | None = None  # compare with that encoder's control arms (same init)
     head: Literal["fresh", "pretrained"] = "fresh"
+    train: dict[str, Any] = setting(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.path:
             raise ValueError(f"path: give encoder {self.name!r} a pretrain OUTDIR or encoder.pt")
         if self.name == "scratch" or not self.name:
             raise ValueError(f"name {self.name!r}: give the encoder another name")
+        unknown = sorted(set(self.train) - set(ENCODER_TRAIN_FIELDS))
+        if unknown:
+            raise ValueError(f"train: {unknown[0]!r} cannot differ per encoder; one of "
+                             f"{list(ENCODER_TRAIN_FIELDS)} (the split stays the study's)")
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,8 @@ class StudyTraining:
             raise ValueError("fail_margin must be < 1 (at 1 every child would be flagged)")
 
 
+#: The ``train:`` fields an encoder may set for its own arms and controls (not the split).
+ENCODER_TRAIN_FIELDS = ("lr", "epochs", "batch_size", "patience", "max_minutes", "ema_decay")
 #: FinetuneConfig fields a study's ``train:`` section may set for every neural child.
 TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "patience", "max_minutes", "ensemble",
                 "ema_decay", "val_fraction", "dtype", "compile")
@@ -241,12 +254,19 @@ class StudyConfig:
             raise ValueError(f"encoders: names must be unique, got {names}")
         by_name = {e.name: e for e in self.encoders}
         for e in self.encoders:
+            try:  # the encoder's settings, checked as the study's train: section is
+                dataclasses.replace(self.train, **e.train)
+            except (ValueError, TypeError) as err:  # TypeError: a value of the wrong type
+                raise ValueError(f"encoders: {e.name}.train {e.train}: {err}") from None
             if e.control_of is None:
                 continue
             other = by_name.get(e.control_of)
             if other is None or other is e:
                 raise ValueError(f"encoders: {e.name}.control_of {e.control_of!r} must name "
                                  f"another encoder of the study ({names})")
+            if e.train != other.train:
+                raise ValueError(f"encoders: {e.name}.control_of {other.name!r}: their train "
+                                 "settings differ, so the control would not follow the same path")
             if None not in (e.seed, other.seed) and e.seed != other.seed:
                 raise ValueError(f"encoders: {e.name}.control_of {other.name!r}: pretraining "
                                  f"seeds differ ({e.seed} vs {other.seed}), so the initial "

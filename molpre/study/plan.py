@@ -8,6 +8,8 @@ same (budget, seed) sees the same labels, which is what makes the differences pa
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,4 +166,7 @@ def finetune_config(config: StudyConfig, child: Child, test_ids: Path, encoder_p
         out=str(out / "children" / child.slug), run_name=child.run_name,
         experiment=experiment_name, log_model=False, progress=False,
     )
-    return config.train.apply(child_config, val_fraction=val_fraction(config, child.budget))
+    train = config.train
+    if spec is not None and spec.train:  # checked here by TrainSpec (a bad lr names itself)
+        train = dataclasses.replace(train, **spec.train)
+    return train.apply(child_config, val_fraction=val_fraction(config, child.budget))

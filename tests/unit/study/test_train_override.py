@@ -73,3 +73,33 @@ def test_override_of_builds_any_section():
         from_dict(Section, {"a": -1}, prefix="s")
     with pytest.raises(ConfigError, match="unknown config key 'Base.z'"):
         override_of(Base, ("z",), name="Bad", doc="")
+
+
+def test_an_encoder_trains_its_arms_and_its_control_its_own_way(tmp_path):
+    """encoders[].train: the encoder's arms and its random-init control get its settings,
+    scratch keeps the study's, and the split (val_fraction) is the same for every arm."""
+    config = from_dict(StudyConfig, {"data": "labels.db", "train": {"lr": 5e-3, "patience": 40},
+                                     "encoders": [{"name": "x", "path": "enc.pt",
+                                                   "train": {"lr": 1e-3, "patience": 80}}]})
+    kids = {"x:full": Child("x:full", 100, 0, mode="full", encoder="x"),
+            "x:control-full": Child("x:control-full", 100, 0, mode="full", encoder="x", control=True),
+            "scratch": Child("scratch", 100, 0, mode="scratch")}
+    got = {arm: finetune_config(config, kid, tmp_path / "ids.txt",
+                                None if arm == "scratch" else "enc.pt", tmp_path, "exp")
+           for arm, kid in kids.items()}
+    assert (got["x:full"].lr, got["x:full"].patience) == (1e-3, 80)
+    assert (got["x:control-full"].lr, got["x:control-full"].patience) == (1e-3, 80)
+    assert (got["scratch"].lr, got["scratch"].patience) == (5e-3, 40)
+    assert len({ft.val_fraction for ft in got.values()}) == 1
+
+
+@pytest.mark.parametrize(("encoders", "message"), [
+    ([{"name": "x", "path": "p", "train": {"lr": -1}}], "x.train {'lr': -1}: lr must be > 0"),
+    ([{"name": "x", "path": "p", "train": {"val_fraction": 0.3}}], "cannot differ per encoder"),
+    ([{"name": "a", "path": "p", "seed": 1},
+      {"name": "b", "path": "q", "seed": 1, "control_of": "a", "train": {"lr": 1e-3}}],
+     "train settings differ"),
+])
+def test_an_encoders_train_settings_are_checked(encoders, message):
+    with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        from_dict(StudyConfig, {"data": "x", "encoders": encoders})
