@@ -70,10 +70,22 @@ def verdict_lines(summary: dict, unit: str) -> list[str]:
         for b, c in by_b.items():
             saving = (summary.get("savings") or {}).get(arm, {}).get(b) \
                 or (summary.get("savings") or {}).get(arm, {}).get(str(b))
-            ratio = f"; saves {saving['ratio']:.1f}x labels" if saving else ""
+            scratch = _cells(summary).get("scratch", {}).get(int(b), {})
+            ratio = _saving_text(saving, int(scratch.get("n", 0)))
             lines.append(f"  {arm} N={b}: {c['verdict']} ({_diff(c['vs_scratch'])} {unit} vs "
                          f"scratch, {_diff(c['vs_control'])} vs its random-init control{ratio})")
     return lines
+
+
+def _saving_text(saving: dict | None, scratch_seeds: int) -> str:
+    """'; saves 1.8x labels [1.1x, 2.9x]' (the 95% interval over seeds), or '' when there is
+    no saving or no scratch seed counts at that budget (scratch's curve would be extrapolated
+    there, and a ratio without scratch's own errors is not a measurement)."""
+    if not saving or scratch_seeds == 0:
+        return ""
+    low, high = saving.get("ratio_low"), saving.get("ratio_high")
+    band = f" [{low:.1f}x, {high:.1f}x]" if low is not None and high is not None else ""
+    return f"; saves {saving['ratio']:.1f}x labels{band}"
 
 
 def _delta_note(summary: dict) -> str:

@@ -111,7 +111,9 @@ def comparisons(records: list[dict], control_of: dict[str, str] | None = None
 
 
 def savings(records: list[dict]) -> tuple[dict, dict]:
-    """(label savings per arm and budget, power law per arm) against scratch's curve."""
+    """(label savings per arm and budget, power law per arm) against scratch's curve; only
+    at budgets where scratch has counted seeds (elsewhere its curve would be extrapolated,
+    and the arm's own comparison with scratch is missing too)."""
     data = curves(records)
     laws, saved = {}, {}
     for arm, by_budget in data.items():
@@ -125,7 +127,7 @@ def savings(records: list[dict]) -> tuple[dict, dict]:
         if arm == "scratch":
             continue
         saved[arm] = {b: stats.label_savings(scratch, by_budget, b, n_boot=500)
-                      for b in sorted(by_budget)}
+                      for b in sorted(by_budget) if b in scratch}
     return saved, laws
 
 

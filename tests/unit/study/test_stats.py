@@ -110,3 +110,15 @@ def test_control_of_is_checked(encoders, message):
 
     with pytest.raises(StudyConfigError, match=message):
         load_study_config(raw={"data": "x", "encoders": encoders})
+
+
+def test_no_saving_at_a_budget_where_every_scratch_seed_failed():
+    from molpre.study.report import savings
+
+    recs = [{"arm": arm, "budget": b, "seed": s, "test_mae": mae * (1 + 0.01 * s),
+             "failed": arm == "scratch" and b == 50}
+            for s in range(3) for b in (50, 100, 300)
+            for arm, mae in (("scratch", 30.0 / b ** 0.5), ("x:full", 20.0 / b ** 0.5))]
+    saved, _ = savings(recs)
+    assert sorted(saved["x:full"]) == [100, 300]
+    assert saved["x:full"][100]["ratio"] > 1
