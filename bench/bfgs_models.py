@@ -8,6 +8,10 @@ InChIKey before and after (RDKit bond perception, molpre.chem), the closest atom
 shortest X-H distance. Prints one table with every model side by side and the load.
 
     python bench/bfgs_models.py RUN/children/scratch-N100-s0 RUN/children/xtb-full-N100-s0
+    python bench/bfgs_models.py level:gfn2-xtb RUN/children/...   # a cheap level as reference
+
+``level:NAME`` (``gfn2-xtb``, ``mmff94``, ``hf/sto-3g``, ...) relaxes with that level itself
+(molpre.qc, eV and eV/Angstrom): how far the criterion can be met by a physical potential.
 """
 
 from __future__ import annotations
@@ -43,6 +47,44 @@ def inchikey(atoms) -> str | None:
         return None
 
 
+class LevelCalculator:
+    """``calculator()`` of a cheap level (molpre.qc.compute per geometry), so a level relaxes
+    through the same code as a model."""
+
+    def __init__(self, name: str) -> None:
+        from molpre.qc.levels import parse_level
+
+        self.level = parse_level(name)
+
+    def calculator(self):
+        from ase.calculators.calculator import Calculator, all_changes
+
+        level = self.level
+
+        class _Level(Calculator):
+            implemented_properties = ["energy", "forces"]
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+                from molpre.qc.engines import compute_many
+
+                super().calculate(atoms, properties, system_changes)
+                result = compute_many([self.atoms.copy()], level, forces=True)[0]
+                if not result.ok:
+                    raise RuntimeError(f"{level} failed: {result.reason}")
+                self.results = {"energy": result.energy, "forces": result.forces}
+
+        return _Level()
+
+
+def load(source: str):
+    """A float64 Predictor for a model folder, or a LevelCalculator for ``level:NAME``."""
+    from molpre import Predictor
+
+    if source.startswith("level:"):
+        return LevelCalculator(source.split(":", 1)[1])
+    return Predictor.load(source, dtype="float64", progress=False)
+
+
 def relax(predictor, atoms) -> dict:
     """BFGS from ``atoms``; steps, intact (same InChIKey), closest pair and X-H (Angstrom)."""
     from ase import Atoms
@@ -67,19 +109,17 @@ def relax(predictor, atoms) -> dict:
 
 
 def main() -> None:
-    from molpre import Predictor
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("models", nargs="+", help="model folders, or level:NAME")
     parser.add_argument("--molecules", type=int, default=10)
     args = parser.parse_args()
     molecules = test_molecules(args.molecules)
     print(f"load average {os.getloadavg()[0]:.2f}; {len(molecules)} unseen QM9 test molecules; "
           "BFGS fmax 0.05 eV/A, <= 300 steps, float64")
     print(f"{'model':<48}{'intact':>8}{'converged':>11}{'median steps':>14}"
-          f"{'min X-H A':>11}{'min pair A':>12}")
+          f"{'min X-H A':>11}{'min pair A':>12}  changed (test molecule index)")
     for path in args.models:
-        predictor = Predictor.load(path, dtype="float64", progress=False)
+        predictor = load(path)
         rows = [relax(predictor, atoms) for atoms in molecules]
         intact = sum(r["intact"] for r in rows)
         converged = sum(r["ok"] for r in rows)
@@ -87,8 +127,9 @@ def main() -> None:
         xh = np.nanmin([r.get("xh", np.nan) for r in rows])
         pair = np.nanmin([r.get("closest", np.nan) for r in rows])
         name = str(path)[-48:]
+        changed = ",".join(str(i) for i, r in enumerate(rows) if not r["intact"]) or "-"
         print(f"{name:<48}{intact:>5}/{len(rows):<2}{converged:>8}/{len(rows):<2}{steps:>14.0f}"
-              f"{xh:>11.2f}{pair:>12.2f}")
+              f"{xh:>11.2f}{pair:>12.2f}  {changed}")
 
 
 if __name__ == "__main__":
