@@ -8,9 +8,7 @@ same (budget, seed) sees the same labels, which is what makes the differences pa
 
 from __future__ import annotations
 
-import dataclasses
-
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +165,6 @@ def finetune_config(config: StudyConfig, child: Child, test_ids: Path, encoder_p
         experiment=experiment_name, log_model=False, progress=False,
     )
     train = config.train
-    if spec is not None and spec.train:  # checked here by TrainSpec (a bad lr names itself)
-        train = dataclasses.replace(train, **spec.train)
+    if spec is not None and spec.train:  # the encoder's own settings (checked at load)
+        train = replace(train, **spec.train)
     return train.apply(child_config, val_fraction=val_fraction(config, child.budget))
