@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from molpre.data.shards import MOLECULES
 from molpre.models.encoder import Encoder, EncoderConfig, load_encoder, save_encoder
 from molpre.runtime import seed_everything
 from molpre.study.config import EncoderSpec, StudyConfig, StudyConfigError
@@ -139,6 +140,12 @@ def prepare_encoder(spec: EncoderSpec, out: Path) -> PreparedEncoder:
     corpus = Path(spec.corpus) if spec.corpus else (
         outdir / "shards" if (outdir / "shards").is_dir() else
         (Path(params["corpus.shards"]) if params.get("corpus.shards") not in (None, "", "null") else None))
+    if corpus is not None and not spec.corpus and not corpus.is_absolute() \
+            and not (corpus / MOLECULES).is_file():
+        raise StudyConfigError(
+            f"encoders.{spec.name}: its pretraining run recorded the relative corpus path "
+            f"{corpus}, which is no shard directory from here ({Path.cwd()}): set "
+            f"encoders.{spec.name}.corpus to that shard directory (or run from where it was)")
     probe = params.get("probe.data")
     return PreparedEncoder(
         spec.name, encoder_path.resolve(), control_path.resolve() if control_path else None,

@@ -248,6 +248,19 @@ def retire_run(run_id: str) -> None:
         pass  # not in this store: nothing to retire
 
 
+def with_absolute_paths(config: PretrainConfig) -> PretrainConfig:
+    """``config`` with its input files (corpus, shards, probe data) as absolute paths, so the
+    logged config names them wherever a later reader (``molpre study``'s contamination audit,
+    a resumed run) starts from."""
+    def absolute(path: str | None) -> str | None:
+        return str(Path(path).expanduser().resolve()) if path else path
+
+    corpus = replace(config.corpus, path=absolute(config.corpus.path),
+                     shards=absolute(config.corpus.shards))
+    return replace(config, corpus=corpus,
+                   probe=replace(config.probe, data=absolute(config.probe.data)))
+
+
 @contextmanager
 def mlflow_run(config: PretrainConfig, outdir: Path, resuming: bool, hashes: dict):
     """Open the MLflow run: the one recorded in OUTDIR/run.json when resuming, else a new one.
@@ -346,7 +359,7 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | Path | None = No
 
     from molpre.runtime import file_sha256
 
-    cfg = as_config(config, sections)
+    cfg = with_absolute_paths(as_config(config, sections))
     if not cfg.output:
         raise ValueError("config output (OUTDIR) is required")
     resolve_accelerator(cfg.train.accelerator)  # fail before any work

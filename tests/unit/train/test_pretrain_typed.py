@@ -42,3 +42,17 @@ def test_objectives_are_chosen_on_the_typed_config():
     assert config.objectives["contrast"]["weight"] == 0.0
     with pytest.raises(ConfigError, match="objectives must be among"):
         with_objectives(PretrainConfig(), ["nope"])
+
+
+def test_input_paths_are_logged_absolute(tmp_path, monkeypatch):
+    """A run started in one folder names its corpus so that a study started elsewhere finds it."""
+    from molpre.train.pretrain import with_absolute_paths
+
+    (tmp_path / "corpus").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = with_absolute_paths(as_config({"corpus": {"shards": "corpus", "path": "mols.csv"},
+                                         "probe": {"data": "probe.extxyz", "target": "u0"}}))
+    assert cfg.corpus.shards == str(tmp_path / "corpus")
+    assert cfg.corpus.path == str(tmp_path / "mols.csv")
+    assert cfg.probe.data == str(tmp_path / "probe.extxyz")
+    assert with_absolute_paths(as_config({})).corpus.shards is None
