@@ -50,8 +50,10 @@ def audit_study(config: StudyConfig, encoders: dict[str, PreparedEncoder], data,
                 leaked = {k.mol_id for k in test} & {k.mol_id for k in probe}
                 entry["probe"] = {"data": enc.probe_data, "n": len(probe), "leaked": len(leaked)}
         if enc.corpus is not None and Path(enc.corpus).exists():
-            result = cont.audit(cont.corpus_keys(enc.corpus), test, str(enc.corpus), config.data)
+            keys = cont.corpus_keys(enc.corpus, max_index=enc.corpus_limit)
+            result = cont.audit(keys, test, str(enc.corpus), config.data)
             entry.update(result.summary())
+            entry["corpus_limit"] = enc.corpus_limit
             entry["overlap"] = {k: v.tolist() for k, v in result.overlap.items()}
         else:
             log.warning("encoder %s: no corpus to audit (give encoders[].corpus)", name)

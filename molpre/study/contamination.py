@@ -72,9 +72,12 @@ def keys_from_atoms(atoms, row: int = 0) -> MoleculeKeys:
     return keys
 
 
-def corpus_keys(path: str | Path, smiles_col: str | None = None) -> list[MoleculeKeys]:
+def corpus_keys(path: str | Path, smiles_col: str | None = None,
+                max_index: int | None = None) -> list[MoleculeKeys]:
     """Keys of every accepted molecule of a corpus (shard directory or molecule file).
 
+    ``max_index``: for a shard directory, only the molecules with ``mol_index`` below it, the
+    ones a pretraining run with ``corpus.max_molecules`` reads (None: all).
     Raises ContaminationError when the corpus holds no molecule at all (an empty file, or one
     whose every row is rejected, such as random bytes): an audit of nothing is no audit."""
     from molpre.data.shards import MOLECULES
@@ -86,7 +89,8 @@ def corpus_keys(path: str | Path, smiles_col: str | None = None) -> list[Molecul
             raise FileNotFoundError(f"{path} has no {MOLECULES}: not a molpre shard directory")
         with open(table, newline="") as handle:
             keys = [MoleculeKeys(r["mol_id"], r["inchikey"], r["scaffold"], r["smiles"])
-                    for r in csv.DictReader(handle)]
+                    for r in csv.DictReader(handle)
+                    if max_index is None or int(r["mol_index"]) < max_index]
         if not keys:
             raise ContaminationError(f"corpus {path}: its {MOLECULES} lists no molecule")
         return keys

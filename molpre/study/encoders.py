@@ -38,6 +38,7 @@ class PreparedEncoder:
     probe_data: str | None = None
     probe_limit: int = 500
     relative_change: float | None = None  # ||w - w0|| / ||w0|| of the encoder weights
+    corpus_limit: int | None = None  # the run's corpus.max_molecules: it read mol_index < this
 
 
 def initial_encoder(config: EncoderConfig | dict, seed: int) -> Encoder:
@@ -151,4 +152,10 @@ def prepare_encoder(spec: EncoderSpec, out: Path) -> PreparedEncoder:
         spec.name, encoder_path.resolve(), control_path.resolve() if control_path else None,
         run_id, f"runs:/{run_id}/checkpoints/encoder.pt" if run_id else None, seed, corpus,
         probe if probe not in (None, "", "null", "None") else None,
-        int(params.get("probe.max_molecules", 500) or 500), change)
+        int(params.get("probe.max_molecules", 500) or 500), change,
+        corpus_limit=None if spec.corpus else _int_or_none(params.get("corpus.max_molecules")))
+
+
+def _int_or_none(value) -> int | None:
+    """An MLflow param as an int (params are strings; unset ones are None or 'None')."""
+    return int(value) if value not in (None, "", "null", "None") else None

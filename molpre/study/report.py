@@ -179,7 +179,8 @@ def markdown(summary: dict) -> str:
                              f"| {s['ratio']:.2f}x |")
     for enc, a in summary["audit"].items():
         if "counts" in a:
-            lines += ["", f"## Contamination audit: {enc} corpus ({a['n_corpus']} molecules) vs test",
+            read = (f"; the run read mol_index < {a['corpus_limit']}" if a.get("corpus_limit") else "")
+            lines += ["", f"## Contamination audit: {enc} corpus ({a['n_corpus']} molecules{read}) vs test",
                       "", "| level | overlapping test molecules | fraction |", "|---|---|---|"]
             lines += [f"| {k} | {a['counts'][k]} | {a['fractions'][k]:.2%} |" for k in a["counts"]]
         if a.get("probe"):

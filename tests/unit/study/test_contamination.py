@@ -65,6 +65,24 @@ def test_audit_reads_a_shard_directory(tmp_path, frames):
     assert result.counts["inchikey"] == 2
 
 
+def test_audit_of_a_shard_directory_read_in_part(tmp_path, frames):
+    """A run with corpus.max_molecules read mol_index < that limit: the audit counts those only
+    (the 20k-molecule ablation row was once audited as the whole 57k-molecule folder)."""
+    shard = tmp_path / "shards"
+    shard.mkdir()
+    keys = cont.eval_keys(frames[:5])
+    with open(shard / "molecules.csv", "w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["mol_index", "mol_id", "smiles", "inchikey", "scaffold", "n_conformers", "shard"])
+        for i, k in enumerate(keys):
+            w.writerow([i, k.mol_id, k.smiles, k.inchikey, k.scaffold, 1, 0])
+    first = cont.corpus_keys(shard, max_index=3)
+    assert [k.mol_id for k in first] == [k.mol_id for k in keys[:3]]
+    result = cont.audit(first, cont.eval_keys(frames))
+    assert result.n_corpus == 3 and result.counts["inchikey"] == 3
+    assert len(cont.corpus_keys(shard, max_index=None)) == 5
+
+
 def test_probe_set_from_test_split_is_rejected(frames):
     evaluation = cont.eval_keys(frames)
     test, pool = evaluation[:10], evaluation[10:]

@@ -75,3 +75,26 @@ def test_a_control_that_starts_where_a_scratch_seed_does_is_flagged(tmp_path):
     assert "seed 3 is also a finetune seed (0..4)" in line and "seed >= 5" in line
     assert study(7, control=["full"]) == []
     assert study(3, control=[]) == []  # no control arm, no degenerate pair
+
+
+def test_prepare_encoder_keeps_the_part_of_the_corpus_the_run_read(pretrained, tmp_path):
+    """corpus.max_molecules reaches the audit: it counts mol_index < that, not the folder."""
+    tmp, _ = pretrained
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        import mlflow
+
+        mlflow.set_tracking_uri(f"sqlite:///{tmp / 'mlflow.db'}")
+        part = pretrain({"output": str(tmp_path / "part"), "seed": 3,
+                         "corpus": {"shards": str(tmp / "shards"), "max_molecules": 4},
+                         "objectives": {"denoise": {"weight": 1.0}, "mask": {"weight": 0.0},
+                                        "contrast": {"weight": 0.0},
+                                        "cheap_energy": {"weight": 0.0},
+                                        "cheap_forces": {"weight": 0.0}},
+                         "train": {"batch_size": 2, "max_steps": 1, "epochs": 1,
+                                   "progress": False}, "monitor": {"molecules": 2}})
+        enc = prepare_encoder(EncoderSpec(name="p", path=str(part.outdir)), tmp_path)
+        whole = prepare_encoder(EncoderSpec(name="p", path=str(part.outdir),
+                                            corpus=str(tmp / "shards")), tmp_path)
+    assert enc.corpus == tmp / "shards" and enc.corpus_limit == 4
+    assert whole.corpus_limit is None  # a corpus named in the study is audited whole
