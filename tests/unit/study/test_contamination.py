@@ -52,15 +52,20 @@ def test_audit_finds_exactly_the_planted_duplicates(tmp_path, frames):
     assert again.counts["inchikey"] == 0
 
 
-def test_audit_reads_a_shard_directory(tmp_path, frames):
+def _shard_dir(tmp_path, keys):
+    """A shard directory's molecules.csv listing ``keys`` as mol_index 0, 1, ..."""
     shard = tmp_path / "shards"
     shard.mkdir()
-    keys = cont.eval_keys(frames[:2])
     with open(shard / "molecules.csv", "w", newline="") as handle:
         w = csv.writer(handle)
         w.writerow(["mol_index", "mol_id", "smiles", "inchikey", "scaffold", "n_conformers", "shard"])
         for i, k in enumerate(keys):
             w.writerow([i, k.mol_id, k.smiles, k.inchikey, k.scaffold, 1, 0])
+    return shard
+
+
+def test_audit_reads_a_shard_directory(tmp_path, frames):
+    shard = _shard_dir(tmp_path, cont.eval_keys(frames[:2]))
     result = cont.audit(cont.corpus_keys(shard), cont.eval_keys(frames))
     assert result.counts["inchikey"] == 2
 
@@ -68,14 +73,8 @@ def test_audit_reads_a_shard_directory(tmp_path, frames):
 def test_audit_of_a_shard_directory_read_in_part(tmp_path, frames):
     """A run with corpus.max_molecules read mol_index < that limit: the audit counts those only
     (the 20k-molecule ablation row was once audited as the whole 57k-molecule folder)."""
-    shard = tmp_path / "shards"
-    shard.mkdir()
     keys = cont.eval_keys(frames[:5])
-    with open(shard / "molecules.csv", "w", newline="") as handle:
-        w = csv.writer(handle)
-        w.writerow(["mol_index", "mol_id", "smiles", "inchikey", "scaffold", "n_conformers", "shard"])
-        for i, k in enumerate(keys):
-            w.writerow([i, k.mol_id, k.smiles, k.inchikey, k.scaffold, 1, 0])
+    shard = _shard_dir(tmp_path, keys)
     first = cont.corpus_keys(shard, max_index=3)
     assert [k.mol_id for k in first] == [k.mol_id for k in keys[:3]]
     result = cont.audit(first, cont.eval_keys(frames))
