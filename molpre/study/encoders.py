@@ -147,15 +147,19 @@ def prepare_encoder(spec: EncoderSpec, out: Path) -> PreparedEncoder:
             f"encoders.{spec.name}: its pretraining run recorded the relative corpus path "
             f"{corpus}, which is no shard directory from here ({Path.cwd()}): set "
             f"encoders.{spec.name}.corpus to that shard directory (or run from where it was)")
-    probe = params.get("probe.data")
+    probe = _param(params.get("probe.data"))
     return PreparedEncoder(
         spec.name, encoder_path.resolve(), control_path.resolve() if control_path else None,
         run_id, f"runs:/{run_id}/checkpoints/encoder.pt" if run_id else None, seed, corpus,
-        probe if probe not in (None, "", "null", "None") else None,
+        probe,
         int(params.get("probe.max_molecules", 500) or 500), change,
-        corpus_limit=None if spec.corpus else _int_or_none(params.get("corpus.max_molecules")))
+        corpus_limit=None if spec.corpus else _int(_param(params.get("corpus.max_molecules"))))
 
 
-def _int_or_none(value) -> int | None:
-    """An MLflow param as an int (params are strings; unset ones are None or 'None')."""
-    return int(value) if value not in (None, "", "null", "None") else None
+def _param(value: str | None) -> str | None:
+    """An MLflow param, None where it was unset (params are strings: '', 'null', 'None')."""
+    return value if value not in (None, "", "null", "None") else None
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None else int(value)
