@@ -2,7 +2,10 @@
 
 Graphs are built per molecule with a dense distance matrix (molecules are small), so no
 torch_cluster is needed. Edges are directed, both directions present, no self loops:
-``EDGE_INDEX[:, e] = (sender j, receiver i)`` with ``|pos_j - pos_i| <= cutoff``.
+``EDGE_INDEX[:, e] = (sender j, receiver i)`` with ``|pos_j - pos_i| <= cutoff``. The two
+directions of a pair are neighbours (edges ``2k`` and ``2k + 1`` are ``(i, j)`` and ``(j, i)``),
+which :func:`edges_paired` recognises: the encoder then evaluates what depends on the distance
+alone (the radial MLP of every block) once a pair, not once an edge.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def radius_graph(
         cutoff: radius, Angstrom (pairs at exactly ``cutoff`` are included).
         batch: optional ``[N]`` molecule index; pairs across molecules are never edges.
     Returns:
-        ``[2, E]`` long, sorted by receiver then sender.
+        ``[2, E]`` long: pairs ``i < j`` sorted by ``i`` then ``j``, each as the two edges
+        ``(i, j), (j, i)`` next to each other (see :func:`edges_paired`).
     """
     pos = torch.as_tensor(pos)
     n = pos.shape[0]
@@ -43,8 +47,23 @@ def radius_graph(
         adj.fill_diagonal_(False)
         if batch is not None:
             adj &= batch.unsqueeze(0) == batch.unsqueeze(1)
-        receiver, sender = adj.nonzero(as_tuple=True)
+        first, second = torch.triu(adj, diagonal=1).nonzero(as_tuple=True)
+    sender = torch.stack([first, second], dim=1).reshape(-1)
+    receiver = torch.stack([second, first], dim=1).reshape(-1)
     return torch.stack([sender, receiver]).long()
+
+
+def edges_paired(edge_index: torch.Tensor) -> bool:
+    """Whether edges ``2k`` and ``2k + 1`` of ``edge_index [2, E]`` are the two directions of
+    one pair, for every ``k`` (as :func:`radius_graph` and :func:`collate` leave them).
+
+    A graph made elsewhere (any order) gives False, and the encoder then evaluates every edge.
+    O(E), no copy of the index.
+    """
+    if edge_index.shape[1] % 2:
+        return False
+    forward, backward = edge_index[:, 0::2], edge_index[:, 1::2]
+    return bool(torch.equal(forward[0], backward[1]) and torch.equal(forward[1], backward[0]))
 
 
 def atoms_to_sample(

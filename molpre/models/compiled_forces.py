@@ -27,11 +27,12 @@ from torch.func import functional_call
 from torch.func import grad as func_grad
 
 from molpre.data import keys
+from molpre.data.graph import edges_paired
 from molpre.nn.compiled import FAILED, BlockRunner
 
 
 class AtomicEnergy(nn.Module):
-    """``(pos [N, 3] Angstrom, h [N, C], attr [N, A] | None, edge_index [2, E])`` ->
+    """``(pos [N, 3] Angstrom, h [N, C], attr [N, A] | None, edge_index [2, E], paired)`` ->
     ``(features [N, F], last block's h [N, D], learned atomic energies [N] eV)``.
 
     Shares (does not copy) the encoder's and the head's modules.
@@ -41,14 +42,14 @@ class AtomicEnergy(nn.Module):
         super().__init__()
         self.encoder, self.head = encoder, head
 
-    def forward(self, pos, h, attr, edge_index):
-        features, last = self.encoder._run_blocks(pos, h, attr, edge_index)
+    def forward(self, pos, h, attr, edge_index, paired=False):
+        features, last = self.encoder._run_blocks(pos, h, attr, edge_index, paired)
         return features, last, self.head.atomic_terms(features)
 
 
 def features_and_gradient(core: AtomicEnergy, names: list[str], params: list[torch.Tensor],
                           pos: torch.Tensor, h: torch.Tensor, attr: torch.Tensor | None,
-                          edge_index: torch.Tensor):
+                          edge_index: torch.Tensor, paired: bool = False):
     """``(features, last h, dE/dpos [N, 3])`` with E the sum of ``core``'s atomic energies.
 
     ``params`` (``core``'s parameters named ``names``) are explicit inputs, so the outputs
@@ -58,7 +59,7 @@ def features_and_gradient(core: AtomicEnergy, names: list[str], params: list[tor
     weights = dict(zip(names, params, strict=True))
 
     def energy(p):
-        features, last, atomic = functional_call(core, weights, (p, h, attr, edge_index))
+        features, last, atomic = functional_call(core, weights, (p, h, attr, edge_index, paired))
         return atomic.sum(), (features, last)
 
     gradient, (features, last) = func_grad(energy, has_aux=True)(pos)
@@ -86,7 +87,8 @@ class ForceGraph(BlockRunner):
             self._core = AtomicEnergy(encoder, head)
         names, params = zip(*self._core.named_parameters(), strict=True)
         out = self.compiled_call(features_and_gradient,
-                                 (self._core, list(names), list(params), pos, h, attr, edge_index),
+                                 (self._core, list(names), list(params), pos, h, attr, edge_index,
+                                  edges_paired(edge_index)),
                                  "the energy and forces")
         return None if out is FAILED else out
 

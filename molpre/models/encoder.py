@@ -23,6 +23,7 @@ from torch import nn
 
 from molpre.config import from_dict
 from molpre.data import keys
+from molpre.data.graph import edges_paired
 from molpre.nn import ElementEmbedding, InteractionBlock, RadialEmbedding, natural_irreps
 from molpre.nn.compiled import BlockRunner
 from molpre.nn.segment import gather_rows
@@ -126,13 +127,15 @@ class Encoder(nn.Module):
         return self
 
     def _run_blocks(self, pos: torch.Tensor, h: torch.Tensor, attr: torch.Tensor | None,
-                    edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                    edge_index: torch.Tensor, paired: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(features [N, F], last block's h [N, dim(irreps_out)])`` from positions ``[N, 3]``
-        (Angstrom) and the element embeddings (the part that ``compile_blocks`` compiles)."""
-        edge_sh, edge_radial = self.edge_features(pos, edge_index)
+        (Angstrom) and the element embeddings (the part that ``compile_blocks`` compiles).
+        ``paired``: ``edge_index`` holds both directions of each pair side by side
+        (:func:`molpre.data.graph.edges_paired`), so radial terms are computed once a pair."""
+        edge_sh, edge_radial = self.edge_features(pos, edge_index, paired)
         scalars = []
         for block in self.blocks:
-            h = block(h, attr, edge_sh, edge_radial, edge_index)
+            h = block(h, attr, edge_sh, edge_radial, edge_index, paired)
             scalars.append(h[:, : self.config.channels])
         return torch.cat(scalars, dim=-1), h
 
@@ -146,10 +149,13 @@ class Encoder(nn.Module):
         """C, the number of l=1 channels in NODE_VECTORS."""
         return self.config.channels
 
-    def edge_features(self, pos: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Spherical harmonics ``[E, dim(sh)]`` and radial basis ``[E, num_basis]`` of each edge."""
+    def edge_features(self, pos: torch.Tensor, edge_index: torch.Tensor,
+                      paired: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spherical harmonics ``[E, dim(sh)]`` of each edge and the radial basis
+        ``[E, num_basis]`` of each edge, or ``[E / 2, num_basis]`` of each pair when ``paired``
+        (the two directions of a pair have the same length, exactly: ``a - b == -(b - a)``)."""
         vec = gather_rows(pos, edge_index[0]) - gather_rows(pos, edge_index[1])
-        r = vec.norm(dim=-1)
+        r = (vec[0::2] if paired else vec).norm(dim=-1)
         radial, _ = self.radial(r)
         return self.spherical_harmonics(vec), radial
 
@@ -158,7 +164,8 @@ class Encoder(nn.Module):
         dtype = next(self.parameters()).dtype
         pos = batch[keys.POSITIONS].to(dtype)
         h, attr = self.embed(batch[keys.ATOMIC_NUMBERS], dtype)
-        features, h = self.runner(self._run_blocks, pos, h, attr, batch[keys.EDGE_INDEX],
+        edge_index = batch[keys.EDGE_INDEX]
+        features, h = self.runner(self._run_blocks, pos, h, attr, edge_index, edges_paired(edge_index),
                                   needs_double_backward=torch.is_grad_enabled() and pos.requires_grad)
         return self.assemble(batch, features, h)
 

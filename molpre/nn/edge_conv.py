@@ -12,7 +12,9 @@ with ``a`` the input components (all irreps concatenated), ``b`` the harmonics' 
 e3nn's path weights. :class:`DenseEdgeConv` reads ``C`` off the e3nn module itself (probing it
 with basis vectors in float64), so normalisation, path order and output layout are e3nn's;
 it is computed as one ``mm`` (``Y C``), one ``bmm`` and one product, each with cheap first
-and second derivatives. Unit and parameter free: the weights come from the radial MLP.
+and second derivatives (inside ``torch.compile`` the ``bmm`` is a broadcast product summed over
+the input components, which Inductor fuses with what follows). Unit and parameter free: the
+weights come from the radial MLP.
 """
 
 from __future__ import annotations
@@ -136,6 +138,11 @@ class DenseEdgeConv(nn.Module):
         coupling = (sh @ self.coupling).view(e, self.n_out, self.d_in)
         if self.d_in == 1:  # scalar inputs (a first block): an outer product, no matmul
             messages = coupling * x  # [E, P, 1] * [E, 1, U]
+        elif torch.compiler.is_compiling():
+            # a broadcast product summed over the input components: Inductor fuses it with the
+            # path weights and the neighbour sum, so no [E, P, U] bmm output goes through
+            # memory (1.2-1.3x the compiled model's conformers/s, bench/results/speed)
+            messages = (coupling.unsqueeze(-1) * x.unsqueeze(1)).sum(2)  # [E, P, U]
         else:
             messages = torch.bmm(coupling, x)  # [E, P, U]
         w = weight.view(e, self.n_paths, self.mul)

@@ -132,6 +132,15 @@ class InteractionBlock(nn.Module):
             return dense.to_irreps(sum_rows(messages, receiver, n))
         return sum_rows(self.conv(gather_rows(x, sender), edge_sh, weight), receiver, n)
 
+    def edge_weights(self, edge_radial: torch.Tensor, paired: bool = False) -> torch.Tensor:
+        """Path weights ``[E, weight_numel]`` from the radial MLP. ``paired``: ``edge_radial``
+        has one row a pair (``[E / 2, num_basis]``); the MLP runs once a pair and each row is
+        repeated for both directions (a view; its adjoint sums the two)."""
+        weight = self.radial(edge_radial)
+        if not paired:
+            return weight
+        return weight.unsqueeze(1).expand(-1, 2, -1).reshape(-1, weight.shape[-1])
+
     @staticmethod
     def _make_gate(irreps_out: o3.Irreps) -> enn.Gate:
         scalars = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l == 0])
@@ -151,18 +160,21 @@ class InteractionBlock(nn.Module):
         edge_sh: torch.Tensor,
         edge_radial: torch.Tensor,
         edge_index: torch.Tensor,
+        paired: bool = False,
     ) -> torch.Tensor:
         """One round of messages.
 
         Args:
             h: ``[N, dim(irreps_in)]`` node features; attr: ``[N, attr_dim]`` or None.
-            edge_sh: ``[E, dim(irreps_sh)]``; edge_radial: ``[E, num_basis]`` (zero past the cutoff).
+            edge_sh: ``[E, dim(irreps_sh)]``; edge_radial: ``[E, num_basis]`` (zero past the
+                cutoff), or ``[E / 2, num_basis]``, one row a pair, when ``paired``.
             edge_index: ``[2, E]`` (sender j, receiver i).
+            paired: edges ``2k`` and ``2k + 1`` are the two directions of one pair.
         Returns:
             ``[N, dim(irreps_out)]``.
         """
         x = self.linear_up(h)
-        agg = self.convolve(x, edge_sh, self.radial(edge_radial), edge_index) * self.norm
+        agg = self.convolve(x, edge_sh, self.edge_weights(edge_radial, paired), edge_index) * self.norm
         if attr is not None:
             skip = self.self_interaction(h, attr)
         else:

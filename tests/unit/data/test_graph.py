@@ -5,7 +5,7 @@ from ase import Atoms
 from ase.build import molecule
 
 from molpre.data import keys
-from molpre.data.graph import atoms_to_sample, collate, radius_graph
+from molpre.data.graph import atoms_to_sample, collate, edges_paired, radius_graph
 
 
 def _brute_force(pos, cutoff):
@@ -69,3 +69,21 @@ def test_collate_single_atom_and_empty_list():
     assert batch[keys.EDGE_INDEX].shape == (2, 0) and batch[keys.BATCH].tolist() == [0]
     with pytest.raises(ValueError):
         collate([])
+
+
+def test_radius_graph_puts_both_directions_of_a_pair_side_by_side_and_collate_keeps_them():
+    pos = np.random.default_rng(1).uniform(0, 3, size=(12, 3))
+    edges = radius_graph(torch.tensor(pos), 2.0)
+    assert edges.shape[1] > 0 and edges_paired(edges)
+    assert torch.equal(edges[:, 0::2], edges[[1, 0]][:, 1::2])
+    assert bool((edges[0, 0::2] < edges[1, 0::2]).all())  # each pair once, i < j first
+    batch = collate([atoms_to_sample(molecule(n), 3.0) for n in ("H2O", "CH3CH2OH", "NH3")])
+    assert edges_paired(batch[keys.EDGE_INDEX])
+
+
+def test_edges_paired_is_false_for_any_other_order():
+    edges = radius_graph(torch.tensor(np.random.default_rng(2).uniform(0, 3, size=(10, 3))), 2.5)
+    assert not edges_paired(edges[:, 1:])  # odd count
+    assert not edges_paired(edges[:, torch.argsort(edges[1] * 100 + edges[0])])  # receiver order
+    assert not edges_paired(torch.tensor([[0, 1], [1, 2]]))
+    assert edges_paired(torch.zeros(2, 0, dtype=torch.long))
