@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 import torch
-from encoder_testlib import ATOMREF, TINY, make_batch
+from encoder_testlib import ATOMREF, TINY, force_loss_step, make_batch
 
 from molpre.data import keys
 from molpre.models.compiled_forces import ForceGraph
@@ -22,19 +22,9 @@ def _model(compiled: bool):
     return model.encoder.compile_blocks(compiled) and model
 
 
-def _force_loss_step(model, batch):
-    """Energies, forces and the weight gradients of a force + energy loss."""
-    model.zero_grad()
-    out = model(batch, compute_forces=True)
-    loss = out[keys.PREDICTED_FORCES].pow(2).sum() + out[keys.PREDICTED_ENERGY].sum()
-    loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    return out[keys.PREDICTED_ENERGY].detach(), out[keys.PREDICTED_FORCES].detach(), grads
-
-
 def test_a_compile_failure_warns_once_and_gives_the_eager_forces(monkeypatch):
     batch = make_batch(BATCHES[0])
-    energy, forces, grads = _force_loss_step(_model(False), batch)
+    energy, forces, grads = force_loss_step(_model(False), batch)
 
     def broken(fn, **kwargs):
         def call(*args):
@@ -44,7 +34,7 @@ def test_a_compile_failure_warns_once_and_gives_the_eager_forces(monkeypatch):
     monkeypatch.setattr(torch, "compile", broken)
     model = _model(True)
     with pytest.warns(RuntimeWarning, match="energy and forces failed"):
-        got = _force_loss_step(model, batch)
+        got = force_loss_step(model, batch)
     assert model.force_graph.failed
     assert torch.equal(got[0], energy) and torch.equal(got[1], forces)
     assert got[2].keys() == grads.keys()
@@ -68,8 +58,8 @@ def _compare_with_eager(backend: str):
     compiled.force_graph = ForceGraph(backend)
     for names in BATCHES:  # two shapes: one graph with symbolic sizes
         batch = make_batch(names)
-        e0, f0, g0 = _force_loss_step(eager, batch)
-        e1, f1, g1 = _force_loss_step(compiled, batch)
+        e0, f0, g0 = force_loss_step(eager, batch)
+        e1, f1, g1 = force_loss_step(compiled, batch)
         assert compiled.force_graph.failed is None and compiled.force_graph._compiled is not None
         assert torch.allclose(e0, e1, rtol=0, atol=1e-4)
         assert torch.allclose(f0, f1, rtol=1e-4, atol=1e-5)

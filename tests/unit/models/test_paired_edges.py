@@ -2,7 +2,7 @@
 pair, and energies, forces and weight gradients are those of the same graph in any order."""
 
 import torch
-from encoder_testlib import ATOMREF, TINY, make_batch
+from encoder_testlib import ATOMREF, TINY, force_loss_step, make_batch
 
 from molpre.data import keys
 from molpre.data.graph import edges_paired
@@ -27,15 +27,6 @@ def _unpaired(batch):
     out = {**batch, keys.EDGE_INDEX: edges[:, order]}
     assert not edges_paired(out[keys.EDGE_INDEX])
     return out
-
-
-def _energies_forces_grads(model, batch):
-    model.zero_grad()
-    out = model(batch, compute_forces=True)
-    loss = out[keys.PREDICTED_FORCES].pow(2).sum() + out[keys.PREDICTED_ENERGY].sum()
-    loss.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    return out[keys.PREDICTED_ENERGY].detach(), out[keys.PREDICTED_FORCES].detach(), grads
 
 
 def _assert_same(a, b, tol):
@@ -65,8 +56,8 @@ def test_the_radial_mlp_sees_one_row_a_pair_only_when_edges_are_paired():
 def test_paired_edges_give_the_energies_forces_and_weight_gradients_of_any_order():
     model = _model(torch.float64)
     batch = make_batch(NAMES, torch.float64)
-    _assert_same(_energies_forces_grads(model, _unpaired(batch)),
-                 _energies_forces_grads(model, batch), 1e-10)
+    _assert_same(force_loss_step(model, _unpaired(batch)),
+                 force_loss_step(model, batch), 1e-10)
 
 
 def test_the_traced_graph_with_paired_edges_gives_the_eager_numbers_of_any_order():
@@ -76,8 +67,8 @@ def test_the_traced_graph_with_paired_edges_gives_the_eager_numbers_of_any_order
     traced.encoder.runner.backend = "aot_eager"
     traced.force_graph = ForceGraph("aot_eager")
     batch = make_batch(NAMES)
-    _assert_same(_energies_forces_grads(eager, _unpaired(batch)),
-                 _energies_forces_grads(traced, batch), 1e-4)
+    _assert_same(force_loss_step(eager, _unpaired(batch)),
+                 force_loss_step(traced, batch), 1e-4)
     assert traced.force_graph.failed is None and traced.force_graph._compiled is not None
     with torch.no_grad():
         a, b = eager(_unpaired(batch)), traced(batch)
