@@ -14,7 +14,10 @@ frame boundaries after it are unknown.
 from __future__ import annotations
 
 import gzip
+import os
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import ase.io
@@ -59,6 +62,31 @@ def _pair_of(k: int, n: int) -> tuple[int, int]:
     return i, i + 1 + k
 
 
+@contextmanager
+def _c_stderr_silenced() -> Iterator[None]:
+    """Send what C code writes to file descriptor 2 to /dev/null for the block.
+
+    RDKit's extended-Hueckel connectivity (yaehmop) prints "!!! Warning !!! Distance between
+    atoms ... is suspicious" straight to fd 2 for every O-H near 0.96 A, past RDKit's log
+    switches, flooding batch logs. Python's ``sys.stderr`` is flushed first; anything another
+    thread writes to fd 2 inside the block is lost, so keep the block to one call. Where fd 2
+    cannot be duplicated (closed), the block runs unchanged.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def mol_from_atoms(atoms: Atoms, charge: int = 0) -> Chem.Mol:
     """An RDKit molecule with perceived bonds for ``atoms`` (raises ValueError on failure).
 
@@ -77,8 +105,9 @@ def mol_from_atoms(atoms: Atoms, charge: int = 0) -> Chem.Mol:
             if mol is None:
                 raise ValueError("RDKit could not read the frame")
             try:
-                rdDetermineBonds.DetermineBonds(mol, charge=charge,
-                                                maxIterations=BOND_ORDER_ITERATIONS, **options)
+                with _c_stderr_silenced() if options else nullcontext():
+                    rdDetermineBonds.DetermineBonds(mol, charge=charge,
+                                                    maxIterations=BOND_ORDER_ITERATIONS, **options)
                 return mol
             except Exception as exc:  # RDKit raises ValueError/RuntimeError variants here
                 reasons.append(first_line(exc))
