@@ -150,6 +150,28 @@ def _delta_lines(delta: dict) -> list[str]:
             "that cheap calculation.", ""]
 
 
+def _savings_lines(summary: dict) -> list[str]:
+    """The report's label-savings table, or one line saying why there is none."""
+    head = ["", "## Label savings (labels scratch needs for the arm's error, 95% interval)", ""]
+    if summary["savings"]:
+        lines = head + ["| arm | N | scratch labels | ratio |", "|---|---|---|---|"]
+        for arm, by_b in summary["savings"].items():
+            for b, s in by_b.items():
+                lines.append(f"| {arm} | {b} | {s['labels']:.0f} [{s['low']:.0f}, {s['high']:.0f}] "
+                             f"| {s['ratio']:.2f}x |")
+        return lines
+    if len(summary["table"]) < 2:
+        return []
+    scratch = summary["table"].get("scratch")
+    if scratch is None:
+        why = "the study has no scratch arm, whose learning curve defines them"
+    else:
+        counted = sum(1 for cell in scratch.values() if cell and cell.get("n"))
+        why = (f"scratch has results at {counted} budget{'s' if counted != 1 else ''}; the power "
+               "law that turns an error into scratch's labels needs at least two")
+    return head + [f"Not computed: {why}."]
+
+
 def markdown(summary: dict) -> str:
     """The short report: table, verdicts, savings, audit, failures."""
     table, budgets = summary["table"], summary["budgets"]
@@ -170,13 +192,7 @@ def markdown(summary: dict) -> str:
                 return f"{x['mean']:+.2f} [{x['low']:+.2f}, {x['high']:+.2f}] p={x['p_value']:.3f}" if x else "-"
             lines.append(f"| {arm} | {b} | {d(c['vs_scratch'])} | {d(c['vs_control'])} | "
                          f"**{c['verdict']}** ({c['reason']}) |")
-    if summary["savings"]:
-        lines += ["", "## Label savings (labels scratch needs for the arm's error, 95% interval)", "",
-                  "| arm | N | scratch labels | ratio |", "|---|---|---|---|"]
-        for arm, by_b in summary["savings"].items():
-            for b, s in by_b.items():
-                lines.append(f"| {arm} | {b} | {s['labels']:.0f} [{s['low']:.0f}, {s['high']:.0f}] "
-                             f"| {s['ratio']:.2f}x |")
+    lines += _savings_lines(summary)
     for enc, a in summary["audit"].items():
         if "counts" in a:
             read = (f"; the run read mol_index < {a['corpus_limit']}" if a.get("corpus_limit") else "")
