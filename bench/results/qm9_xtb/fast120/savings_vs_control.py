@@ -1,14 +1,16 @@
-"""Label savings of an arm against its random-init control's curve (the study reports them
-against scratch): molpre.study.stats.label_savings on the children of a study's summary.json.
+"""An arm against any other arm of the same study (the study reports each arm against scratch
+and its control only): at every budget, the paired difference over shared seeds
+(molpre.study.stats.paired_difference, arm - reference) and the label savings against the
+reference's curve (molpre.study.stats.label_savings), from the children of summary.json.
 
-    python bench/results/qm9_xtb/fast120/savings_vs_control.py SUMMARY.json ARM CONTROL_ARM
+    python bench/results/qm9_xtb/fast120/savings_vs_control.py SUMMARY.json ARM REFERENCE_ARM
 """
 
 import json
 import sys
 
 from molpre.study.report import curves
-from molpre.study.stats import label_savings
+from molpre.study.stats import label_savings, paired_difference
 
 
 def main() -> None:
@@ -17,8 +19,14 @@ def main() -> None:
         by_arm = curves(json.load(handle)["children"])
     for budget in sorted(by_arm[arm]):
         s = label_savings(by_arm[control], by_arm[arm], budget)
-        print(f"{arm} vs {control}, N = {budget}: {s['ratio']:.2f}x "
-              f"[{s['ratio_low']:.2f}x, {s['ratio_high']:.2f}x]")
+        line = (f"{arm} vs {control}, N = {budget}: {s['ratio']:.2f}x "
+                f"[{s['ratio_low']:.2f}x, {s['ratio_high']:.2f}x]")
+        d = paired_difference(by_arm[arm][budget], by_arm[control].get(budget, {}))
+        if d is not None:
+            i = d.interval
+            line += (f"; paired difference {i.mean:+.2f} [{i.low:+.2f}, {i.high:+.2f}] "
+                     f"over seeds {list(d.seeds)}, p = {d.p_value:.3f}")
+        print(line)
 
 
 if __name__ == "__main__":
