@@ -167,6 +167,8 @@ def _savings_lines(summary: dict) -> list[str]:
         why = "the study has no scratch arm, whose learning curve defines them"
     else:
         counted = sum(1 for cell in scratch.values() if cell and cell.get("n"))
+        if counted >= 2:  # no other arm shares a budget with scratch: nothing to say
+            return []
         why = (f"scratch has results at {counted} budget{'s' if counted != 1 else ''}; the power "
                "law that turns an error into scratch's labels needs at least two")
     return head + [f"Not computed: {why}."]
