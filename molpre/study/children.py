@@ -6,7 +6,8 @@ kind compares predictions with labels (a vector by magnitude), and the baselines
 kind's prior (``linear``: the per-element fit; ``mean``: the training mean) and KRR on what
 that prior leaves. The child run then gets the study's params and tags, its datasets as
 MLflow inputs, its per-molecule absolute test errors (OUT/children/<slug>/test_errors.npy,
-molpre units: eV for energies and the gap) and, last, the tag ``study.done`` (see
+molpre units: eV for energies and the gap; NaN for a molecule with an element the child's
+labels never showed, as its reported MAE skips it) and, last, the tag ``study.done`` (see
 molpre.study.records). A neural child whose test MAE is not below
 ``(1 - train.fail_margin)`` x the prior baseline of its own labels is tagged
 ``failed=true`` and excluded from averages.
@@ -107,7 +108,19 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
     samples = [atoms_to_sample(a, cutoff) for a in test.atoms]
     spec = study_spec(job)
     pred = predict_targets(result.model, samples)[spec.name]
-    return result.run_id, result.metrics, np.abs(spec.errors(pred, test.labels[spec.name]))
+    errors = np.abs(spec.errors(pred, test.labels[spec.name]))
+    return result.run_id, result.metrics, unsupported_as_nan(errors, test.atoms, result.model.elements)
+
+
+def unsupported_as_nan(errors: np.ndarray, atoms, elements) -> np.ndarray:
+    """``errors`` [n_test] with NaN for each molecule holding an element outside ``elements``
+    (the model never saw it in training): the rows the child's reported MAE skips
+    (``test_n_unsupported``), so a per-molecule analysis of the errors file agrees with it."""
+    known = set(map(int, elements))
+    seen = np.array([set(map(int, a.numbers)) <= known for a in atoms], dtype=bool)
+    errors = np.array(errors, dtype=float)
+    errors[~seen] = np.nan
+    return errors
 
 
 def study_spec(job: dict):
