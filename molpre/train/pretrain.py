@@ -35,6 +35,7 @@ from molpre.nn.compiled import compile_wanted
 from molpre.runtime import seed_everything
 from molpre.train import callbacks as cb
 from molpre.train import monitors
+from molpre.train.anneal import LrAnneal
 from molpre.train.hardware import resolve_accelerator, set_threads
 from molpre.train.objectives import views_needed
 from molpre.train.pretrain_config import PretrainConfig, resolve
@@ -328,7 +329,8 @@ def make_trainer(config: PretrainConfig, outdir: Path, run_id: str,
 
 def build_callbacks(config: PretrainConfig, dataset: ShardDataset, cutoff: float,
                     outdir: Path) -> list[L.Callback]:
-    """Collapse watch, the probe proxy when configured, and the checkpoints (last)."""
+    """Collapse watch, the probe proxy when configured, the lr cooldown (``train.anneal``)
+    and the checkpoints (last)."""
     m, p, t = config.monitor, config.probe, config.train
     thresholds = monitors.CollapseThresholds(m.min_std, m.min_effective_rank, m.max_uniformity)
     watch = cb.CollapseWatch(monitor_batch(dataset, m.molecules, seed=config.seed),
@@ -339,6 +341,8 @@ def build_callbacks(config: PretrainConfig, dataset: ShardDataset, cutoff: float
         detector = monitors.ShortcutDetector(p.window, p.loss_drop, p.probe_gain)
         out.append(cb.ProbeProxy(batches, y, outdir / "encoder.pt", every_n_steps=p.every_n_steps,
                                  holdout=p.holdout, detector=detector, target_name=p.target))
+    if t.anneal > 0:
+        out.append(LrAnneal(t.lr, t.anneal))
     out.append(cb.Checkpoints(outdir, t.checkpoint_every_n_steps, t.keep_checkpoints,
                               has_probe=bool(p.data)))
     return out

@@ -105,6 +105,10 @@ class TrainConfig:
 
     batch_size: int = setting(16, click_type=click.IntRange(min=2), help="Molecules per batch.")
     lr: float = 1e-3
+    anneal: float = setting(0.0, click_type=click.FloatRange(0.0, 1.0),
+                            help="Cool the step size down over this last fraction of the run's "
+                                 "budget (max_time_s and/or max_steps, counted from the start or "
+                                 "resume), half a cosine from lr to lr/100; 0: constant lr.")
     weight_decay: float = 0.0
     epochs: int = setting(1, click_type=click.IntRange(min=1), help="Passes over the corpus.")
     max_steps: int = setting(-1, help="Stop after S optimizer steps (-1: no limit).")
@@ -134,6 +138,13 @@ class TrainConfig:
                                     help="Periodic checkpoints kept in OUTDIR/checkpoints "
                                          "(0: last.ckpt only).")
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.anneal) <= 1.0:
+            raise ConfigError(f"train.anneal must be in [0, 1], got {self.anneal}")
+        if self.anneal > 0 and not (self.max_time_s or self.max_steps > 0):
+            raise ConfigError("train.anneal needs a budget to cool down at the end of: set "
+                              "train.max_time_s or train.max_steps")
 
 
 @dataclass(frozen=True)
@@ -206,7 +217,7 @@ class PretrainConfig:
 #: PretrainConfig fields that ``molpre pretrain`` offers as options (help in the fields).
 CLI_FIELDS = ("corpus.path", "corpus.shards", "corpus.conformers", "corpus.max_molecules",
               "corpus.level", "corpus.copies",
-              "train.epochs", "train.max_steps", "train.batch_size", "model.preset",
+              "train.epochs", "train.max_steps", "train.anneal", "train.batch_size", "model.preset",
               "train.devices", "train.accelerator", "train.threads", "train.compile",
               "train.checkpoint_every_n_steps", "train.keep_checkpoints",
               "probe.data", "probe.target", "seed", "output")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from molpre.data.shard_stream import ShardDataset, collate_views
 from molpre.data.shards import build_shards, read_manifest
 from molpre.models.encoder import load_encoder
 from molpre.train import objectives as obj
+from molpre.train.anneal import anneal_factor
 from molpre.train.pretrain import pretrain
 from molpre.train.pretrain_module import PretrainModule
 
@@ -328,3 +330,31 @@ def test_resume_into_a_run_the_store_lacks_is_one_clear_error(shards, tmp_path, 
     with pytest.raises(ValueError, match="run.json names MLflow run 0+, which the tracking store"):
         pretrain(config(shards, tmp_path, ("mask",), max_steps=2, epochs=10))
 
+
+def lr_history(run_id: str) -> dict[int, float]:
+    history = mlflow.MlflowClient().get_metric_history(run_id, "train/lr")
+    return {m.step: m.value for m in history}
+
+
+def test_a_run_cools_down_over_its_last_half_and_a_resume_over_its_own_budget(
+        shards, tmp_path, store):
+    base = 3e-3
+    first = pretrain(config(shards, tmp_path, ("mask",), max_steps=10, epochs=100,
+                            log_every_n_steps=1, anneal=0.5))
+    lrs = lr_history(first.run_id)
+    early = [lr for step, lr in lrs.items() if step < 5]
+    late = [lrs[step] for step in sorted(lrs) if step >= 6]
+    assert early and all(lr == pytest.approx(base) for lr in early)
+    assert all(a > b for a, b in zip(late, late[1:], strict=False)), late
+    assert late[-1] < 0.2 * base
+    # resumed to step 20 with the whole run cooling down: it starts again from lr, since its
+    # budget is the 10 steps it has left, and ends near the floor
+    second = pretrain(config(shards, tmp_path, ("mask",), max_steps=20, epochs=100,
+                             log_every_n_steps=1, anneal=1.0))
+    assert second.run_id == first.run_id and second.global_step == 20
+    lrs = lr_history(first.run_id)
+    resumed = [lrs[step] for step in sorted(lrs) if step >= 11]
+    assert resumed[0] > 0.9 * base
+    assert resumed[-1] < 0.1 * base
+    expected = base * anneal_factor(9 / 10, 1.0)  # the last batch: 9 of the 10 steps done
+    assert math.isclose(resumed[-1], expected, rel_tol=1e-3), (resumed[-1], expected)
