@@ -153,6 +153,12 @@ def atoms_problem(atoms: Atoms, elements: set[int], max_atoms: int = MAX_ATOMS) 
     return unsupported_elements(atoms.numbers, elements)
 
 
+def known_mask(numbers_list, elements) -> np.ndarray:
+    """[n_molecules] bool: every atomic number of that molecule is in ``elements``."""
+    known = {int(z) for z in elements}
+    return np.array([{int(z) for z in numbers} <= known for numbers in numbers_list], dtype=bool)
+
+
 def unsupported_elements(numbers, elements: set[int]) -> str | None:
     """``unsupported element X, Y: ...`` for atomic numbers outside ``elements``, or None."""
     missing = sorted({int(z) for z in numbers} - set(elements))

@@ -116,8 +116,9 @@ def unsupported_as_nan(errors: np.ndarray, atoms, elements) -> np.ndarray:
     """``errors`` [n_test] with NaN for each molecule holding an element outside ``elements``
     (the model never saw it in training): the rows the child's reported MAE skips
     (``test_n_unsupported``), so a per-molecule analysis of the errors file agrees with it."""
-    known = set(map(int, elements))
-    seen = np.array([set(map(int, a.numbers)) <= known for a in atoms], dtype=bool)
+    from molpre.inference.inputs import known_mask
+
+    seen = known_mask([a.numbers for a in atoms], elements)
     errors = np.array(errors, dtype=float)
     errors[~seen] = np.nan
     return errors

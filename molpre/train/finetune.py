@@ -44,6 +44,7 @@ from molpre.data.splits import (
     write_split,
 )
 from molpre.inference.batch import predict_targets, target_columns
+from molpre.inference.inputs import known_mask
 from molpre.inference.metrics import mean_only, parity_plot, target_metrics
 from molpre.models.checkpoint import DTYPES, save_checkpoint
 from molpre.models.committee import Committee, calibrate, out_of_domain_fraction
@@ -315,7 +316,7 @@ def _evaluate(model, parts, train: LabeledData, out: Path, title: str = "") -> d
     metrics: dict[str, float] = {}
     val_pred = predict_targets(model, val_samples)
     numbers = [a.numbers for a in test.atoms]
-    known = np.array([set(map(int, z)) <= set(model.elements) for z in numbers], dtype=bool)
+    known = known_mask(numbers, model.elements)
     test_pred = predict_targets(model, [s for s, k in zip(test_samples, known, strict=True) if k])
     train_numbers = [a.numbers for a in train.atoms]
     for spec in _specs(model):
