@@ -275,7 +275,8 @@ class Predictor:
                     yield job.record
 
         for outcome in conformer_stream(records(), n=int(self.n_conformers),
-                                        seed=int(self.seed), workers=int(self.workers)):
+                                        seed=int(self.seed), workers=int(self.workers),
+                                        after=self._cheap_level_hook()):
             while pending[0].record is not outcome.record:
                 yield pending.popleft()
             yield self._with_conformers(pending.popleft(), outcome)
@@ -386,16 +387,41 @@ class Predictor:
 
     def cheap_results(self, frames: list, forces: bool = False) -> list:
         """A delta model's cheap level of each conformer (``molpre.qc.QCResult``, eV and
-        eV/Angstrom): a semi-empirical or force-field level in this process (milliseconds
-        each), a PySCF level on ``workers`` processes."""
+        eV/Angstrom): the result its conformer worker attached (:meth:`_cheap_level_hook`),
+        else a semi-empirical or force-field level in this process (milliseconds each), a
+        PySCF level on ``workers`` processes."""
+        from molpre.qc.attached import take_attached
         from molpre.qc.engines import compute_many
         from molpre.qc.runner import compute_conformers
 
         level = self.delta.level_of_theory
-        if level.engine == "pyscf":
+        results = [take_attached(atoms, level, forces) for atoms in frames]
+        todo = [k for k, r in enumerate(results) if r is None]
+        missing = [frames[k] for k in todo]
+        if not missing:
+            computed = []
+        elif level.engine == "pyscf":
             workers = int(self.workers) or (os.cpu_count() or 1)  # 0: one per core
-            return compute_conformers(frames, level, forces=forces, workers=workers)
-        return compute_many(frames, level, forces=forces)
+            computed = compute_conformers(missing, level, forces=forces, workers=workers)
+        else:
+            computed = compute_many(missing, level, forces=forces)
+        for k, result in zip(todo, computed, strict=True):
+            results[k] = result
+        return results
+
+    def _cheap_level_hook(self):
+        """For a delta model on a semi-empirical or force-field level: the conformer
+        stream's ``after`` hook that computes that level where each molecule's conformers
+        are made (in parallel over ``workers``; also for molecules the model then turns
+        down, milliseconds each). None otherwise: a PySCF level runs on its own pool, only
+        for conformers the model evaluated."""
+        import functools
+
+        from molpre.qc.attached import attach_results
+
+        if self.delta is None or self.delta.level_of_theory.engine == "pyscf":
+            return None
+        return functools.partial(attach_results, level=self.delta.level_of_theory)
 
     def _add_cheap_level(self, frames: list, outputs: list[dict | str]) -> list[dict | str]:
         """A delta model's energies: each output plus its :meth:`delta_term`, or why it failed.

@@ -133,17 +133,18 @@ def test_evaluate_computes_the_cheap_level_on_workers(delta_model, tmp_path):
     assert report.metrics["n"] == 4 and report.metrics["mae_mev"] < 30.0
 
 
-def test_delta_on_gfn2_xtb_with_forces_gives_a_calculator_whose_forces_are_the_gradient(
-        tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def xtb_delta_model(tmp_path_factory):
     """Labels ``y = 0.8 * E_xTB + sum_Z c_Z`` with forces ``0.8 * F_xTB``: finetune with
     ``delta: gfn2-xtb`` computes xTB itself (energy and forces), fits s = 0.8 and learns a
-    nearly zero residual; the model's calculator adds xTB back at every geometry, so its
-    forces are minus the gradient of its energy (finite differences) and match the labels."""
+    nearly zero residual."""
     pytest.importorskip("tblite.interface", reason="tblite is a dependency on Linux x86-64")
     from molpre.qc import compute as compute_any
     from molpre.qc import parse_level
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tmp = tmp_path_factory.mktemp("delta_xtb")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
     xtb = parse_level("gfn2-xtb")
     labeled = []
     for i, name in enumerate(("H2O", "NH3", "CH4")):
@@ -155,10 +156,23 @@ def test_delta_on_gfn2_xtb_with_forces_gives_a_calculator_whose_forces_are_the_g
             labeled.append(atoms)
     data = labeled_from_atoms(labeled, "energy", forces=True)
     config = FinetuneConfig(delta="gfn2-xtb", epochs=2, batch_size=4, seed=0, test_fraction=0.2,
-                            out=str(tmp_path / "ft"), experiment="delta-xtb", log_model=False,
+                            out=str(tmp / "ft"), experiment="delta-xtb", log_model=False,
                             progress=False, forces=True)
     result = finetune(config, data)
-    assert (tmp_path / "ft" / "cheap-gfn2-xtb.db").is_file()
+    assert (tmp / "ft" / "cheap-gfn2-xtb.db").is_file()
+    yield result
+    mp.undo()
+
+
+def test_delta_on_gfn2_xtb_with_forces_gives_a_calculator_whose_forces_are_the_gradient(
+        xtb_delta_model):
+    """The model's calculator adds xTB back at every geometry, so its forces are minus the
+    gradient of its energy (finite differences) and match the labels."""
+    from molpre.qc import compute as compute_any
+    from molpre.qc import parse_level
+
+    xtb = parse_level("gfn2-xtb")
+    result = xtb_delta_model
     predictor = Predictor.load(result.checkpoint, progress=False, dtype="float64")
     assert predictor.delta.level == "gfn2-xtb" and predictor.delta.forces
     assert predictor.delta.scale == pytest.approx(0.8, abs=1e-6)
@@ -175,3 +189,26 @@ def test_delta_on_gfn2_xtb_with_forces_gives_a_calculator_whose_forces_are_the_g
     np.testing.assert_allclose(forces[1], fd, atol=5e-3)
     truth = 0.8 * compute_any(atoms, xtb, forces=True).forces
     assert np.abs(forces - truth).max() < 0.5  # the model's own part is a small residual
+
+
+def test_the_xtb_level_is_computed_in_the_conformer_workers(xtb_delta_model, monkeypatch):
+    """From SMILES with workers=2, the conformer workers compute xTB for their molecules: the
+    parent never runs it (its engine is broken here), and every energy is the serial one."""
+    import molpre.qc.engines
+
+    smiles = ["CCO", "CN", "O", "C#N", "CC(=O)N"]
+    serial = Predictor.load(xtb_delta_model.checkpoint, progress=False, n_conformers=2)
+    expected = serial.predict(smiles)
+    assert expected["status"].tolist() == ["ok"] * len(smiles)
+
+    def broken(*args, **kwargs):
+        raise AssertionError("the cheap level ran in the parent process")
+
+    monkeypatch.setattr(molpre.qc.engines, "compute_many", broken)
+    pooled = Predictor.load(xtb_delta_model.checkpoint, progress=False, n_conformers=2,
+                            workers=2)
+    table = pooled.predict(smiles)
+    assert table["status"].tolist() == ["ok"] * len(smiles)
+    np.testing.assert_allclose(table["energy_ev"], expected["energy_ev"], rtol=0, atol=1e-6)
+    with pytest.raises(AssertionError, match="parent process"):
+        pooled.predict([molecule("CH4")])  # the patch bites: a given geometry is computed here

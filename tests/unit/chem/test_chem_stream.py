@@ -69,3 +69,37 @@ def test_a_dying_worker_costs_rows_in_flight_not_the_run():
     assert [o.record.row for o in outcomes] == [r.row for r in records]
     assert "worker process died" in outcomes[1].error
     assert outcomes[-1].ok and outcomes[-2].ok  # the pool was restarted
+
+
+def test_the_after_hook_runs_where_the_conformers_are_made():
+    """A delta model's cheap level attached in the workers equals one computed here, per
+    conformer, in order; a hook that raises makes that molecule an error row, nothing lost."""
+    import functools
+
+    from molpre.qc import compute, parse_level
+    from molpre.qc.attached import attach_results, take_attached
+
+    level = parse_level("mmff94")
+    hook = functools.partial(attach_results, level=level)
+    smiles = ["CCO", "C1CC", "CC(=O)OC", "c1ccccc1O"]
+    for workers in (1, 2):
+        outcomes = list(conformer_stream(records_from_smiles(smiles), n=2, seed=3,
+                                         workers=workers, after=hook))
+        assert [o.ok for o in outcomes] == [True, False, True, True]
+        for outcome in outcomes[::2] + outcomes[3:]:
+            for atoms in outcome.conformers:
+                attached = take_attached(atoms, level)
+                assert attached is not None and attached.ok
+                assert attached.energy == compute(atoms, level).energy
+                assert take_attached(atoms, level) is None  # read once, then gone
+        hf = parse_level("hf/sto-3g")
+        other = list(conformer_stream(records_from_smiles(["CC"]), n=1, workers=workers,
+                                      after=hook))[0].conformers[0]
+        assert take_attached(other, hf) is None  # attached for another level: compute it
+    failing = list(conformer_stream(records_from_smiles(["CC", "CO"]), n=1, workers=1,
+                                    after=_raises))
+    assert [o.error for o in failing] == ["after conformer generation: RuntimeError: no"] * 2
+
+
+def _raises(conformers):
+    raise RuntimeError("no")
