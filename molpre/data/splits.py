@@ -207,3 +207,37 @@ def write_split(path: str | Path, split: Split, mol_ids: Sequence[str], groups: 
     with atomic_output(path, newline="") as handle:
         split_table(split, mol_ids, groups, smiles).to_csv(handle, index=False)
     return Path(path)
+
+
+def read_split(path: str | Path, mol_ids: Sequence[str], groups: Sequence[str]) -> Split:
+    """The split a split file (``split.csv`` of :func:`write_split`: ``mol_id`` and ``part``
+    columns) names, on these rows: every row of a listed molecule joins its part; molecules
+    the file does not list are left out. Raises SplitError for an unknown part, a molecule
+    in two parts, an id not in the data, or an empty train, val or test part."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise SplitError(f"split file not found: {path}")
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"mol_id", "part"} - set(table.columns)
+    if missing:
+        raise SplitError(f"{path}: needs columns mol_id and part (missing {sorted(missing)})")
+    bad = sorted(set(table["part"]) - {"train", "val", "test"})
+    if bad:
+        raise SplitError(f"{path}: part must be train, val or test, got {bad[0]!r}")
+    group_of = dict(zip(mol_ids, groups, strict=True))
+    unknown = [m for m in table["mol_id"] if m not in group_of]
+    if unknown:
+        raise SplitError(f"{path}: {len(unknown)} mol_ids are not in the data "
+                         f"(first: {unknown[0]!r})")
+    part_of: dict[str, str] = {}
+    for mol_id, part in zip(table["mol_id"], table["part"], strict=True):
+        if part_of.setdefault(group_of[mol_id], part) != part:
+            raise SplitError(f"{path}: molecule {group_of[mol_id]!r} is in two parts")
+    rows = {name: np.array([i for i, g in enumerate(groups) if part_of.get(g) == name],
+                           dtype=np.int64) for name in ("train", "val", "test")}
+    empty = [name for name, r in rows.items() if len(r) == 0]
+    if empty:
+        raise SplitError(f"{path}: no {empty[0]} rows")
+    return Split(**rows)

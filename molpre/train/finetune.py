@@ -40,6 +40,7 @@ from molpre.data.splits import (
     make_split,
     permutation_test_rows,
     read_ids,
+    read_split,
     rows_matching,
     write_split,
 )
@@ -83,7 +84,10 @@ SPLIT_FILE = "split.csv"
 
 
 def split_data(config: FinetuneConfig, data: LabeledData) -> Split:
-    """The config's split of ``data`` (test ids, the permutation protocol, or a fraction)."""
+    """The config's split of ``data`` (a split file, test ids, the permutation protocol, or
+    a fraction)."""
+    if config.split_file:
+        return read_split(config.split_file, data.mol_ids, data.groups)
     test_rows = None
     if config.test_ids:
         test_rows = rows_matching(read_ids(config.test_ids), data.mol_ids, data.groups)

@@ -53,7 +53,7 @@ class FinetuneConfig:
     forces_weight > 0 given alone means True; 0 means False; None is DEFAULT_FORCES_WEIGHT. Split: test_fraction of molecules,
     or test_ids (file of mol_ids), or test_first (first N of default_rng(split_seed)
     .permutation(n_rows), the shared QM9 protocol); budget labels for train + val, of which
-    val_fraction of the molecules validate. mode: scratch | probe | freeze:K | full | prior
+    val_fraction of the molecules validate; or split_file, a split.csv naming every part. mode: scratch | probe | freeze:K | full | prior
     (needs encoder, a checkpoint from ``molpre pretrain``, except scratch). prior_alpha: L2-SP
     strength; when None it is chosen on validation from prior_alphas. max_minutes: wall-clock
     cap on training (shared by the prior_alphas runs and the ensemble's members). ema_decay:
@@ -95,6 +95,11 @@ class FinetuneConfig:
         help="Test = the first N of numpy.random.default_rng(SPLIT_SEED).permutation(n_rows) "
              "(the shared QM9 protocol with N=1000).")
     split_seed: int = setting(0, help="Seed of the test split; --seed draws the budget.")
+    split_file: str | None = setting(
+        None, click_type=click.Path(exists=True, dir_okay=False),
+        help="A split.csv (mol_id, part: train/val/test), as a finetune or a study child "
+             "writes it: exactly that split (molecules it does not list are left out); "
+             "replaces test_fraction, test_ids, test_first and budget.")
     budget: int | None = setting(None, click_type=click.IntRange(min=2),
                                  help="Training labels (train + validation) drawn from the "
                                       "non-test pool. Default: all.")
@@ -186,6 +191,10 @@ class FinetuneConfig:
             raise ConfigError("forces: true needs forces_weight > 0 (or leave it unset)")
         if sum(x is not None for x in (self.test_ids, self.test_first)) > 1:
             raise ConfigError("give test_ids or test_first, not both")
+        if self.split_file and any(x is not None for x in (self.test_ids, self.test_first,
+                                                           self.budget)):
+            raise ConfigError("split_file gives the whole split: drop test_ids, test_first "
+                              "and budget")
         if self.preset not in PRESETS:
             raise ConfigError(f"preset {self.preset!r}: use one of {', '.join(PRESETS)}")
         for name in ("epochs", "batch_size", "ensemble", "patience"):
@@ -231,7 +240,7 @@ class FinetuneConfig:
 
 #: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
 CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction", "test_ids", "test_first",
-              "split_seed", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
+              "split_seed", "split_file", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
               "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
               "max_minutes", "ema_decay", "threads", "compile", "run_name", "register_name", "accelerator",
               "devices", "out")

@@ -86,3 +86,33 @@ def test_permutation_protocol_and_id_files(tmp_path):
         rows_matching(["zz"], ["m0"], ["a"])
     with pytest.raises(SplitError, match="not found"):
         read_ids(tmp_path / "nope.txt")
+
+
+def test_a_written_split_file_reads_back_as_the_same_split(tmp_path):
+    from molpre.data.splits import read_split, write_split
+
+    groups = _groups(20, 2)
+    mol_ids = [f"{g}_c{k % 2}" for k, g in enumerate(groups)]
+    split = make_split(groups, seed=1, test_fraction=0.3, budget=8)
+    path = write_split(tmp_path / "split.csv", split, mol_ids, groups)
+    again = read_split(path, mol_ids, groups)
+    for part in ("train", "val", "test"):
+        assert np.array_equal(getattr(again, part), getattr(split, part))
+    assert sum(again.sizes().values()) < len(groups)  # the unused pool stays out
+
+
+@pytest.mark.parametrize("rows,message", [
+    ("mol_id,part\nmol0,train\nmol1,val\nmol2,holdout\n", "part must be train, val or test"),
+    ("mol_id,part\nmol0,train\nmol1,val\nmolX,test\n", "not in the data"),
+    ("mol_id,part\nmol0,train\nmol0,test\nmol1,val\n", "in two parts"),
+    ("mol_id,part\nmol0,train\nmol1,train\nmol2,test\n", "no val rows"),
+    ("mol_id\nmol0\n", "needs columns mol_id and part"),
+])
+def test_a_bad_split_file_says_what_is_wrong(tmp_path, rows, message):
+    from molpre.data.splits import read_split
+
+    groups = _groups(5, 1)
+    path = tmp_path / "split.csv"
+    path.write_text(rows)
+    with pytest.raises(SplitError, match=message):
+        read_split(path, groups, groups)

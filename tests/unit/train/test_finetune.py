@@ -150,3 +150,20 @@ def test_the_split_is_written_with_the_model(trained, qm9_small):
     local = mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/model/artifacts/split.csv",
                                                 tracking_uri=uri)
     assert pd.read_csv(local, keep_default_na=False).equals(table)
+
+
+def test_a_split_file_is_the_next_finetunes_split(trained, qm9_small, tmp_path):
+    """``split_file``: a finetune on a model's split.csv trains, validates and tests on the
+    same molecules (and writes the same file); it cannot be mixed with a budget."""
+    from molpre.config import ConfigError
+
+    result, _ = trained
+    again = finetune(FinetuneConfig(
+        data="qm9-subset", target="u0_atom", unit="kcal/mol",
+        split_file=str(result.out / "split.csv"), epochs=1, batch_size=8, seed=5,
+        out=str(tmp_path / "again"), progress=False, threads=1, log_model=False),
+        data=qm9_small)
+    assert again.split_sizes == result.split_sizes
+    assert (tmp_path / "again" / "split.csv").read_text() == (result.out / "split.csv").read_text()
+    with pytest.raises(ConfigError, match="split_file gives the whole split"):
+        FinetuneConfig(split_file=str(result.out / "split.csv"), budget=10)
