@@ -412,16 +412,17 @@ class Predictor:
     def _cheap_level_hook(self):
         """For a delta model on a semi-empirical or force-field level: the conformer
         stream's ``after`` hook that computes that level where each molecule's conformers
-        are made (in parallel over ``workers``; also for molecules the model then turns
-        down, milliseconds each). None otherwise: a PySCF level runs on its own pool, only
-        for conformers the model evaluated."""
+        are made (in parallel over ``workers``), for molecules of the model's elements only.
+        None otherwise: a PySCF level runs on its own pool, only for conformers the model
+        evaluated."""
         import functools
 
         from molpre.qc.attached import attach_results
 
         if self.delta is None or self.delta.level_of_theory.engine == "pyscf":
             return None
-        return functools.partial(attach_results, level=self.delta.level_of_theory)
+        return functools.partial(attach_results, level=self.delta.level_of_theory,
+                                 elements=frozenset(int(z) for z in self.elements))
 
     def _add_cheap_level(self, frames: list, outputs: list[dict | str]) -> list[dict | str]:
         """A delta model's energies: each output plus its :meth:`delta_term`, or why it failed.

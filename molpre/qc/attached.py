@@ -18,11 +18,16 @@ from molpre.qc.pyscf import QCResult
 INFO_KEY = "molpre_cheap_result"
 
 
-def attach_results(conformers: list[Atoms], level: LevelOfTheory, forces: bool = False) -> None:
+def attach_results(conformers: list[Atoms], level: LevelOfTheory, forces: bool = False,
+                   elements: frozenset[int] | None = None) -> None:
     """Compute ``level`` for each conformer (this process, threads pinned to one) and keep
-    the result on its ``atoms.info``; a failed calculation is kept as a failed result."""
+    the result on its ``atoms.info``; a failed calculation is kept as a failed result.
+    ``elements``: only conformers made of these atomic numbers (a model turns the others
+    down, so their cheap level would be wasted)."""
     from molpre.qc.engines import compute_many
 
+    if elements is not None:
+        conformers = [a for a in conformers if set(a.numbers.tolist()) <= elements]
     for atoms, result in zip(conformers, compute_many(conformers, level, forces=forces),
                              strict=True):
         atoms.info[INFO_KEY] = (level.tag, bool(forces), result)
