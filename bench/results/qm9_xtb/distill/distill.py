@@ -63,7 +63,7 @@ def _decode(text: str):
         return text
 
 
-def teacher_labels(teacher: Path, atoms: list, threads: int) -> np.ndarray:
+def teacher_labels(teacher: Path, atoms: list) -> np.ndarray:
     """The delta teacher's energies (eV) for ``atoms`` (xTB computed here, in order)."""
     from molpre import Predictor
 
@@ -109,8 +109,8 @@ def main() -> None:
     pool = np.array([r for r in range(len(data)) if r not in used], dtype=np.int64)
 
     start = time.perf_counter()
-    taught = teacher_labels(args.teacher, [data.atoms[int(r)] for r in pool], 1)
-    val_taught = teacher_labels(args.teacher, [data.atoms[int(r)] for r in split.val], 1)
+    taught = teacher_labels(args.teacher, [data.atoms[int(r)] for r in pool])
+    val_taught = teacher_labels(args.teacher, [data.atoms[int(r)] for r in split.val])
     teacher_s = time.perf_counter() - start
     teacher_val_mae = float(np.mean(np.abs(val_taught - data.energy[split.val])) * KCAL_PER_EV)
 
