@@ -79,8 +79,9 @@ def _split(job: dict, data):
     return split_data(cfg, data)
 
 
-def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
-    """(run id, metrics, per-molecule absolute test errors, molpre units) of a neural child.
+def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray, dict]:
+    """(run id, metrics, per-molecule absolute test errors in molpre units, tags) of a
+    neural child; a taught child (``job["teach"]``) trains through molpre.study.teaching.
 
     In a delta study ``data`` is the study's own data and finetune applies the delta itself
     (same split, so the same fitted ``s``), so that the child's saved model carries the
@@ -101,7 +102,13 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
         import torch._dynamo  # previous child's models are gone; Inductor's disk cache stays)
 
         torch._dynamo.reset()
-    result = finetune(FinetuneConfig.from_dict(fields), data)
+    tags: dict = {}
+    if job.get("teach"):
+        from molpre.study.teaching import run_taught
+
+        result, tags = run_taught(job, data, _split(job, data))
+    else:
+        result = finetune(FinetuneConfig.from_dict(fields), data)
     split = _split(job, scored)
     test = scored.subset(split.test)
     cutoff = float(result.model.encoder.config.cutoff)
@@ -109,7 +116,8 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray]:
     spec = study_spec(job)
     pred = predict_targets(result.model, samples)[spec.name]
     errors = np.abs(spec.errors(pred, test.labels[spec.name]))
-    return result.run_id, result.metrics, unsupported_as_nan(errors, test.atoms, result.model.elements)
+    return (result.run_id, result.metrics,
+            unsupported_as_nan(errors, test.atoms, result.model.elements), tags)
 
 
 def unsupported_as_nan(errors: np.ndarray, atoms, elements) -> np.ndarray:
@@ -265,13 +273,14 @@ def run_child(job: dict) -> dict:
     raw = load_data(job["data"], job["target"], job["unit"])
     data, delta_tags = child_data(job, raw)
     start = time.perf_counter()
+    child_tags: dict = {}
     if job["child"]["arm"] in PRIOR_ARMS:
         run_id, metrics, errors = _prior(job, data)
     else:
         with quiet_lightning():
-            run_id, metrics, errors = _finetune(job, raw, data if delta_tags else None)
+            run_id, metrics, errors, child_tags = _finetune(job, raw, data if delta_tags else None)
     return _tag(job, run_id, metrics, errors, time.perf_counter() - start, data,
-                {**job.get("tags", {}), **delta_tags})
+                {**job.get("tags", {}), **delta_tags, **child_tags})
 
 
 def krr_child(job: dict, kernel: np.ndarray, rows: np.ndarray, data, krr: dict) -> dict:

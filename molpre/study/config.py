@@ -19,6 +19,8 @@ pipelines/qm9_sample.yaml)::
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
     delta:     {level: gfn2-xtb | data: [cheap-level stores], scale: null}   (delta learning)
+    teach:     {study: OUTDIR of a finished study, arms: null | [arm, ...], budgets: null}
+               (taught arms ``<arm>+taught``, molpre.study.teaching)
 """
 
 from __future__ import annotations
@@ -214,6 +216,24 @@ class DeltaSpec:
 
 
 @dataclass(frozen=True)
+class TeachSpec:
+    """Taught arms (molpre.study.teaching): each listed arm runs again as ``<arm>+taught``,
+    trained on its N labels plus the labels that the same arm, budget and seed of another,
+    finished study (``study``: its OUTDIR, typically a delta study of the same data, target
+    and split) gives the pool molecules nobody labeled. The student is plain: it needs
+    nothing cheap at prediction time. ``arms``: the arms taught (null: every neural arm);
+    ``budgets``: where (null: every budget)."""
+
+    study: str | None = setting(None, help="OUTDIR of the teaching study; null: no taught arms.")
+    arms: list[str] | None = None
+    budgets: list[int] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.study)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A study: labeled data, a fixed test split, nested budgets x seeds x arms."""
 
@@ -241,6 +261,7 @@ class StudyConfig:
     audit: AuditSpec = setting(default_factory=AuditSpec)
     probes: ProbeSpec = setting(default_factory=ProbeSpec)
     delta: DeltaSpec = setting(default_factory=DeltaSpec)
+    teach: TeachSpec = setting(default_factory=TeachSpec)
     workers: int = setting(1, click_type=click.IntRange(min=1),
                            help="Children run at once (one torch thread each).")
 
@@ -273,6 +294,33 @@ class StudyConfig:
                                  "weights do")
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
+        self._check_teach()
+
+    def _check_teach(self) -> None:
+        """A taught arm must name an arm of this plain, energy-or-property study without
+        forces, at the study's budgets."""
+        t = self.teach
+        if not t.enabled:
+            if t.arms is not None or t.budgets is not None:
+                raise ValueError("teach: give study (the teaching study's OUTDIR) with arms or budgets")
+            return
+        if self.delta.enabled:
+            raise ValueError("teach: a taught arm is plain; give it a study without delta "
+                             "(the teaching study may be a delta study)")
+        if self.forces_key:
+            raise ValueError("teach: a study with forces cannot be taught yet (the teacher "
+                             "labels energies only); drop forces_key")
+        from molpre.study.plan import TAUGHT, arms
+
+        names = [a.arm for a in arms(self) if not a.taught]
+        wrong = [a for a in (t.arms or []) if a not in names]
+        if wrong:
+            raise ValueError(f"teach.arms: {wrong[0]!r} is not an arm of this study; one of {names}")
+        if any(a.endswith(TAUGHT) for a in names):
+            raise ValueError(f"encoders: a name may not end with {TAUGHT!r}")
+        extra = sorted(set(t.budgets or []) - set(self.budgets))
+        if extra:
+            raise ValueError(f"teach.budgets: {extra} are not budgets of the study ({self.budgets})")
 
     def validate(self) -> StudyConfig:
         """Checks that need more than the keys' types (a study must name its data and a

@@ -25,11 +25,15 @@ from molpre.data.splits import (
 from molpre.study.config import StudyConfig
 from molpre.train.finetune_config import FinetuneConfig
 
+#: The suffix of a taught arm's name: ``scratch+taught``, ``enc:full+taught``.
+TAUGHT = "+taught"
+
 
 @dataclass(frozen=True)
 class Child:
     """One child run: ``arm`` is ``scratch``, ``<encoder>:<mode>``, ``<encoder>:control-<mode>``,
-    ``linear`` or ``krr``; ``mode`` the finetuning mode (None for baselines)."""
+    ``linear`` or ``krr``, or a neural arm + :data:`TAUGHT` (``taught``: trained on its labels
+    plus a teacher's, molpre.study.teaching); ``mode`` the finetuning mode (None for baselines)."""
 
     arm: str
     budget: int
@@ -37,6 +41,12 @@ class Child:
     mode: str | None = None
     encoder: str | None = None  # encoder name (None: scratch and baselines)
     control: bool = False
+    taught: bool = False
+
+    @property
+    def base_arm(self) -> str:
+        """The arm without :data:`TAUGHT`: the untaught arm a taught one is paired with."""
+        return self.arm[:-len(TAUGHT)] if self.taught else self.arm
 
     @property
     def is_baseline(self) -> bool:
@@ -72,14 +82,25 @@ def runs_at(config: StudyConfig, encoder: str | None, budget: int) -> bool:
     return spec is None or spec.budgets is None or budget in spec.budgets
 
 
+def taught_arms(config: StudyConfig, budget: int) -> list[Child]:
+    """The taught copies (``<arm>+taught``) of the arms ``config.teach`` names at ``budget``."""
+    t = config.teach
+    if not t.enabled or (t.budgets is not None and budget not in t.budgets):
+        return []
+    return [replace(a, arm=a.arm + TAUGHT, taught=True) for a in arms(config)
+            if (t.arms is None or a.arm in t.arms) and runs_at(config, a.encoder, budget)]
+
+
 def plan(config: StudyConfig) -> list[Child]:
-    """Every child of the study, baselines first, small budgets first."""
+    """Every child of the study, baselines first, small budgets first, taught arms after
+    the arms they copy."""
     children = []
     for budget in config.budgets:
         for seed in range(config.seeds.count(budget)):
             children += [Child(b, budget, seed) for b in config.baseline_arms()]
-            children += [Child(a.arm, budget, seed, a.mode, a.encoder, a.control)
-                         for a in arms(config) if runs_at(config, a.encoder, budget)]
+            children += [replace(a, budget=budget, seed=seed) for a in
+                         [*[a for a in arms(config) if runs_at(config, a.encoder, budget)],
+                          *taught_arms(config, budget)]]
     return children
 
 

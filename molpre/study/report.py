@@ -18,6 +18,7 @@ import numpy as np
 
 from molpre.study import stats
 from molpre.study.answer import description, parent_fields
+from molpre.study.plan import TAUGHT
 from molpre.study.records import metric_name
 
 #: Baseline arms (drawn dashed in the figure): the kinds' priors and KRR.
@@ -58,16 +59,22 @@ def failures(records: list[dict]) -> dict[tuple[str, int], tuple[int, int, int]]
     return out
 
 
+def scratch_of(arm: str) -> str:
+    """The scratch arm ``arm`` is compared with: ``scratch``, or ``scratch+taught`` for a
+    taught arm (the same path: taught too)."""
+    return "scratch" + TAUGHT if arm.endswith(TAUGHT) else "scratch"
+
+
 def _fails_more(fails: dict, arm: str, budget: int) -> str | None:
     """A reason when ``arm`` diverges (non-finite error) or fails on at least half its seeds,
-    more often than scratch does.
+    more often than its scratch (:func:`scratch_of`) does.
 
     Failed children are left out of the means (a broken scratch seed must not fake a gain),
     so without this an initialization that breaks training would show no paired
     difference at all instead of negative transfer.
     """
     f, d, n = fails.get((arm, budget), (0, 0, 0))
-    fs, ds, ns = fails.get(("scratch", budget), (0, 0, 0))
+    fs, ds, ns = fails.get((scratch_of(arm), budget), (0, 0, 0))
     if not (n and ns):
         return None
     if d * 2 >= n and d > ds:
@@ -82,7 +89,8 @@ def comparisons(records: list[dict], control_of: dict[str, str] | None = None
                 ) -> dict[str, dict[int, dict]]:
     """Pretrained arms (``enc:mode``): paired differences vs scratch and vs their control
     (``enc:control-mode``, or ``other:control-mode`` when ``control_of[enc] == other``), on
-    the seeds where neither child failed, and a verdict per budget."""
+    the seeds where neither child failed, and a verdict per budget. A taught arm
+    (``enc:mode+taught``) is compared with the taught scratch and the taught control."""
     control_of = control_of or {}
     data = curves(records)
     fails = failures(records)
@@ -97,7 +105,7 @@ def comparisons(records: list[dict], control_of: dict[str, str] | None = None
         control = data.get(f"{control_of.get(enc, enc)}:control-{mode}", {})
         for budget in sorted(budgets):
             by_seed = data.get(arm, {}).get(budget, {})
-            vs_s = stats.paired_difference(by_seed, data.get("scratch", {}).get(budget, {}))
+            vs_s = stats.paired_difference(by_seed, data.get(scratch_of(arm), {}).get(budget, {}))
             vs_c = stats.paired_difference(by_seed, control.get(budget, {}))
             label, reason = stats.verdict(vs_s, vs_c)
             broken = _fails_more(fails, arm, budget)
@@ -107,6 +115,22 @@ def comparisons(records: list[dict], control_of: dict[str, str] | None = None
                 "vs_scratch": vs_s.as_dict() if vs_s else None,
                 "vs_control": vs_c.as_dict() if vs_c else None,
                 "verdict": label, "reason": reason}
+    return out
+
+
+def teaching(records: list[dict]) -> dict[str, dict[int, dict]]:
+    """Each taught arm minus its own untaught arm, paired by seed, per budget:
+    ``{arm: {budget: PairedDifference dict}}`` (what the teacher's labels added)."""
+    data = curves(records)
+    out: dict = {}
+    for arm, by_budget in data.items():
+        if not arm.endswith(TAUGHT):
+            continue
+        base = data.get(arm[:-len(TAUGHT)], {})
+        for budget, by_seed in sorted(by_budget.items()):
+            diff = stats.paired_difference(by_seed, base.get(budget, {}))
+            if diff is not None:
+                out.setdefault(arm, {})[budget] = diff.as_dict()
     return out
 
 
@@ -174,6 +198,22 @@ def _savings_lines(summary: dict) -> list[str]:
     return head + [f"Not computed: {why}."]
 
 
+def _teaching_lines(taught: dict, unit: str) -> list[str]:
+    """The taught arms against their own untaught arms (empty without taught arms)."""
+    if not taught:
+        return []
+    lines = ["", f"## Taught arms minus their untaught arm (paired by seed, {unit})", "",
+             "A taught arm trains on its N labels plus its teacher's labels of the unlabeled "
+             "pool (molpre.study.teaching); its verdict above compares it with the taught "
+             "scratch and the taught control.", "",
+             "| arm | N | taught - untaught [95%] p |", "|---|---|---|"]
+    for arm, by_b in taught.items():
+        for b, x in by_b.items():
+            lines.append(f"| {arm} | {b} | {x['mean']:+.2f} [{x['low']:+.2f}, {x['high']:+.2f}] "
+                         f"p={x['p_value']:.3f} |")
+    return lines
+
+
 def markdown(summary: dict) -> str:
     """The short report: table, verdicts, savings, audit, failures."""
     table, budgets = summary["table"], summary["budgets"]
@@ -194,6 +234,7 @@ def markdown(summary: dict) -> str:
                 return f"{x['mean']:+.2f} [{x['low']:+.2f}, {x['high']:+.2f}] p={x['p_value']:.3f}" if x else "-"
             lines.append(f"| {arm} | {b} | {d(c['vs_scratch'])} | {d(c['vs_control'])} | "
                          f"**{c['verdict']}** ({c['reason']}) |")
+    lines += _teaching_lines(summary.get("teaching") or {}, unit)
     lines += _savings_lines(summary)
     for enc, a in summary["audit"].items():
         if "counts" in a:
@@ -363,6 +404,7 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
         "table": arm_table(records),
         "comparisons": comparisons(records, {e.name: e.control_of for e in config.encoders
                                              if e.control_of}),
+        "teaching": teaching(records),
         "savings": saved,
         "power_law": laws,
         "failed": [{"arm": r["arm"], "budget": r["budget"], "seed": r["seed"],

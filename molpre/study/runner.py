@@ -55,7 +55,7 @@ def study_experiment(name: str, uri: str) -> str:
 
 
 def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder], test_ids: Path,
-         out: Path, uri: str, parent: str, experiment_id: str) -> dict:
+         out: Path, uri: str, parent: str, experiment_id: str, teaching: dict | None = None) -> dict:
     enc = encoders.get(child.encoder) if child.encoder else None
     path = None if enc is None else str(enc.control_path if child.control else enc.encoder_path)
     tags = {}
@@ -71,7 +71,25 @@ def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder]
     if not child.is_baseline:
         ft = finetune_config(config, child, test_ids, path, out, config.experiment)
         fields["finetune"] = ft.resolved()
+    if child.taught:
+        from molpre.study.teaching import teacher_dir
+
+        fields["teach"] = {"teacher": str(teacher_dir(config.teach.study, child).resolve()),
+                           "target": config.spec().name, **(teaching or {})}
     return ch.child_job(child, **fields)
+
+
+def _teaching(config: StudyConfig, children: list[Child]) -> dict | None:
+    """The teaching study of the taught ``children`` (StudyConfigError, before any child
+    runs, when it is unfinished, of another target or lacks one of their teachers)."""
+    taught = [c for c in children if c.taught]
+    if not taught:
+        return None
+    from molpre.study.teaching import check_teachers, teaching_study
+
+    teaching = teaching_study(config.teach.study, config.target)
+    check_teachers(config.teach.study, taught)
+    return teaching
 
 
 def with_cheap_store(config: StudyConfig, data, out: Path) -> StudyConfig:
@@ -211,6 +229,7 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
         ch.cheap_labels(data, list(config.delta.data))
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
+    teaching = _teaching(config, [] if report_only else plan(config))
     experiment_id = study_experiment(config.experiment, uri)
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
     spec = config.spec()
@@ -221,7 +240,8 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     done = finished_children(experiment_id, parent, spec)
     todo = [] if report_only else [c for c in plan(config) if c.key not in done]
     log.warning("study %s: %d children finished, %d to run", config.name, len(done), len(todo))
-    jobs = [_job(config, c, encoders, test_ids, out, uri, parent, experiment_id) for c in todo]
+    jobs = [_job(config, c, encoders, test_ids, out, uri, parent, experiment_id, teaching)
+            for c in todo]
     new = _krr(config, [j for j in jobs if j["child"]["arm"] == "krr"], data)
     for record in new:
         progress(record)

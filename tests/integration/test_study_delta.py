@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ase.io
 import numpy as np
+import pandas as pd
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -129,3 +130,93 @@ def test_an_ensemble_child_is_a_committee_scored_by_its_mean(delta_study):
     assert np.isfinite(record["test_mae"]), record.get("failure_reason")
     predictor = Predictor.load(result.out / "children" / "scratch-N40-s0", progress=False)
     assert predictor.model.size == 2 and predictor.delta is not None
+
+
+# -- taught arms (molpre.study.teaching): a plain study whose ``scratch+taught`` is taught by
+# the delta study above. The teacher's labels of the pool are checked against an independent
+# path: on the teacher's own test molecules, ``teacher_labels`` must reproduce the errors its
+# study recorded (those came from the model's raw output on the delta data).
+
+
+def _taught_raw(tmp, raw: dict, **changes) -> dict:
+    return {**raw, "name": "taught", "out": str(tmp / "taught"), "baselines": ["linear"],
+            "delta": {"data": []}, "teach": {"study": raw["out"]}, **changes}
+
+
+@pytest.fixture(scope="module")
+def taught_study(delta_study):
+    tmp, raw, uri, teacher = delta_study
+    result = run_study(load_study_config(raw=_taught_raw(tmp, raw)), uri)
+    return tmp, raw, uri, teacher, result
+
+
+def test_a_taught_arm_runs_beside_its_arm_on_the_pool_the_teacher_labeled(taught_study):
+    from molpre.data.datasets import load_labeled
+
+    tmp, raw, uri, teacher, result = taught_study
+    by_arm = {r["arm"]: r for r in result.records}
+    assert set(by_arm) == {"linear", "scratch", "scratch+taught"}
+    assert np.isfinite(by_arm["scratch+taught"]["test_mae"])
+    data = load_labeled(raw["data"], raw["target"], raw["unit"])
+    own = pd.read_csv(result.out / "children" / "scratch-N40-s0" / "split.csv")
+    taught = pd.read_csv(result.out / "children" / "scratch+taught-N40-s0" / "taught_split.csv")
+    parts = {p: set(own.mol_id[own.part == p]) for p in ("train", "val", "test")}
+    taught_parts = {p: set(taught.mol_id[taught.part == p]) for p in ("train", "val", "test")}
+    assert taught_parts["val"] == parts["val"] and taught_parts["test"] == parts["test"]
+    pool = set(data.mol_ids) - parts["train"] - parts["val"] - parts["test"]
+    assert len(pool) == 80 - 30 - 40
+    assert taught_parts["train"] == parts["train"] | pool  # the pool, never a test molecule
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.get_run(by_arm["scratch+taught"]["run_id"])
+    assert run.data.tags["taught.n"] == "10" and run.data.tags["taught.untaught"] == "0"
+    assert run.data.tags["taught.teacher"].endswith("scratch-N40-s0")
+
+
+def test_the_teachers_labels_reproduce_its_own_recorded_test_errors(taught_study):
+    from pathlib import Path
+
+    from molpre.data.datasets import load_labeled
+    from molpre.study.teaching import teacher_labels
+
+    tmp, raw, uri, teacher, result = taught_study
+    data = load_labeled(raw["data"], raw["target"], raw["unit"])
+    folder = Path(teacher.out) / "children" / "scratch-N40-s0"
+    split = pd.read_csv(folder / "split.csv")
+    test_ids = set(split.mol_id[split.part == "test"])
+    rows = np.array([i for i, m in enumerate(data.mol_ids) if m in test_ids])
+    labels = teacher_labels(folder, data, rows, "energy", list(teacher.summary["delta"]["data"]))
+    recorded = np.load(folder / "test_errors.npy")
+    assert np.allclose(np.abs(labels - data.energy[rows]), recorded, atol=1e-5)
+
+
+def test_the_report_tables_the_taught_arm(taught_study):
+    *_, result = taught_study
+    assert "scratch+taught" in result.summary["table"]
+    assert result.summary["teaching"] == {}  # one seed: no paired interval (unit-tested)
+    assert "scratch+taught" in (result.out / "report.md").read_text()
+
+
+def test_a_missing_teacher_stops_the_study_before_any_child(taught_study):
+    tmp, raw, uri, teacher, _ = taught_study
+    two = _taught_raw(tmp, raw, name="two", out=str(tmp / "two"),
+                      seeds={"small": 2, "large": 2})  # the teacher ran seed 0 only
+    with pytest.raises(StudyConfigError, match="1 taught children have no teacher .*scratch\\+taught N40 s1"):
+        run_study(load_study_config(raw=two), uri)
+    assert not (tmp / "two" / "children").exists()
+
+
+def test_a_teacher_of_other_labels_is_refused(taught_study):
+    from molpre.data.datasets import load_labeled
+    from molpre.data.splits import SplitError
+    from molpre.study.teaching import check_same_split
+    from molpre.train.finetune import split_data
+    from molpre.train.finetune_config import FinetuneConfig
+
+    tmp, raw, uri, teacher, _ = taught_study
+    data = load_labeled(raw["data"], raw["target"], raw["unit"])
+    other = split_data(FinetuneConfig(data=raw["data"], target=raw["target"], unit=raw["unit"],
+                                      budget=40, seed=1, test_first=30), data)
+    with pytest.raises((ValueError, SplitError), match="differ from this child's"):
+        check_same_split(tmp / "out" / "children" / "scratch-N40-s0", other, data)

@@ -31,6 +31,13 @@ def test_pipeline_loads_and_overrides():
      "baselines: 'linear' does not fit target 'gap' (kind intensive); use mean or krr"),
     ({"data": "x", "target": "forces", "unit": None}, "target: forces is learned as the gradient"),
     ({}, "data: give a label file"),
+    ({"data": "x", "teach": {"arms": ["scratch"]}}, "teach: give study"),
+    ({"data": "x", "teach": {"study": "t", "arms": ["scrach"]}},
+     "teach.arms: 'scrach' is not an arm of this study; one of ['scratch']"),
+    ({"data": "x", "teach": {"study": "t", "budgets": [50]}}, "teach.budgets: [50] are not budgets"),
+    ({"data": "x", "teach": {"study": "t"}, "delta": {"level": "gfn2-xtb"}},
+     "teach: a taught arm is plain"),
+    ({"data": "x", "teach": {"study": "t"}, "forces_key": "forces"}, "teach: a study with forces"),
 ])
 def test_bad_configs_are_rejected_with_the_key_named(raw, message):
     with pytest.raises(StudyConfigError) as err:
@@ -74,6 +81,21 @@ def test_plan_counts_and_small_budget_validation():
     assert arms == {"linear", "krr", "scratch", "pretrained:full", "pretrained:control-full"}
     assert len(children) == 5 * (2 * 5 + 2 * 3)
     assert val_fraction(c, 100) == 0.2 and val_fraction(c, 1000) == 0.1
+
+
+def test_taught_arms_copy_the_arms_they_name_at_their_budgets():
+    import yaml
+
+    raw = yaml.safe_load(open("pipelines/qm9_sample.yaml"))["study"]
+    raw["teach"] = {"study": "elsewhere", "arms": ["scratch", "pretrained:full"], "budgets": [300]}
+    c = load_study_config(raw=raw)
+    children = plan(c)
+    taught = [ch for ch in children if ch.taught]
+    assert {ch.arm for ch in taught} == {"scratch+taught", "pretrained:full+taught"}
+    assert {ch.budget for ch in taught} == {300} and len(taught) == 2 * c.seeds.count(300)
+    full = next(ch for ch in taught if ch.arm == "pretrained:full+taught")
+    assert full.base_arm == "pretrained:full" and full.encoder == "pretrained" and not full.control
+    assert len(children) == 5 * (2 * 5 + 2 * 3) + len(taught)
 
 
 def test_an_encoder_can_be_limited_to_some_budgets():
