@@ -32,7 +32,7 @@ def command(config: FinetuneConfig) -> None:
 
     if not config.data:
         raise click.UsageError("give --data (or data: in --config)")
-    guard([folder(config.out)], [config.data, config.encoder, config.test_ids,
+    guard([folder(config.out)], [config.data, config.encoder, config.test_ids, config.split_file,
                                  *(config.delta or "").split(","), config_file()])
     check_tracking_uri()  # before torch and Lightning are imported: fails in seconds
     from molpre.data.datasets import DatasetError

@@ -13,7 +13,7 @@ def study_inputs(config: StudyConfig) -> list[str | None]:
     from molpre.cli.options import config_file
 
     encoders = [p for e in config.encoders for p in (e.path, e.corpus)]
-    return [config.data, *encoders, *config.delta.data, config_file()]
+    return [config.data, *encoders, *config.delta.data, config.teach.study, config_file()]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +30,9 @@ def command(config: StudyConfig, tracking_uri: str | None, report_only: bool) ->
     random-init control (the pretraining run's own initial weights through the same path)
     and the baselines of the target's kind (the per-element linear fit for energies, the
     training mean for the gap or any target) and KRR/FCHL19, on the same nested splits,
-    plus a ridge and a sparse (L1) probe of each encoder's frozen embeddings. Any registry
+    plus a ridge and a sparse (L1) probe of each encoder's frozen embeddings; with a
+    teach: section, taught arms (<arm>+taught: its labels plus a finished study's same-seed
+    model's labels of the unlabeled pool; docs/studies.md). Any registry
     target can be studied (--set target=gap); errors are in its unit. Writes
     OUT/summary.json, report.md, report.html and learning_curve.png, and logs one MLflow
     parent run with a child per run. Rerunning resumes: finished children are not re-run.

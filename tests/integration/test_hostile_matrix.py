@@ -62,11 +62,12 @@ COMMANDS = [
     Cmd("predict", "predict {smi} --model {model} -o {out}", suffix=".csv", mlflow=True),
     Cmd("embed", "embed {model} {smi} -o {out}", suffix=".parquet", mlflow=True),
     Cmd("evaluate", "evaluate {model} {db} -o {out}", out="dir", mlflow=True),
-    Cmd("finetune", "finetune --config {config} --data {db} --epochs 1 -o {out}", out="dir",
-        mlflow=True),
+    Cmd("finetune", "finetune --config {config} --data {db} --split-file {split} --epochs 1 "
+        "-o {out}", out="dir", mlflow=True),
     Cmd("pretrain", "pretrain --config {config} --corpus {smi} -o {out}", out="dir",
         mlflow=True),
-    Cmd("study", "study --config {config} --data {db} -o {out}", out="dir", mlflow=True),
+    Cmd("study", "study --config {config} --data {db} --set teach.study={model} -o {out}",
+        out="dir", mlflow=True),
     Cmd("audit", "audit --corpus {smi} --eval {db} --drop {out}", suffix=".csv"),
     Cmd("submit", "submit {job} --input {csv} --workers 1 -o {out}", suffix=".csv",
         reads=("model",), mlflow=True),
@@ -162,7 +163,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     paths = {"smi": root / "x.smi", "csv": root / "in.csv", "extxyz": root / "labels.extxyz",
              "db": root / "labels.db", "model": root / "ft", "config": root / "config.yaml",
              "job": root / "job.yaml", "trunc": root / "trunc.db", "afile": root / "afile",
-             "root": root}
+             "split": root / "split.csv", "root": root}
     paths["smi"].write_text("CCO a\nCCN b\n")
     paths["csv"].write_text("smiles,id\nCCO,a\nCCN,b\n")
     frames = _labeled_frames()
@@ -174,6 +175,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
                                "study: {name: matrix}\ndemo: {seed: 0}\n")
     paths["job"].write_text(f"kind: predict\nmodel: {{source: {paths['model']}}}\n")
     paths["afile"].write_text("a plain file\n")
+    paths["split"].write_text("mol_id,part\n")  # read after every check a case makes
     for suffix in (".lock", ".flock"):  # the store's sidecars exist, as after any label run
         Path(f"{paths['db']}{suffix}").touch()
     return paths
