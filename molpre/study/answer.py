@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from molpre.study.plan import scratch_of
+
 #: The parent's short-named metrics besides the headline MAE (a column each in the study's
 #: runs view, which sorts metric columns by name: ``mae_kcal``, ``mae_kcal_lo``,
 #: ``mae_kcal_up``, ``savings_x``): the 95% interval's ends and the label savings.
@@ -71,7 +73,7 @@ def answer_line(result: dict, unit: str) -> str:
     qm9:full 4.21 (3.98 to 4.44) kcal/mol``."""
     parts = [f"N={result['budget']}:"]
     if result["arm"]:
-        parts.append(f"{result['arm']}: {result['verdict']} vs scratch")
+        parts.append(f"{result['arm']}: {result['verdict']} vs {scratch_of(result['arm'])}")
         s = result["savings"]
         if s and math.isfinite(s.get("ratio", math.nan)):
             parts[-1] += (f", saves {rounded(s['ratio'], 3):g}x labels "

@@ -29,6 +29,12 @@ from molpre.train.finetune_config import FinetuneConfig
 TAUGHT = "+taught"
 
 
+def scratch_of(arm: str) -> str:
+    """The scratch arm ``arm`` is compared with: ``scratch``, or ``scratch+taught`` for a
+    taught arm (the same path: taught too)."""
+    return "scratch" + TAUGHT if arm.endswith(TAUGHT) else "scratch"
+
+
 @dataclass(frozen=True)
 class Child:
     """One child run: ``arm`` is ``scratch``, ``<encoder>:<mode>``, ``<encoder>:control-<mode>``,

@@ -18,7 +18,7 @@ import numpy as np
 
 from molpre.study import stats
 from molpre.study.answer import description, parent_fields
-from molpre.study.plan import TAUGHT
+from molpre.study.plan import TAUGHT, scratch_of
 from molpre.study.records import metric_name
 
 #: Baseline arms (drawn dashed in the figure): the kinds' priors and KRR.
@@ -57,12 +57,6 @@ def failures(records: list[dict]) -> dict[tuple[str, int], tuple[int, int, int]]
         diverged = mae is None or not np.isfinite(mae)
         out[(r["arm"], r["budget"])] = (f + bool(r["failed"]), d + diverged, n + 1)
     return out
-
-
-def scratch_of(arm: str) -> str:
-    """The scratch arm ``arm`` is compared with: ``scratch``, or ``scratch+taught`` for a
-    taught arm (the same path: taught too)."""
-    return "scratch" + TAUGHT if arm.endswith(TAUGHT) else "scratch"
 
 
 def _fails_more(fails: dict, arm: str, budget: int) -> str | None:

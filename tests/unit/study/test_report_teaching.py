@@ -50,3 +50,14 @@ def test_the_markdown_has_the_teaching_table_only_with_taught_arms():
     assert "| enc:full+taught | 300 | -0.90" in markdown(summary(RECORDS))
     plain = [r for r in RECORDS if "+taught" not in r["arm"]]
     assert "Taught arms" not in markdown(summary(plain))
+
+
+def test_the_answer_line_names_the_taught_scratch_for_a_taught_arm():
+    from molpre.study.answer import answer_line
+
+    line = answer_line({"budget": 300, "arm": "enc:full+taught", "verdict": "gain",
+                        "savings": None, "best": None, "best_arm": None}, "kcal/mol")
+    assert "enc:full+taught: gain vs scratch+taught;" in line
+    plain = answer_line({"budget": 300, "arm": "enc:full", "verdict": "gain", "savings": None,
+                         "best": None, "best_arm": None}, "kcal/mol")
+    assert "enc:full: gain vs scratch;" in plain
