@@ -101,7 +101,7 @@ def comparisons(records: list[dict], control_of: dict[str, str] | None = None
             by_seed = data.get(arm, {}).get(budget, {})
             vs_s = stats.paired_difference(by_seed, data.get(scratch_of(arm), {}).get(budget, {}))
             vs_c = stats.paired_difference(by_seed, control.get(budget, {}))
-            label, reason = stats.verdict(vs_s, vs_c)
+            label, reason = stats.verdict(vs_s, vs_c, taught=arm.endswith(TAUGHT))
             broken = _fails_more(fails, arm, budget)
             if broken:
                 label, reason = stats.NEGATIVE, broken

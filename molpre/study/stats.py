@@ -130,25 +130,28 @@ def direction(diff: PairedDifference | None) -> str:
 
 
 def verdict(vs_scratch: PairedDifference | None,
-            vs_control: PairedDifference | None = None) -> tuple[str, str]:
+            vs_control: PairedDifference | None = None, taught: bool = False) -> tuple[str, str]:
     """The verdict of a pretrained arm at one budget, with a one-line reason.
 
     ``negative transfer``: worse than scratch (interval above 0). ``gain``: better than
     scratch and, when a control was run, better than the control too (a gain the untrained
-    encoder also shows is a difference in starting weights, not pretraining).
+    encoder also shows is a difference in starting weights, not pretraining). ``taught``:
+    the references are the taught scratch and the taught control, and the reason says so.
     """
+    s, c = ("the taught scratch", "the taught random-init control") if taught else \
+        ("scratch", "the random-init control")
     if vs_scratch is None:
-        return NO_EFFECT, "fewer than 2 seeds where both this arm and scratch trained (see failed)"
+        return NO_EFFECT, f"fewer than 2 seeds where both this arm and {s} trained (see failed)"
     scratch = direction(vs_scratch)
     if scratch == NEGATIVE:
-        return NEGATIVE, "worse than scratch (95% interval of the paired difference > 0)"
+        return NEGATIVE, f"worse than {s} (95% interval of the paired difference > 0)"
     if scratch != GAIN:
-        return NO_EFFECT, "the 95% interval of the difference to scratch includes 0"
+        return NO_EFFECT, f"the 95% interval of the difference to {s} includes 0"
     if vs_control is None:
-        return GAIN, "better than scratch (no control arm run)"
+        return GAIN, f"better than {s} (no control arm run)"
     if direction(vs_control) == GAIN:
-        return GAIN, "better than scratch and than the random-init control"
-    return NO_EFFECT, "better than scratch, but not than the random-init control"
+        return GAIN, f"better than {s} and than {c}"
+    return NO_EFFECT, f"better than {s}, but not than {c}"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ def test_a_taught_arm_is_compared_with_the_taught_scratch_and_control():
     taught = c["enc:full+taught"][300]
     assert taught["vs_scratch"]["mean"] == approx((2.0 + 2.2 + 2.1 - 4.0 - 4.1 - 3.9) / 3)
     assert taught["vs_control"]["mean"] == approx((2.0 + 2.2 + 2.1 - 3.9 - 4.0 - 4.1) / 3)
+    assert taught["verdict"] == "gain" and taught["reason"] == (
+        "better than the taught scratch and than the taught random-init control")
+    assert c["enc:full"][300]["reason"] == "better than scratch and than the random-init control"
     assert c["enc:full"][300]["vs_scratch"]["mean"] == approx((3.0 + 3.1 + 2.9 - 5.0 - 5.2 - 4.9) / 3)
 
 
