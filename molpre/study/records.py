@@ -68,9 +68,20 @@ def finished_children(experiment_id: str, parent_id: str, spec) -> dict[tuple[st
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, "KILLED")
             continue
-        key = (params["arm"], int(params["budget"]), int(params["seed"]))
-        out[key] = record_of(run, spec)
+        record = record_of(run, spec)
+        out[(record["arm"], record["budget"], record["seed"])] = record
     return out
+
+
+#: Tags of a child run holding the study's budget and seed (a taught child's finetune logs
+#: its label count, true plus taught, as the param ``budget``); older runs have only params.
+BUDGET_TAG, SEED_TAG = "study.budget", "study.seed"
+
+
+def budget_and_seed(run) -> tuple[int, int]:
+    """The study's (budget, seed) of a child run: its tags, else its params."""
+    tags, params = run.data.tags, run.data.params
+    return (int(tags.get(BUDGET_TAG, params["budget"])), int(tags.get(SEED_TAG, params["seed"])))
 
 
 def scores(spec, metrics: dict) -> dict:
@@ -88,7 +99,8 @@ def scores(spec, metrics: dict) -> dict:
 def record_of(run, spec) -> dict:
     """The study's view of a finished child run."""
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    return {"arm": params["arm"], "budget": int(params["budget"]), "seed": int(params["seed"]),
+    budget, seed = budget_and_seed(run)
+    return {"arm": params["arm"], "budget": budget, "seed": seed,
             "run_id": run.info.run_id, **scores(spec, metrics),
             "failed": tags.get("failed") == "true", "failure_reason": tags.get("failure_reason", ""),
             "errors_file": tags.get("study.errors_file", ""),

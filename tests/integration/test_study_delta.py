@@ -220,3 +220,14 @@ def test_a_teacher_of_other_labels_is_refused(taught_study):
                                       budget=40, seed=1, test_first=30), data)
     with pytest.raises((ValueError, SplitError), match="differ from this child's"):
         check_same_split(tmp / "out" / "children" / "scratch-N40-s0", other, data)
+
+
+def test_a_resumed_taught_study_reads_its_taught_child_back_at_its_budget(taught_study):
+    """A taught child's finetune logs its label count (true + taught: 50) as ``budget``; the
+    study's own tag keeps N (a resumed study once put the child at N = 50)."""
+    tmp, raw, uri, _, first = taught_study
+    again = run_study(load_study_config(raw=_taught_raw(tmp, raw)), uri, report_only=True)
+    assert again.ran == 0
+    assert sorted((r["arm"], r["budget"]) for r in again.records) == \
+        sorted((r["arm"], r["budget"]) for r in first.records)
+    assert set(again.summary["table"]["scratch+taught"]) == {"40"}
