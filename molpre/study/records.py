@@ -63,7 +63,7 @@ def finished_children(experiment_id: str, parent_id: str, spec) -> dict[tuple[st
     out = {}
     client = mlflow.MlflowClient()
     for run in runs:
-        tags, params = run.data.tags, run.data.params
+        tags = run.data.tags
         if tags.get(DONE) != "1":  # interrupted: marked killed, its child runs again
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, "KILLED")
