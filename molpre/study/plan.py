@@ -104,9 +104,9 @@ def plan(config: StudyConfig) -> list[Child]:
     for budget in config.budgets:
         for seed in range(config.seeds.count(budget)):
             children += [Child(b, budget, seed) for b in config.baseline_arms()]
-            children += [replace(a, budget=budget, seed=seed) for a in
-                         [*[a for a in arms(config) if runs_at(config, a.encoder, budget)],
-                          *taught_arms(config, budget)]]
+            templates = [a for a in arms(config) if runs_at(config, a.encoder, budget)]
+            templates += taught_arms(config, budget)
+            children += [replace(a, budget=budget, seed=seed) for a in templates]
     return children
 
 
