@@ -230,7 +230,8 @@ def _tag(job: dict, run_id: str, metrics: dict, errors: np.ndarray, seconds: flo
                          [data.mol_ids[i] for i in np.concatenate([split.train, split.val])],
                          [data.mol_ids[i] for i in split.test], c["budget"], c["seed"])
         tags = {"mlflow.parentRunId": job["parent_id"], "study.id": job["parent_id"],
-                BUDGET_TAG: str(c["budget"]), SEED_TAG: str(c["seed"]), "arm": c["arm"], "encoder_name": c["encoder"] or "none",
+                BUDGET_TAG: str(c["budget"]), SEED_TAG: str(c["seed"]), "arm": c["arm"],
+                "encoder_name": c["encoder"] or "none",
                 "failed": "true" if failed else "false",
                 "study.errors_file": str(errors_file.resolve()),
                 "mlflow.note.content": headline(spec, c["arm"], c["budget"], c["seed"], metrics,

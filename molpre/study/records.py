@@ -21,6 +21,22 @@ def metric_name(*parts: Any) -> str:
     return ".".join(re.sub(r"[^\w\-./ ]", "_", str(p)) for p in parts)
 
 
+def recorded_parent(out: Path, experiment_id: str) -> str | None:
+    """The parent run id that OUT/study.json names when the store still holds it in
+    ``experiment_id``; None before a study's first run or when the store lost it."""
+    import mlflow
+
+    record = out / "study.json"
+    if not record.is_file():
+        return None
+    run_id = json.loads(record.read_text()).get("parent_run_id")
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except Exception:  # noqa: BLE001 - a store that lost the run: the study starts a new parent
+        return None
+    return run_id if run.info.experiment_id == experiment_id else None
+
+
 def open_parent(out: Path, experiment_id: str, name: str, config: dict) -> str:
     """The parent run id: reopened from OUT/study.json when it still exists, else created."""
     import mlflow
@@ -29,16 +45,10 @@ def open_parent(out: Path, experiment_id: str, name: str, config: dict) -> str:
     from molpre.tracking import flatten
 
     client = mlflow.MlflowClient()
-    record = out / "study.json"
-    if record.is_file():
-        run_id = json.loads(record.read_text()).get("parent_run_id")
-        try:
-            run = client.get_run(run_id)
-            if run.info.experiment_id == experiment_id:
-                client.update_run(run_id, status="RUNNING")
-                return run_id
-        except Exception:  # noqa: BLE001 - a store that lost the run: start a new parent
-            pass
+    run_id = recorded_parent(out, experiment_id)
+    if run_id:
+        client.update_run(run_id, status="RUNNING")
+        return run_id
     run = client.create_run(experiment_id, run_name=f"study {name}",
                             tags={"stage": "study", "study.name": name, **provenance()})
     run_id = run.info.run_id
@@ -48,7 +58,8 @@ def open_parent(out: Path, experiment_id: str, name: str, config: dict) -> str:
         client.log_batch(run_id, params=[mlflow.entities.Param(k, v) for k, v in chunk.items()])
     client.log_dict(run_id, config, "study_config.json")
     out.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"parent_run_id": run_id, "experiment_id": experiment_id}))
+    (out / "study.json").write_text(json.dumps({"parent_run_id": run_id,
+                                                "experiment_id": experiment_id}))
     return run_id
 
 
@@ -157,13 +168,14 @@ VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 def run_columns(spec) -> list[str]:
     """The runs table's columns, short names first: the rounded headline MAE (a child's own;
     the parent's best arm's mean), the parent's interval, label savings, verdict and best
-    arm, then each child's arm, budget, seed, failed flag and encoder name (not its path)."""
+    arm, then each child's arm, study budget and seed (tags: a taught child's param ``budget``
+    is its label count, true plus taught), failed flag and encoder name (not its path)."""
     from molpre.study.answer import BEST_ARM, HIGH, LOW, SAVINGS, VERDICT, headline_metric
 
     name = headline_metric(spec)
     return [f"metrics.`{name}`", f"metrics.`{name}{LOW}`", f"metrics.`{name}{HIGH}`",
             f"metrics.`{SAVINGS}`", f"tags.`{VERDICT}`", f"tags.`{BEST_ARM}`",
-            "params.`arm`", "params.`budget`", "params.`seed`", "tags.`failed`",
+            "params.`arm`", f"tags.`{BUDGET_TAG}`", f"tags.`{SEED_TAG}`", "tags.`failed`",
             "tags.`encoder_name`"]
 
 

@@ -80,8 +80,9 @@ def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder]
 
 
 def _teaching(config: StudyConfig, children: list[Child]) -> dict | None:
-    """The teaching study of the taught ``children`` (StudyConfigError, before any child
-    runs, when it is unfinished, of another target or lacks one of their teachers)."""
+    """The teaching study of the taught ``children`` still to run (StudyConfigError, before
+    any child runs, when it is unfinished, of another target or lacks one of their
+    teachers); None when none is to run (a finished child needs no teacher to be reported)."""
     taught = [c for c in children if c.taught]
     if not taught:
         return None
@@ -213,7 +214,12 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     import mlflow
 
     from molpre.study.audit_step import audit_study
-    from molpre.study.records import finished_children, open_parent, share_runs_view
+    from molpre.study.records import (
+        finished_children,
+        open_parent,
+        recorded_parent,
+        share_runs_view,
+    )
     from molpre.study.report import finish_report
     from molpre.tracking import tracking_uri as resolve_uri
 
@@ -229,16 +235,17 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     if config.delta.enabled:  # fail now, not in every child, when a cheap energy is missing
         ch.cheap_labels(data, list(config.delta.data))
     encoders = {e.name: prepare_encoder(e, out) for e in config.encoders}
-    teaching = _teaching(config, [] if report_only else plan(config))
     experiment_id = study_experiment(config.experiment, uri)
-    parent = open_parent(out, experiment_id, config.name, config.to_dict())
     spec = config.spec()
+    known = recorded_parent(out, experiment_id)  # None on a first run
+    done = finished_children(experiment_id, known, spec) if known else {}
+    todo = [] if report_only else [c for c in plan(config) if c.key not in done]
+    teaching = _teaching(config, todo)  # only children still to run need their teacher
+    parent = open_parent(out, experiment_id, config.name, config.to_dict())
     share_runs_view(experiment_id, spec, parent)
     for line in shared_start_warnings(config, encoders):
         log.warning(line)
     audit = audit_study(config, encoders, data, test_ids)
-    done = finished_children(experiment_id, parent, spec)
-    todo = [] if report_only else [c for c in plan(config) if c.key not in done]
     log.warning("study %s: %d children finished, %d to run", config.name, len(done), len(todo))
     jobs = [_job(config, c, encoders, test_ids, out, uri, parent, experiment_id, teaching)
             for c in todo]

@@ -106,6 +106,11 @@ def test_tiny_study_leaves_parent_children_metrics_and_figure(study):
     assert columns[:6] == ["metrics.`mae_kcal`", "metrics.`mae_kcal_lo`", "metrics.`mae_kcal_up`",
                            "metrics.`savings_x`", "tags.`verdict`", "tags.`best_arm`"]
     assert "tags.`encoder_name`" in columns and "params.`encoder`" not in columns
+    # budget and seed from the study's tags (a taught child's param `budget` is its label count)
+    assert {"tags.`study.budget`", "tags.`study.seed`"} <= set(columns)
+    for r in result.records:
+        tags = client.get_run(r["run_id"]).data.tags
+        assert (tags["study.budget"], tags["study.seed"]) == (str(r["budget"]), str(r["seed"]))
     best = result.summary["table"][parent.data.tags["best_arm"]][str(BUDGETS[-1])]
     assert parent.data.metrics["mae_kcal"] == float(f"{best['mean']:.4g}")
     assert parent.data.metrics["mae_kcal_lo"] <= parent.data.metrics["mae_kcal"] <= \

@@ -231,3 +231,14 @@ def test_a_resumed_taught_study_reads_its_taught_child_back_at_its_budget(taught
     assert sorted((r["arm"], r["budget"]) for r in again.records) == \
         sorted((r["arm"], r["budget"]) for r in first.records)
     assert set(again.summary["table"]["scratch+taught"]) == {"40"}
+
+
+def test_a_resumed_taught_study_needs_no_teacher_for_its_finished_children(taught_study):
+    """Only children still to run need their teacher: a finished taught study resumes (and
+    runs nothing) after its teaching study is gone, here pointed at an empty folder."""
+    tmp, raw, uri, _, first = taught_study
+    gone = tmp / "teacher_gone"
+    gone.mkdir()
+    again = run_study(load_study_config(raw=_taught_raw(tmp, raw, teach={"study": str(gone)})), uri)
+    assert again.ran == 0 and again.parent_run_id == first.parent_run_id
+    assert "scratch+taught" in again.summary["table"]
