@@ -15,7 +15,7 @@ pipelines/qm9_sample.yaml)::
                  control_of, train: {lr, ...}}]
     baselines: null (the target kind's: [linear, krr] or [mean, krr]);  krr: {sigmas, lambdas, folds}
     train:     {preset, epochs, batch_size, lr, patience, max_minutes, ensemble, ema_decay,
-                val_fraction, dtype: FinetuneConfig's, overridden; val_min, fail_margin}
+                anneal, val_fraction, dtype: FinetuneConfig's, overridden; val_min, fail_margin}
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
     delta:     {level: gfn2-xtb | data: [cheap-level stores], scale: null}   (delta learning)
@@ -86,7 +86,7 @@ class EncoderSpec:
     ``fresh`` or ``pretrained`` (the cheap-level head of ``--objectives cheap_energy``).
     train: finetuning settings of this encoder's arms *and its controls* in place of the
     study's ``train:`` (``ENCODER_TRAIN_FIELDS``: lr, epochs, batch_size, patience,
-    max_minutes, ema_decay), so that a pretrained start and its random-init control follow
+    max_minutes, ema_decay, anneal), so that a pretrained start and its random-init control follow
     the same path; the split (val_fraction, val_min) stays the study's, so every arm is
     paired on the same molecules. Choose these on a development set, never the test set."""
 
@@ -142,10 +142,11 @@ class StudyTraining:
 
 
 #: The ``train:`` fields an encoder may set for its own arms and controls (not the split).
-ENCODER_TRAIN_FIELDS = ("lr", "epochs", "batch_size", "patience", "max_minutes", "ema_decay")
+ENCODER_TRAIN_FIELDS = ("lr", "epochs", "batch_size", "patience", "max_minutes", "ema_decay",
+                        "anneal")
 #: FinetuneConfig fields a study's ``train:`` section may set for every neural child.
 TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "patience", "max_minutes", "ensemble",
-                "ema_decay", "val_fraction", "dtype", "compile")
+                "ema_decay", "anneal", "val_fraction", "dtype", "compile")
 #: The study's own defaults for them (longer training, a wall-clock cap per child).
 TRAIN_DEFAULTS = {"epochs": 300, "lr": 5e-3, "patience": 40, "max_minutes": 10.0}
 
@@ -162,7 +163,8 @@ TrainSpec = override_of(
     kcal/mol, 1.5% better: it had learned nothing). ``ensemble`` K > 1 makes every neural
     child a committee of K members (seeds seed..seed+K-1 on the child's split, sharing
     ``max_minutes``) scored by its mean; ``ema_decay`` trains every child with an
-    exponential moving average of its weights.""")
+    exponential moving average of its weights; ``anneal`` cools each child's lr down over
+    the last fraction of its budget instead of plateau halving and early stopping.""")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
-"""A cosine cooldown of the learning rate at the end of a pretraining run.
+"""A cosine cooldown of the learning rate at the end of a pretraining or finetuning run.
 
 A constant step size leaves the weights wherever the gradient noise of the last batches put
 them. ``train.anneal = f`` lowers the step size over the last fraction ``f`` of *this* run's
 budget (what was left of ``train.max_time_s`` and/or ``train.max_steps`` when it started or
 resumed) along half a cosine, from ``train.lr`` to ``train.lr * FLOOR``. Progress is the larger
 of the time and step fractions used, so whichever budget ends the run also ends the cooldown.
-``f = 0`` (the default) keeps the step size constant.
+``f = 0`` (the default) keeps the step size constant. A finetuning run budgets epochs, not
+steps: it passes ``total_steps`` (epochs x batches an epoch).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ class LrAnneal(L.Callback):
     training batch and log it as ``train/lr``. The budget is measured from train start
     (after a resume has restored the trainer's timer and step), not from step 0."""
 
-    def __init__(self, base_lr: float, anneal: float, floor: float = FLOOR):
+    def __init__(self, base_lr: float, anneal: float, floor: float = FLOOR,
+                 total_steps: int | None = None):
         self.base_lr, self.anneal, self.floor = float(base_lr), float(anneal), float(floor)
+        self.total_steps = total_steps
         self._step0 = 0
         self._t0 = 0.0
         self._seconds: float | None = None
@@ -56,8 +59,10 @@ class LrAnneal(L.Callback):
         fractions = [0.0]
         if self._seconds:
             fractions.append((time.monotonic() - self._t0) / self._seconds)
-        if trainer.max_steps and trainer.max_steps > 0:
-            left = trainer.max_steps - self._step0
+        last = self.total_steps or (trainer.max_steps if trainer.max_steps and trainer.max_steps > 0
+                                   else None)
+        if last:
+            left = last - self._step0
             fractions.append((trainer.global_step - self._step0) / max(left, 1))
         return min(1.0, max(fractions))
 

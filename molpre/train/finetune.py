@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -219,21 +220,34 @@ def _loader(samples: list, batch_size: int, shuffle: bool, seed: int):
                       generator=generator)
 
 
+def _schedule(config: FinetuneConfig, n_train: int, monitor: str):
+    """Early stopping on ``monitor`` (the plateau scheduler halves lr inside the task), or,
+    with ``config.anneal``, the cosine cooldown over the run's budget of epochs or minutes."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from molpre.train.anneal import LrAnneal
+
+    if not config.anneal:
+        return EarlyStopping(monitor, patience=config.patience)
+    batches = math.ceil(n_train / config.batch_size)
+    return LrAnneal(config.lr, config.anneal, total_steps=batches * config.epochs)
+
+
 def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, forces, caps=None):
     """Train ``model`` in place (best-validation weights restored); returns (best, history).
     ``caps``: validation metrics also logged clipped (molpre.train.task.clipped)."""
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping
 
     from molpre.train.task import AveragedWeights, BestWeights, MlflowEpochMetrics, PropertyTask
 
     weights = {"energy": config.energy_weight}  # the config's one per-target weight
     task = PropertyTask(model, lr=config.lr, weight_decay=config.weight_decay, weights=weights,
                         forces_weight=config.force_weight if forces else 0.0,
-                        scales=scale, alpha=alpha, reference=reference, patience=config.patience)
+                        scales=scale, alpha=alpha, reference=reference, patience=config.patience,
+                        plateau=not config.anneal)
     averaged = AveragedWeights(decay=config.ema_decay) if config.ema_decay else None
     best, epochs = BestWeights(averaged), MlflowEpochMetrics(prefix, caps)
-    callbacks = [best, epochs, EarlyStopping(task.monitor, patience=config.patience)]
+    callbacks = [best, epochs, _schedule(config, len(train), task.monitor)]
     if averaged is not None:
         callbacks.append(averaged)
     trainer = pl.Trainer(

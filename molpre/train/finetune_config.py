@@ -58,7 +58,8 @@ class FinetuneConfig:
     strength; when None it is chosen on validation from prior_alphas. max_minutes: wall-clock
     cap on training (shared by the prior_alphas runs and the ensemble's members). ema_decay:
     an exponential moving average of the weights (None: off) that validation, early stopping
-    and the saved model use. patience:
+    and the saved model use. anneal: the last fraction of the budget over which lr cools
+    down along half a cosine (molpre.train.anneal; 0: plateau halving and early stopping). patience:
     epochs without a better val MAE before stopping. ensemble: K > 1 trains K members (seeds
     seed..seed+K-1, one split) saved as one committee model with spreads and a calibrated
     out-of-domain check (molpre.models.committee). delta: a cheap level or its label stores
@@ -143,6 +144,13 @@ class FinetuneConfig:
         help="Keep an exponential moving average of the weights (decay per optimizer step, "
              "e.g. 0.99): validation, early stopping and the saved model use the averaged "
              "weights. Default: off.")
+    anneal: float = setting(
+        0.0, click_type=click.FloatRange(0.0, 1.0),
+        help="Cool the learning rate down along half a cosine, to lr/100, over the last "
+             "fraction of the run's budget (epochs or max_minutes, whichever ends first); "
+             "the run then uses its whole budget (no plateau halving, no early stopping) and "
+             "keeps its best validation epoch. 0 (default): halve lr on plateaus, stop "
+             "after patience epochs without progress.")
     prior_alpha: float | None = None
     prior_alphas: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1])
     dtype: str = "float32"
@@ -211,6 +219,8 @@ class FinetuneConfig:
             raise ConfigError("max_minutes must be > 0")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"ema_decay {self.ema_decay!r}: must be in (0, 1)")
+        if not 0.0 <= float(self.anneal) <= 1.0:
+            raise ConfigError(f"anneal {self.anneal!r}: must be in [0, 1]")
         if str(self.accelerator).lower() not in ("auto", "cpu", "gpu"):
             raise ConfigError(f"accelerator {self.accelerator!r}: use auto, cpu or gpu")
         if self.devices != 1:
@@ -242,5 +252,5 @@ class FinetuneConfig:
 CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "split_file", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
               "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
-              "max_minutes", "ema_decay", "threads", "compile", "run_name", "register_name", "accelerator",
+              "max_minutes", "ema_decay", "anneal", "threads", "compile", "run_name", "register_name", "accelerator",
               "devices", "out")

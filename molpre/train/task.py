@@ -41,10 +41,12 @@ class PropertyTask(pl.LightningModule):
         forces_weight: float = 0.0,
         weights: dict[str, float] | None = None, scales: dict[str, float] | None = None,
         alpha: float = 0.0, reference: dict[str, torch.Tensor] | None = None, patience: int = 20,
+        plateau: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.patience = lr, weight_decay, patience
+        self.plateau = plateau  # False: a callback (molpre.train.anneal.LrAnneal) sets the lr
         self.forces_weight = forces_weight
         self.specs = [get_target(t) for t in model.targets]
         self.forces = get_target("forces")
@@ -112,6 +114,8 @@ class PropertyTask(pl.LightningModule):
     def configure_optimizers(self):
         params = trainable_parameters(self.model)
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if not self.plateau:
+            return optimizer
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=0.5, patience=max(1, self.patience // 3)
         )
