@@ -58,14 +58,23 @@ def child_data(job: dict, data) -> tuple[Any, dict]:
     delta = job.get("delta")
     if not delta or not delta.get("data"):
         return data, {}
-    from molpre.delta import fit_delta
-
     cheap = cheap_labels(data, list(delta["data"]))
-    split = _split(job, data)
-    fitted = fit_delta(data, cheap, np.concatenate([split.train, split.val]), delta.get("scale"))
+    fitted = _child_delta(job, data)
     tags = {"delta.level": cheap.level, "delta.scale": f"{fitted.scale:.6f}",
             "delta.data": cheap.source, "delta.sha256": cheap.sha256}
     return fitted.remove(data, cheap), tags
+
+
+def _child_delta(job: dict, data):
+    """The Delta of a delta study's child: ``s`` fitted on its own true training labels
+    (train + validation of its budget and seed) unless the study fixes it; a taught child
+    keeps this ``s`` (its teacher's labels do not move it)."""
+    from molpre.delta import fit_delta
+
+    delta = job["delta"]
+    cheap = cheap_labels(data, list(delta["data"]))
+    split = _split(job, data)
+    return fit_delta(data, cheap, np.concatenate([split.train, split.val]), delta.get("scale"))
 
 
 def _split(job: dict, data):
@@ -106,7 +115,9 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray, dict
     if job.get("teach"):
         from molpre.study.teaching import run_taught
 
-        result, tags = run_taught(job, data, _split(job, data))
+        if "delta" in fields:  # the scale of the child's true labels, as ``scored`` has it
+            fields["delta_scale"] = _child_delta(job, data).scale
+        result, tags = run_taught(job, data, _split(job, data), fields)
     else:
         result = finetune(FinetuneConfig.from_dict(fields), data)
     split = _split(job, scored)

@@ -299,16 +299,13 @@ class StudyConfig:
         self._check_teach()
 
     def _check_teach(self) -> None:
-        """A taught arm must name an arm of this plain, energy-or-property study without
-        forces, at the study's budgets."""
+        """A taught arm must name an arm of this energy-or-property study (plain or delta)
+        without forces, at the study's budgets."""
         t = self.teach
         if not t.enabled:
             if t.arms is not None or t.budgets is not None:
                 raise ValueError("teach: give study (the teaching study's OUTDIR) with arms or budgets")
             return
-        if self.delta.enabled:
-            raise ValueError("teach: a taught arm is plain; give it a study without delta "
-                             "(the teaching study may be a delta study)")
         if self.forces_key:
             raise ValueError("teach: a study with forces cannot be taught yet (the teacher "
                              "labels energies only); drop forces_key")

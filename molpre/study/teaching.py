@@ -1,4 +1,4 @@
-"""Taught arms: a plain child trained on its N labels plus a teacher's labels of the pool.
+"""Taught arms: a child trained on its N labels plus a teacher's labels of the pool.
 
 A study with ``teach: {study: OUTDIR}`` runs each taught arm ``<arm>+taught`` (see
 :data:`molpre.study.plan.TAUGHT`) beside ``<arm>``. For budget N and seed s:
@@ -14,8 +14,10 @@ A study with ``teach: {study: OUTDIR}`` runs each taught arm ``<arm>+taught`` (s
    element the teacher never saw stays unlabeled, and is counted.
 3. **Student**: ``<arm>``'s own finetune (encoder, head, lr, patience, time cap) on the N
    true labels plus the teacher's, validated on the child's own validation molecules (true
-   labels) and scored on the test set (true labels). It is plain: it predicts from the
-   geometry alone.
+   labels) and scored on the test set (true labels). In a plain study it is plain: it
+   predicts from the geometry alone. In a delta study it learns the target minus the cheap
+   level like its arm, with the ``s`` of its own true labels (the teacher's do not move it),
+   and needs the cheap level wherever it predicts.
 
 The report compares a taught arm with the taught scratch and the taught control (the same
 starting path) and with its own untaught arm (``teaching`` in summary.json).
@@ -145,9 +147,10 @@ def taught_data(data, target: str, rows: np.ndarray, labels: np.ndarray, teacher
     return student, rows
 
 
-def run_taught(job: dict, data, split) -> tuple:
+def run_taught(job: dict, data, split, fields: dict | None = None) -> tuple:
     """Train one taught child (see the module docstring); ``(FinetuneResult, tags)``.
-    ``split``: the child's own split of ``data`` (true labels)."""
+    ``split``: the child's own split of ``data`` (true labels); ``fields``: its finetune
+    settings (default ``job["finetune"]``; a delta study's carry its cheap level and ``s``)."""
     from molpre.data.splits import write_split
     from molpre.train.finetune import finetune
     from molpre.train.finetune_config import FinetuneConfig
@@ -163,7 +166,7 @@ def run_taught(job: dict, data, split) -> tuple:
     train = np.sort(np.concatenate([split.train, taught]))
     split_file = write_split(out / "taught_split.csv", dataclasses.replace(split, train=train),
                              data.mol_ids, data.groups)
-    fields = {**job["finetune"], "budget": None, "test_ids": None, "split_file": str(split_file)}
+    fields = {**(fields or job["finetune"]), "budget": None, "test_ids": None, "split_file": str(split_file)}
     result = finetune(FinetuneConfig.from_dict(fields), student)
     tags = {"taught.teacher": str(teacher), "taught.n": str(len(taught)),
             "taught.untaught": str(len(pool) - len(taught))}

@@ -242,3 +242,39 @@ def test_a_resumed_taught_study_needs_no_teacher_for_its_finished_children(taugh
     again = run_study(load_study_config(raw=_taught_raw(tmp, raw, teach={"study": str(gone)})), uri)
     assert again.ran == 0 and again.parent_run_id == first.parent_run_id
     assert "scratch+taught" in again.summary["table"]
+
+
+def test_a_delta_study_teaches_its_own_delta_arm_with_the_scale_of_its_true_labels(delta_study):
+    """A delta study's taught arm learns the delta too. Its ``s`` must be its true labels'
+    (the untaught child's), and the errors the study recorded (raw output against the delta
+    data) must be those of its saved model with the cheap level added back (teacher_labels's
+    independent path): a scale fitted on the teacher's labels as well once made them differ."""
+    from pathlib import Path
+
+    from molpre.data.datasets import load_labeled
+    from molpre.study.teaching import teacher_labels
+
+    tmp, raw, uri, teacher = delta_study
+    taught = {**raw, "name": "delta-taught", "out": str(tmp / "delta-taught"),
+              "baselines": [], "teach": {"study": raw["out"]}}
+    result = run_study(load_study_config(raw=taught), uri)
+    by_arm = {r["arm"]: r for r in result.records}
+    assert set(by_arm) == {"scratch", "scratch+taught"}
+    assert by_arm["scratch+taught"]["delta_scale"] == pytest.approx(
+        by_arm["scratch"]["delta_scale"], abs=1e-12)
+    from molpre.delta import Delta
+    from molpre.models.checkpoint import load_checkpoint
+
+    def saved(child: str) -> Delta:
+        _, payload = load_checkpoint(Path(result.out) / "children" / child / "model.ckpt")
+        return Delta.from_meta(payload["meta"]["delta"])
+
+    assert saved("scratch+taught-N40-s0") == saved("scratch-N40-s0")
+    folder = Path(result.out) / "children" / "scratch+taught-N40-s0"
+    data = load_labeled(raw["data"], raw["target"], raw["unit"])
+    split = pd.read_csv(folder / "split.csv")
+    test_ids = set(split.mol_id[split.part == "test"])
+    rows = np.array([i for i, m in enumerate(data.mol_ids) if m in test_ids])
+    labels = teacher_labels(folder, data, rows, "energy", list(result.summary["delta"]["data"]))
+    recorded = np.load(folder / "test_errors.npy")
+    assert np.allclose(np.abs(labels - data.energy[rows]), recorded, atol=1e-5)

@@ -35,8 +35,6 @@ def test_pipeline_loads_and_overrides():
     ({"data": "x", "teach": {"study": "t", "arms": ["scrach"]}},
      "teach.arms: 'scrach' is not an arm of this study; one of ['scratch']"),
     ({"data": "x", "teach": {"study": "t", "budgets": [50]}}, "teach.budgets: [50] are not budgets"),
-    ({"data": "x", "teach": {"study": "t"}, "delta": {"level": "gfn2-xtb"}},
-     "teach: a taught arm is plain"),
     ({"data": "x", "teach": {"study": "t"}, "forces_key": "forces"}, "teach: a study with forces"),
 ])
 def test_bad_configs_are_rejected_with_the_key_named(raw, message):
