@@ -115,7 +115,7 @@ def _finetune(job: dict, data, scored=None) -> tuple[str, dict, np.ndarray, dict
     if job.get("teach"):
         from molpre.study.teaching import run_taught
 
-        if "delta" in fields:  # the scale of the child's true labels, as ``scored`` has it
+        if delta.get("data"):  # the scale of the child's true labels, as ``scored`` has it
             fields["delta_scale"] = _child_delta(job, data).scale
         result, tags = run_taught(job, data, _split(job, data), fields)
     else:
