@@ -177,18 +177,9 @@ def test_a_taught_arm_runs_beside_its_arm_on_the_pool_the_teacher_labeled(taught
 def test_the_teachers_labels_reproduce_its_own_recorded_test_errors(taught_study):
     from pathlib import Path
 
-    from molpre.data.datasets import load_labeled
-    from molpre.study.teaching import teacher_labels
-
     tmp, raw, uri, teacher, result = taught_study
-    data = load_labeled(raw["data"], raw["target"], raw["unit"])
-    folder = Path(teacher.out) / "children" / "scratch-N40-s0"
-    split = pd.read_csv(folder / "split.csv")
-    test_ids = set(split.mol_id[split.part == "test"])
-    rows = np.array([i for i, m in enumerate(data.mol_ids) if m in test_ids])
-    labels = teacher_labels(folder, data, rows, "energy", list(teacher.summary["delta"]["data"]))
-    recorded = np.load(folder / "test_errors.npy")
-    assert np.allclose(np.abs(labels - data.energy[rows]), recorded, atol=1e-5)
+    _assert_recorded_errors_are_the_saved_models(
+        Path(teacher.out) / "children" / "scratch-N40-s0", raw, teacher.summary["delta"]["data"])
 
 
 def test_the_report_tables_the_taught_arm(taught_study):
@@ -251,9 +242,6 @@ def test_a_delta_study_teaches_its_own_delta_arm_with_the_scale_of_its_true_labe
     independent path): a scale fitted on the teacher's labels as well once made them differ."""
     from pathlib import Path
 
-    from molpre.data.datasets import load_labeled
-    from molpre.study.teaching import teacher_labels
-
     tmp, raw, uri, teacher = delta_study
     taught = {**raw, "name": "delta-taught", "out": str(tmp / "delta-taught"),
               "baselines": [], "teach": {"study": raw["out"]}}
@@ -270,11 +258,21 @@ def test_a_delta_study_teaches_its_own_delta_arm_with_the_scale_of_its_true_labe
         return Delta.from_meta(payload["meta"]["delta"])
 
     assert saved("scratch+taught-N40-s0") == saved("scratch-N40-s0")
-    folder = Path(result.out) / "children" / "scratch+taught-N40-s0"
+    _assert_recorded_errors_are_the_saved_models(
+        Path(result.out) / "children" / "scratch+taught-N40-s0", raw, result.summary["delta"]["data"])
+
+
+def _assert_recorded_errors_are_the_saved_models(folder, raw, delta_data) -> None:
+    """The errors a study recorded for the child in ``folder`` (its raw output against the
+    delta data) equal its saved model's predictions with the cheap level added back
+    (teacher_labels's independent path), on the child's own test molecules."""
+    from molpre.data.datasets import load_labeled
+    from molpre.study.teaching import teacher_labels
+
     data = load_labeled(raw["data"], raw["target"], raw["unit"])
     split = pd.read_csv(folder / "split.csv")
     test_ids = set(split.mol_id[split.part == "test"])
     rows = np.array([i for i, m in enumerate(data.mol_ids) if m in test_ids])
-    labels = teacher_labels(folder, data, rows, "energy", list(result.summary["delta"]["data"]))
+    labels = teacher_labels(folder, data, rows, "energy", list(delta_data))
     recorded = np.load(folder / "test_errors.npy")
     assert np.allclose(np.abs(labels - data.energy[rows]), recorded, atol=1e-5)
