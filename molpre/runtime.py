@@ -18,6 +18,16 @@ TRACKED_PACKAGES = (
 )
 
 
+def show_progress(setting: bool | None) -> bool:
+    """Whether to draw a progress bar: ``setting`` when given, else only when stderr is a
+    terminal (a log redirected to a file gets no carriage-return bar lines)."""
+    if setting is not None:
+        return bool(setting)
+    import sys
+
+    return sys.stderr.isatty()
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (RDKit takes the seed per call: see molpre.chem)."""
     random.seed(seed)

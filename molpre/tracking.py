@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +82,9 @@ def _writable_folder_problem(folder: Path) -> str | None:
 
 def _sqlite_problem(uri: str) -> str | None:
     """SQLAlchemy's form: ``sqlite:///relative.db``, ``sqlite:////absolute.db``."""
-    path_text = uri[len("sqlite:///"):].split("?", 1)[0] if uri.startswith("sqlite:///") else ""
-    if path_text in ("", ":memory:"):
+    path = sqlite_path(uri)
+    if path is None:
         return None
-    path = Path(path_text)
     if path.is_dir():
         return f"{path} is a folder, not a SQLite file; use e.g. sqlite:///{path}/mlflow.db"
     if path.exists():
@@ -160,14 +159,44 @@ def ensure_experiment(name: str = DEFAULT_EXPERIMENT, uri: str | None = None) ->
 
     uri = check_tracking_uri(uri)
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is None:
-        return mlflow.create_experiment(name, artifact_location=artifact_location(uri),
-                                        tags={KIND_TAG: MODEL_TRAINING})
-    if KIND_TAG not in experiment.tags:  # made before molpre set it
-        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, KIND_TAG,
-                                                 MODEL_TRAINING)
-    return experiment.experiment_id
+    with store_setup_lock(uri):
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            return mlflow.create_experiment(name, artifact_location=artifact_location(uri),
+                                            tags={KIND_TAG: MODEL_TRAINING})
+        if KIND_TAG not in experiment.tags:  # made before molpre set it
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, KIND_TAG,
+                                                     MODEL_TRAINING)
+        return experiment.experiment_id
+
+
+#: Seconds a process waits for another one creating the same SQLite store's tables.
+STORE_SETUP_TIMEOUT_S = 300.0
+
+
+def store_setup_lock(uri: str) -> AbstractContextManager:
+    """An operating-system lock beside a SQLite store (``STORE.setup.lock``) held while a
+    process opens the store for the first time and gets or creates its experiment.
+
+    MLflow creates a new store's tables by running its Alembic migrations, and several
+    processes doing that at once on one new file fail ("Online migration expected to match
+    one row", "table ... already exists") and can leave it half-migrated; two creating one
+    experiment at once collide on its name. Other stores: no lock (their server serializes).
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        return nullcontext()
+    from filelock import FileLock
+
+    return FileLock(f"{path}.setup.lock", timeout=STORE_SETUP_TIMEOUT_S)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` store (None for other stores and ``:memory:``)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    text = uri[len("sqlite:///"):].split("?", 1)[0]
+    return None if text in ("", ":memory:") else Path(text).expanduser()
 
 
 #: MLflow's record of what an experiment is: model training, not GenAI. (The 3.17 UI

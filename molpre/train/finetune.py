@@ -51,7 +51,7 @@ from molpre.inference.metrics import mean_only, parity_plot, target_metrics
 from molpre.models.checkpoint import DTYPES, save_checkpoint
 from molpre.models.committee import Committee, calibrate, out_of_domain_fraction
 from molpre.models.energy import PropertyModel, make_head
-from molpre.runtime import seed_everything
+from molpre.runtime import seed_everything, show_progress
 from molpre.targets import TargetSpec, get_target, monitor_name
 from molpre.targets.kinds import MeanPrior
 from molpre.train.finetune_config import ConfigError, FinetuneConfig
@@ -254,7 +254,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
         max_epochs=config.epochs, max_time=timedelta(minutes=minutes) if minutes else None,
         accelerator=resolve_accelerator(config.accelerator), devices=config.devices,
         logger=False, enable_checkpointing=False,
-        enable_model_summary=False, enable_progress_bar=config.progress, inference_mode=False,
+        enable_model_summary=False, enable_progress_bar=show_progress(config.progress), inference_mode=False,
         num_sanity_val_steps=0, default_root_dir=config.out,
         callbacks=callbacks,
     )

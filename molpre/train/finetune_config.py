@@ -170,7 +170,8 @@ class FinetuneConfig:
     register_name: str | None = setting(None, help="Also register the model in the MLflow "
                                                    "registry under NAME.")
     log_model: bool = True
-    progress: bool = True
+    progress: bool | None = setting(None, help="Draw a progress bar (default: only when stderr "
+                                              "is a terminal, so a redirected log stays clean).")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target", target_text(self.target))
@@ -253,4 +254,4 @@ CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction",
               "split_seed", "split_file", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
               "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
               "max_minutes", "ema_decay", "anneal", "threads", "compile", "run_name", "register_name", "accelerator",
-              "devices", "out")
+              "devices", "progress", "out")

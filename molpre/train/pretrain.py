@@ -32,7 +32,7 @@ from molpre.data.shard_stream import ShardDataset, collate_views
 from molpre.data.shards import read_manifest
 from molpre.models.presets import resolve_config
 from molpre.nn.compiled import compile_wanted
-from molpre.runtime import seed_everything
+from molpre.runtime import seed_everything, show_progress
 from molpre.train import callbacks as cb
 from molpre.train import monitors
 from molpre.train.anneal import LrAnneal
@@ -322,7 +322,7 @@ def make_trainer(config: PretrainConfig, outdir: Path, run_id: str,
         strategy=strategy, default_root_dir=outdir,
         max_epochs=t.epochs, max_steps=t.max_steps, max_time=max_time, logger=logger,
         callbacks=callbacks, log_every_n_steps=t.log_every_n_steps,
-        gradient_clip_val=t.grad_clip, enable_progress_bar=t.progress,
+        gradient_clip_val=t.grad_clip, enable_progress_bar=show_progress(t.progress),
         enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False,
         **validate)
 
@@ -371,7 +371,7 @@ def pretrain(config: PretrainConfig | Mapping[str, Any] | str | Path | None = No
     outdir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     set_threads(cfg.train.threads)
-    shard_dir = prepare_shards(cfg, outdir, progress=cfg.train.progress)
+    shard_dir = prepare_shards(cfg, outdir, progress=show_progress(cfg.train.progress))
     manifest = read_manifest(shard_dir)
     check_corpus(manifest, shard_dir)
     check_labels(cfg.objectives, manifest, shard_dir)

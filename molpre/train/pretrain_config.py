@@ -137,7 +137,8 @@ class TrainConfig:
     keep_checkpoints: int = setting(2, click_type=click.IntRange(min=0),
                                     help="Periodic checkpoints kept in OUTDIR/checkpoints "
                                          "(0: last.ckpt only).")
-    progress: bool = True
+    progress: bool | None = setting(None, help="Draw progress bars (default: only when stderr "
+                                              "is a terminal, so a redirected log stays clean).")
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.anneal) <= 1.0:
@@ -219,7 +220,7 @@ CLI_FIELDS = ("corpus.path", "corpus.shards", "corpus.conformers", "corpus.max_m
               "corpus.level", "corpus.copies",
               "train.epochs", "train.max_steps", "train.anneal", "train.batch_size", "model.preset",
               "train.devices", "train.accelerator", "train.threads", "train.compile",
-              "train.checkpoint_every_n_steps", "train.keep_checkpoints",
+              "train.checkpoint_every_n_steps", "train.keep_checkpoints", "train.progress",
               "probe.data", "probe.target", "seed", "output")
 
 

@@ -100,3 +100,23 @@ def test_finetune_stops_before_work_on_a_dead_server(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "MLflow tracking URI 'http://127.0.0.1:" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def _ensure_in_a_process(uri: str) -> str:
+    try:
+        return ensure_experiment("raced", uri)
+    except Exception as err:  # noqa: BLE001 - the parent test reports what failed
+        return f"FAILED {type(err).__name__}: {str(err)[:200]}"
+
+
+def test_processes_opening_one_new_sqlite_store_at_once_all_get_the_experiment(tmp_path):
+    """Four processes creating one new store and experiment at once (MLflow's migrations race
+    without the setup lock: every run of this failed at least one of them before the lock)."""
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        ids = pool.map(_ensure_in_a_process, [uri] * 4)
+    assert not [i for i in ids if i.startswith("FAILED")], ids
+    assert len(set(ids)) == 1
+    assert ensure_experiment("raced", uri) == ids[0]

@@ -39,3 +39,28 @@ def test_a_worker_exits_when_its_parent_is_killed():
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(worker), "the orphaned worker kept running"
+
+
+def test_progress_bars_follow_the_flag_else_whether_stderr_is_a_terminal(monkeypatch):
+    import io
+
+    from molpre.runtime import show_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert show_progress(None) is False and show_progress(True) is True
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert show_progress(None) is True and show_progress(False) is False
+
+
+def test_finetune_and_pretrain_take_progress_flags():
+    from click.testing import CliRunner
+
+    from molpre.cli import main
+
+    for command, key in (("finetune", "progress"), ("pretrain", "train.progress")):
+        text = CliRunner().invoke(main, [command, "--help"]).output
+        assert "--progress / --no-progress" in text, (command, key)
