@@ -15,13 +15,8 @@ mkdir -p "$work"; cd "$work"
 start=$(date +%s)
 stamp() { echo "$(date -u +%H:%M:%S) +$(( $(date +%s) - start ))s $*" | tee -a stages.log; }
 stamp "start ($rows MOSES rows; load $(cut -d' ' -f1-3 /proc/loadavg))"
-(zcat "$shared/data/moses_train.csv.gz" || true) | head -n $((rows + 1)) > moses.csv  # zcat ends on SIGPIPE
-molpre submit "$repo/workflows/fragments.yaml" --input moses.csv -o fragments.csv --workers 2
-stamp "fragments: $(($(wc -l < fragments.csv) - 1)) rows"
-molpre audit --corpus fragments.csv --eval "$shared/data/qm9_sample3000.extxyz.gz" \
-    --eval-first 1000 --drop fragments_clean.csv --drop-level block > audit.txt
-stamp "audit: $(($(wc -l < fragments_clean.csv) - 1)) rows kept"
-molpre submit "$repo/workflows/corpus_xtb.yaml" --input fragments_clean.csv -o corpus --workers 2
+. "$here/../fragment_corpus.sh"
+fragment_corpus corpus
 stamp "corpus built"
 left=$(( 3600 - ($(date +%s) - start) - 120 ))
 molpre pretrain --config "$here/pretrain.yaml" --shards corpus --set output="$work/encoder" \

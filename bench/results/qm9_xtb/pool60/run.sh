@@ -31,13 +31,8 @@ with gzip.open(sys.argv[1], "rt") as handle:
 order = np.random.default_rng(0).permutation(len(ids))
 open("test_ids.txt", "w").write("\n".join(str(ids[i]) for i in order[:1000]) + "\n")
 PY
-(zcat "$shared/data/moses_train.csv.gz" || true) | head -n $((rows + 1)) > moses.csv  # zcat ends on SIGPIPE
-molpre submit "$repo/workflows/fragments.yaml" --input moses.csv -o fragments.csv --workers 2
-stamp "fragments: $(($(wc -l < fragments.csv) - 1)) rows"
-molpre audit --corpus fragments.csv --eval "$qm9" \
-    --eval-first 1000 --drop fragments_clean.csv --drop-level block > audit.txt
-stamp "audit: $(($(wc -l < fragments_clean.csv) - 1)) rows kept"
-molpre submit "$repo/workflows/corpus_xtb.yaml" --input fragments_clean.csv -o corpus_frag --workers 2
+. "$results/fragment_corpus.sh"
+fragment_corpus corpus_frag
 stamp "fragment corpus built"
 python "$results/pool/make_pool.py" "$qm9" test_ids.txt pool.extxyz
 molpre submit "$repo/workflows/corpus_xtb.yaml" --input pool.extxyz -o corpus_pool --workers 2
