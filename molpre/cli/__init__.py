@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "conformers": "conformers",
     "label": "label",
     "export": "export",
+    "join-shards": "join_shards",
     "pretrain": "pretrain",
     "finetune": "finetune",
     "predict": "predict",

@@ -37,7 +37,7 @@ from molpre.cli import SUBCOMMANDS, main
 UNREACHABLE = "http://127.0.0.1:9"
 REMOTE_MODEL = "runs:/0123456789abcdef0123456789abcdef/model"
 #: Input roles that are folders (the rest are files).
-FOLDER_ROLES = {"model"}
+FOLDER_ROLES = {"model", "shards", "shards2"}
 YAML_ROLES = {"config", "job"}
 
 
@@ -78,6 +78,7 @@ COMMANDS = [
     Cmd("ui", "ui --port {port}", out="", mlflow=True, extra=("port_out_of_range", "port_in_use")),
     Cmd("demo", "demo --config {config} -o {out}", out="dir"),
     Cmd("pipelines", "pipelines copy demo -o {out}", out="dir"),
+    Cmd("join-shards", "join-shards {shards} {shards2} -o {out}", out="dir"),
 ]
 
 #: Commands that write nothing and read nothing worth a case (none today).
@@ -141,6 +142,20 @@ def _label_store(path: Path, frames: list[Atoms]) -> None:
                                                  "basis": "sto-3g"})
 
 
+def _shards(folder: Path, frames: list[Atoms], smiles: list[str]) -> None:
+    """A labeled shard folder of ``frames`` (one conformer each, ``smiles`` their molecules),
+    as the corpus writer makes it."""
+    from molpre.chem import records_from_smiles
+    from molpre.data.shards import ShardWriter
+
+    writer = ShardWriter(folder, shard_size=2,
+                         settings={"labels": {"level": "gfn2-xtb", "forces": True}})
+    for record, atoms in zip(records_from_smiles(smiles), frames, strict=True):
+        writer.add(record, [atoms], energies=[atoms.get_potential_energy()],
+                   forces=[np.zeros((len(atoms), 3))])
+    writer.close()
+
+
 def _model(folder: Path) -> None:
     import torch
 
@@ -163,7 +178,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     paths = {"smi": root / "x.smi", "csv": root / "in.csv", "extxyz": root / "labels.extxyz",
              "db": root / "labels.db", "model": root / "ft", "config": root / "config.yaml",
              "job": root / "job.yaml", "trunc": root / "trunc.db", "afile": root / "afile",
-             "split": root / "split.csv", "root": root}
+             "split": root / "split.csv", "shards": root / "frag", "shards2": root / "mine",
+             "root": root}
     paths["smi"].write_text("CCO a\nCCN b\n")
     paths["csv"].write_text("smiles,id\nCCO,a\nCCN,b\n")
     frames = _labeled_frames()
@@ -171,6 +187,8 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     _label_store(paths["db"], frames)
     paths["trunc"].write_bytes(paths["db"].read_bytes()[:20000])
     _model(paths["model"])
+    _shards(paths["shards"], frames[:4], ["O", "C", "N", "CC"])
+    _shards(paths["shards2"], frames[4:], ["CO", "C#N", "C=C", "C=O"])
     paths["config"].write_text("finetune: {epochs: 1}\npretrain: {seed: 0}\n"
                                "study: {name: matrix}\ndemo: {seed: 0}\n")
     paths["job"].write_text(f"kind: predict\nmodel: {{source: {paths['model']}}}\n")

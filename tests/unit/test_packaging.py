@@ -127,7 +127,7 @@ def test_the_built_wheel_with_only_the_test_extra_imports_every_module_and_test(
 def _readme_command_table() -> list[str]:
     """The subcommand of each row of README's command table (`molpre NAME ...`)."""
     text = (ROOT / "README.md").read_text()
-    return re.findall(r"^\| `molpre (\w+)", text, flags=re.M)
+    return re.findall(r"^\| `molpre ([\w-]+)", text, flags=re.M)
 
 
 def test_every_command_in_the_readme_table_exists_and_has_help():

@@ -40,8 +40,9 @@ stamp "pool corpus built"
 python "$results/mutants/make_mutants.py" "$qm9" test_ids.txt "$neighbours" 0 mutants.csv
 molpre submit "$repo/workflows/corpus_xtb.yaml" --input mutants.csv -o corpus_mut --workers 2
 stamp "neighbour corpus built"
-python "$results/pool/mix_corpus.py" corpus_frag corpus_pool corpus_fp pool
-python "$results/pool/mix_corpus.py" corpus_fp corpus_mut corpus mut
+# --keep-offsets: the fragments' per-element offsets, as in the measured run (it joined the
+# folders with the bench script this command replaced; same shards, order and offsets)
+molpre join-shards corpus_frag corpus_pool corpus_mut -o corpus --keep-offsets --no-progress
 stamp "one shard folder: $(ls corpus/*.npz | wc -l) shards"
 left=$(( 3600 - ($(date +%s) - start) - 120 ))
 molpre pretrain --config "$results/fast60/pretrain.yaml" --shards corpus \
