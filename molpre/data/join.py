@@ -26,7 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from molpre.data.shards import FAILURES, FORMAT, MANIFEST, MOLECULES, OffsetFit, read_manifest
+from molpre.data.shards import (
+    FAILURE_COLUMNS,
+    FAILURES,
+    FORMAT,
+    MANIFEST,
+    MOLECULE_COLUMNS,
+    MOLECULES,
+    OffsetFit,
+    read_manifest,
+)
 
 
 class JoinError(ValueError):
@@ -136,7 +145,7 @@ def _merged_reasons(manifests: list[dict]) -> dict[str, int]:
 def _append_failures(folders: list[Path], out: Path) -> None:
     with open(out / FAILURES, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["row", "mol_id", "input", "reason"])
+        writer.writerow(FAILURE_COLUMNS)
         for folder in folders:
             path = folder / FAILURES
             if path.is_file():
@@ -165,8 +174,7 @@ def join_shards(folders: list[str | Path], out: str | Path, *, keep_offsets: boo
     shards, next_index = [], 0
     with open(out / MOLECULES, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["mol_index", "mol_id", "smiles", "inchikey", "scaffold",
-                         "n_conformers", "shard"])
+        writer.writerow(MOLECULE_COLUMNS)
         for new, (k, p) in enumerate(tqdm(join_order(manifests), desc="join", unit="shard",
                                           disable=not progress)):
             entry = manifests[k]["shards"][p]

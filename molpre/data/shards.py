@@ -36,6 +36,9 @@ FAILURES = "failures.csv"
 FORMAT = "molpre.shards/2"
 #: Formats this module reads.
 READABLE = ("molpre.shards/1", FORMAT)
+#: Columns of molecules.csv and failures.csv.
+MOLECULE_COLUMNS = ["mol_index", "mol_id", "smiles", "inchikey", "scaffold", "n_conformers", "shard"]
+FAILURE_COLUMNS = ["row", "mol_id", "input", "reason"]
 
 
 def murcko_scaffold(mol: Any) -> str:
@@ -100,9 +103,8 @@ class ShardWriter:
         self._fail_file = open(self.outdir / FAILURES, "w", newline="")
         self._mols = csv.writer(self._mol_file)
         self._fails = csv.writer(self._fail_file)
-        self._mols.writerow(["mol_index", "mol_id", "smiles", "inchikey", "scaffold",
-                             "n_conformers", "shard"])
-        self._fails.writerow(["row", "mol_id", "input", "reason"])
+        self._mols.writerow(MOLECULE_COLUMNS)
+        self._fails.writerow(FAILURE_COLUMNS)
         self._pending: list[Molecule] = []
         self._offsets = OffsetFit()
         self.shards: list[dict] = []
