@@ -14,7 +14,7 @@ pipelines/qm9_sample.yaml)::
     encoders:  [{name, path, modes: [full], control: [full], seed, corpus, head, budgets,
                  control_of, train: {lr, ...}}]
     baselines: null (the target kind's: [linear, krr] or [mean, krr]);  krr: {sigmas, lambdas, folds}
-    train:     {preset, epochs, batch_size, lr, patience, max_minutes, ensemble, ema_decay,
+    train:     {preset, epochs, batch_size, lr, loss, patience, max_minutes, ensemble, ema_decay,
                 anneal, val_fraction, dtype: FinetuneConfig's, overridden; val_min, fail_margin}
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
@@ -145,8 +145,8 @@ class StudyTraining:
 ENCODER_TRAIN_FIELDS = ("lr", "epochs", "batch_size", "patience", "max_minutes", "ema_decay",
                         "anneal")
 #: FinetuneConfig fields a study's ``train:`` section may set for every neural child.
-TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "patience", "max_minutes", "ensemble",
-                "ema_decay", "anneal", "val_fraction", "dtype", "compile")
+TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "loss", "patience", "max_minutes",
+                "ensemble", "ema_decay", "anneal", "val_fraction", "dtype", "compile")
 #: The study's own defaults for them (longer training, a wall-clock cap per child).
 TRAIN_DEFAULTS = {"epochs": 300, "lr": 5e-3, "patience": 40, "max_minutes": 10.0}
 
@@ -164,7 +164,8 @@ TrainSpec = override_of(
     child a committee of K members (seeds seed..seed+K-1 on the child's split, sharing
     ``max_minutes``) scored by its mean; ``ema_decay`` trains every child with an
     exponential moving average of its weights; ``anneal`` cools each child's lr down over
-    the last fraction of its budget instead of plateau halving and early stopping.""")
+    the last fraction of its budget instead of plateau halving and early stopping; ``loss``
+    (mse or l1) is every arm's, so no arm trains on another penalty than its references.""")
 
 
 @dataclass(frozen=True)

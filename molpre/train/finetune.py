@@ -244,7 +244,7 @@ def _fit(config, model, train, val, scale, alpha, reference, minutes, prefix, fo
     task = PropertyTask(model, lr=config.lr, weight_decay=config.weight_decay, weights=weights,
                         forces_weight=config.force_weight if forces else 0.0,
                         scales=scale, alpha=alpha, reference=reference, patience=config.patience,
-                        plateau=not config.anneal)
+                        plateau=not config.anneal, penalty=config.loss)
     averaged = AveragedWeights(decay=config.ema_decay) if config.ema_decay else None
     best, epochs = BestWeights(averaged), MlflowEpochMetrics(prefix, caps)
     callbacks = [best, epochs, _schedule(config, len(train), task.monitor)]

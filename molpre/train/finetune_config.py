@@ -64,6 +64,7 @@ class FinetuneConfig:
     seed..seed+K-1, one split) saved as one committee model with spreads and a calibrated
     out-of-domain check (molpre.models.committee). delta: a cheap level or its label stores
     for delta learning (molpre.delta); delta_scale: s (None: fitted on the training labels).
+    loss: the penalty every loss term averages, mse (squared error) or l1 (absolute error).
     """
 
     data: str = setting("", help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).",
@@ -122,6 +123,11 @@ class FinetuneConfig:
     batch_size: int = setting(16, help="Molecules per batch.", click_type=click.IntRange(min=1))
     lr: float = setting(3e-3, help="Learning rate.", click_type=click.FloatRange(min=0, min_open=True))
     weight_decay: float = 0.0
+    loss: str = setting(
+        "mse", click_type=click.Choice(["mse", "l1"]),
+        help="What the loss averages over the residuals (in units of the labels' spread): "
+             "mse, the squared error (default), or l1, the absolute error, so the loss is the "
+             "MAE that is reported; applies to every target and to forces.")
     patience: int = setting(20, help="Early-stopping patience in epochs.",
                             click_type=click.IntRange(min=1))
     seed: int = setting(0, help="The one seed.")
@@ -192,6 +198,8 @@ class FinetuneConfig:
         if self.head == "pretrained" and (self.mode == "scratch" or not _is_energy(self.target)):
             raise ConfigError("head: pretrained needs a pretrained encoder (mode full, prior, "
                               "probe or freeze:K) and an energy target")
+        if self.loss not in ("mse", "l1"):
+            raise ConfigError(f"loss {self.loss!r}: use mse or l1")
         if (self.forces_weight or 0) < 0 or self.energy_weight < 0:
             raise ConfigError("loss weights must be >= 0")
         if self.forces_weight is not None and self.forces is None:
@@ -252,6 +260,6 @@ class FinetuneConfig:
 #: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
 CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "split_file", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
-              "lr", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
+              "lr", "loss", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
               "max_minutes", "ema_decay", "anneal", "threads", "compile", "run_name", "register_name", "accelerator",
               "devices", "progress", "out")

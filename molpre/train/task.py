@@ -28,7 +28,8 @@ class PropertyTask(pl.LightningModule):
     """Finetune ``model`` on every target it carries (one weighted loss term each).
 
     ``weights``/``scales``: per-target loss weight and spread (molpre units; default 1);
-    forces are weighed by ``forces_weight`` in units of the energy's scale. ``reference`` (encoder weights w0)
+    forces are weighed by ``forces_weight`` in units of the energy's scale; ``penalty`` (``mse``
+    or ``l1``) is what every term averages. ``reference`` (encoder weights w0)
     and ``alpha`` switch on L2-SP. :attr:`monitor` is the metric that picks the best epoch:
     the one target's validation MAE, or ``val_score`` (sum of val MAE / scale, plus
     ``forces_weight`` x the forces' val MAE / the energy's scale, as in the loss) for several
@@ -41,13 +42,13 @@ class PropertyTask(pl.LightningModule):
         forces_weight: float = 0.0,
         weights: dict[str, float] | None = None, scales: dict[str, float] | None = None,
         alpha: float = 0.0, reference: dict[str, torch.Tensor] | None = None, patience: int = 20,
-        plateau: bool = True,
+        plateau: bool = True, penalty: str = "mse",
     ) -> None:
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.patience = lr, weight_decay, patience
         self.plateau = plateau  # False: a callback (molpre.train.anneal.LrAnneal) sets the lr
-        self.forces_weight = forces_weight
+        self.forces_weight, self.penalty = forces_weight, penalty
         self.specs = [get_target(t) for t in model.targets]
         self.forces = get_target("forces")
         self.weights = {s.name: (weights or {}).get(s.name, 1.0) for s in self.specs}
@@ -74,7 +75,7 @@ class PropertyTask(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch)
         terms = weighted_loss(out, batch, forces_weight=self.forces_weight, targets=self.weights,
-                              weights=self.weights, scales=self.scales)
+                              weights=self.weights, scales=self.scales, penalty=self.penalty)
         loss = terms["loss"]
         if self.alpha > 0 and self.reference:
             loss = loss + l2sp_penalty(self.model.encoder.named_parameters(), self.reference,

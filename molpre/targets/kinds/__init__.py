@@ -12,6 +12,7 @@ import pkgutil
 
 from molpre.targets.kinds.base import (
     KINDS,
+    PENALTIES,
     Fitted,
     HeadDims,
     HeadInputs,
@@ -27,5 +28,5 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["KINDS", "Fitted", "HeadDims", "HeadInputs", "HeadOutput", "Kind", "MeanPrior",
+__all__ = ["KINDS", "Fitted", "HeadDims", "HeadInputs", "HeadOutput", "Kind", "MeanPrior", "PENALTIES",
            "Prior", "get_kind", "register_kind"]

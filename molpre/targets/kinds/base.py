@@ -53,6 +53,13 @@ def get_kind(kind: Kind | str) -> Kind:
         raise KeyError(f"kind must be one of {tuple(KINDS)}, got {kind!r}") from None
 
 
+#: Per-residual penalties a finetuning loss can average, by name: ``mse`` (squared error,
+#: the default) or ``l1`` (absolute error: the loss is then the MAE that is reported).
+PENALTIES = {
+    "mse": lambda residual: residual**2,
+    "l1": torch.abs,
+}
+
 @dataclass(frozen=True)
 class HeadDims:
     """Widths a head reads: ``features`` F of the invariant per-atom features, ``channels``
@@ -191,10 +198,12 @@ class Kind:
         pred = self.compared(pred, label)
         return (pred - label.to(pred)).abs().reshape(-1)
 
-    def loss(self, pred: torch.Tensor, label: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """Mean squared error in units of ``scale`` (molpre units)."""
+    def loss(self, pred: torch.Tensor, label: torch.Tensor, scale: float = 1.0,
+             penalty: str = "mse") -> torch.Tensor:
+        """Mean ``penalty`` (a name in :data:`PENALTIES`: squared or absolute error) of the
+        residuals in units of ``scale`` (molpre units)."""
         diff = (self.compared(pred, label) - label.to(pred.dtype)) / scale
-        return (diff**2).mean()
+        return PENALTIES[penalty](diff).mean()
 
     # normalising and building ------------------------------------------------------------
     def fit(self, numbers: Sequence[Sequence[int]], labels: np.ndarray) -> Fitted:
