@@ -59,7 +59,7 @@ def check_joinable(folders: list[Path]) -> list[dict]:
     for folder in folders:
         try:
             manifest = read_manifest(folder)
-        except (FileNotFoundError, ValueError, json.JSONDecodeError) as err:
+        except (FileNotFoundError, ValueError) as err:  # JSONDecodeError is a ValueError
             raise JoinError(str(err)) from None
         if not manifest.get("shards"):
             raise JoinError(f"{folder} holds no shards")

@@ -14,8 +14,9 @@ pipelines/qm9_sample.yaml)::
     encoders:  [{name, path, modes: [full], control: [full], seed, corpus, head, budgets,
                  control_of, train: {lr, ...}}]
     baselines: null (the target kind's: [linear, krr] or [mean, krr]);  krr: {sigmas, lambdas, folds}
-    train:     {preset, epochs, batch_size, lr, loss, patience, max_minutes, ensemble, ema_decay,
-                anneal, val_fraction, dtype: FinetuneConfig's, overridden; val_min, fail_margin}
+    train:     {preset, epochs, batch_size, lr, loss, forces_weight, patience, max_minutes,
+                ensemble, ema_decay, anneal, val_fraction, dtype: FinetuneConfig's,
+                overridden; val_min, fail_margin}
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
     delta:     {level: gfn2-xtb | data: [cheap-level stores], scale: null}   (delta learning)
@@ -145,8 +146,9 @@ class StudyTraining:
 ENCODER_TRAIN_FIELDS = ("lr", "epochs", "batch_size", "patience", "max_minutes", "ema_decay",
                         "anneal")
 #: FinetuneConfig fields a study's ``train:`` section may set for every neural child.
-TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "loss", "patience", "max_minutes",
-                "ensemble", "ema_decay", "anneal", "val_fraction", "dtype", "compile")
+TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "loss", "forces_weight", "patience",
+                "max_minutes", "ensemble", "ema_decay", "anneal", "val_fraction", "dtype",
+                "compile")
 #: The study's own defaults for them (longer training, a wall-clock cap per child).
 TRAIN_DEFAULTS = {"epochs": 300, "lr": 5e-3, "patience": 40, "max_minutes": 10.0}
 
