@@ -141,7 +141,8 @@ def verdict(vs_scratch: PairedDifference | None,
     s, c = ("the taught scratch", "the taught random-init control") if taught else \
         ("scratch", "the random-init control")
     if vs_scratch is None:
-        return NO_EFFECT, f"fewer than 2 seeds where both this arm and {s} trained (see failed)"
+        return NO_EFFECT, (f"fewer than 2 seeds where both this arm and {s} finished ({s} "
+                           "not run at this budget, or failed: see failed)")
     scratch = direction(vs_scratch)
     if scratch == NEGATIVE:
         return NEGATIVE, f"worse than {s} (95% interval of the paired difference > 0)"

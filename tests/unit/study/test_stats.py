@@ -48,6 +48,9 @@ def test_verdicts_gain_negative_and_control():
     label, reason = stats.verdict(stats.paired_difference(better, scratch),
                                   stats.paired_difference(better, control))
     assert label == stats.NO_EFFECT and "control" in reason
+    # no reference at this budget (a taught arm whose taught scratch was not run): said so
+    label, reason = stats.verdict(None, taught=True)
+    assert label == stats.NO_EFFECT and "the taught scratch not run at this budget" in reason
 
 
 def test_power_law_fit_and_savings():
