@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from molpre.targets import Source, TargetSpec, register
-from molpre.targets.kinds import Fitted, HeadOutput, Kind, Prior, register_kind
+from molpre.targets.kinds import PENALTIES, Fitted, HeadOutput, Kind, Prior, register_kind
 from molpre.targets.kinds.base import mlp, per_molecule
 
 
@@ -65,8 +65,8 @@ class Positive(Kind):
     prior_name = "geomean"
     prior_description = "geometric mean"
 
-    def loss(self, pred, label, scale=1.0):
-        return ((torch.log(pred) - torch.log(label.to(pred))) ** 2).mean() / scale**2
+    def loss(self, pred, label, scale=1.0, penalty="mse"):
+        return PENALTIES[penalty]((torch.log(pred) - torch.log(label.to(pred))) / scale).mean()
 
     def fit(self, numbers, labels):
         logs = np.log(labels)
