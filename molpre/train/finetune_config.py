@@ -20,6 +20,9 @@ from molpre.targets.keys import TargetKey, target_text
 __all__ = ["MODES", "ConfigError", "FinetuneConfig", "CLI_FIELDS"]
 
 MODES = ("scratch", "probe", "freeze:K", "full", "prior")
+#: Loss penalties by name: the keys of :data:`molpre.targets.kinds.PENALTIES` (listed here
+#: so that the CLI's help needs no torch; a test keeps the two equal).
+LOSSES = ("mse", "l1")
 #: Encoder presets of a scratch model (molpre.models.presets).
 PRESETS = ("small", "medium")
 _FREEZE = re.compile(r"^freeze:(\d+)$")
@@ -124,7 +127,7 @@ class FinetuneConfig:
     lr: float = setting(3e-3, help="Learning rate.", click_type=click.FloatRange(min=0, min_open=True))
     weight_decay: float = 0.0
     loss: str = setting(
-        "mse", click_type=click.Choice(["mse", "l1"]),
+        "mse", click_type=click.Choice(list(LOSSES)),
         help="What the loss averages over the residuals (in units of the labels' spread): "
              "mse, the squared error (default), or l1, the absolute error, so the loss is the "
              "MAE that is reported; applies to every target and to forces.")
@@ -198,8 +201,8 @@ class FinetuneConfig:
         if self.head == "pretrained" and (self.mode == "scratch" or not _is_energy(self.target)):
             raise ConfigError("head: pretrained needs a pretrained encoder (mode full, prior, "
                               "probe or freeze:K) and an energy target")
-        if self.loss not in ("mse", "l1"):
-            raise ConfigError(f"loss {self.loss!r}: use mse or l1")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss {self.loss!r}: use {' or '.join(LOSSES)}")
         if (self.forces_weight or 0) < 0 or self.energy_weight < 0:
             raise ConfigError("loss weights must be >= 0")
         if self.forces_weight is not None and self.forces is None:

@@ -8,7 +8,8 @@ from molpre.config import ConfigError, from_dict
 from molpre.study.config import StudyConfig
 from molpre.study.plan import Child, finetune_config
 from molpre.targets import get_target
-from molpre.train.finetune_config import FinetuneConfig
+from molpre.targets.kinds import PENALTIES
+from molpre.train.finetune_config import LOSSES, FinetuneConfig
 from molpre.train.losses import weighted_loss
 
 
@@ -38,6 +39,10 @@ def test_the_penalty_reaches_the_forces_term_too():
     assert (float(mse["energy"]), float(mse["forces"])) == pytest.approx((4.0, 4 / 3))
     assert (float(l1["energy"]), float(l1["forces"])) == pytest.approx((2.0, 2 / 3))
     assert float(l1["loss"]) == pytest.approx(2.0 + 2 / 3)
+
+
+def test_the_config_offers_exactly_the_registered_penalties():
+    assert set(LOSSES) == set(PENALTIES)
 
 
 def test_an_unknown_loss_is_refused_where_it_is_written(tmp_path):
