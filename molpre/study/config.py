@@ -20,7 +20,8 @@ pipelines/qm9_sample.yaml)::
     audit:     {probe_leak: error | warn}
     probes:    {enabled, max_train, folds}
     delta:     {level: gfn2-xtb | data: [cheap-level stores], scale: null}   (delta learning)
-    teach:     {study: OUTDIR of a finished study, arms: null | [arm, ...], budgets: null}
+    teach:     {study: OUTDIR of a finished study, arms: null | [arm, ...], budgets: null,
+                extra: null | molecule file, extra_max: null | N, untaught: true}
                (taught arms ``<arm>+taught``, molpre.study.teaching)
 """
 
@@ -232,6 +233,15 @@ class TeachSpec:
     study: str | None = setting(None, help="OUTDIR of the teaching study; null: no taught arms.")
     arms: list[str] | None = None
     budgets: list[int] | None = None
+    extra: str | None = setting(
+        None, help="Molecules beyond the study's data for the teacher to label as well "
+        "(extxyz or .db, one geometry each; audited against the study's molecules, "
+        "molpre.study.teach_extra); null: the pool only.")
+    extra_max: int | None = setting(None, help="Use the first N audited extra molecules "
+                                    "(null: all).")
+    untaught: bool = setting(True, help="Also run the untaught arms that are taught (false: "
+                             "only their taught copies, when the untaught ones were measured "
+                             "in another parent).")
 
     @property
     def enabled(self) -> bool:
@@ -308,7 +318,13 @@ class StudyConfig:
         if not t.enabled:
             if t.arms is not None or t.budgets is not None:
                 raise ValueError("teach: give study (the teaching study's OUTDIR) with arms or budgets")
+            if t.extra is not None or t.extra_max is not None:
+                raise ValueError("teach: give study (the teaching study's OUTDIR) with extra")
             return
+        if t.extra_max is not None and t.extra_max < 1:
+            raise ValueError(f"teach.extra_max: a count >= 1 or null, got {t.extra_max}")
+        if t.extra_max is not None and not t.extra:
+            raise ValueError("teach.extra_max: give teach.extra (the molecule file) too")
         if self.forces_key:
             raise ValueError("teach: a study with forces cannot be taught yet (the teacher "
                              "labels energies only); drop forces_key")

@@ -99,13 +99,16 @@ def taught_arms(config: StudyConfig, budget: int) -> list[Child]:
 
 def plan(config: StudyConfig) -> list[Child]:
     """Every child of the study, baselines first, small budgets first, taught arms after
-    the arms they copy."""
+    the arms they copy (which ``teach.untaught: false`` leaves out)."""
     children = []
     for budget in config.budgets:
         for seed in range(config.seeds.count(budget)):
             children += [Child(b, budget, seed) for b in config.baseline_arms()]
-            templates = [a for a in arms(config) if runs_at(config, a.encoder, budget)]
-            templates += taught_arms(config, budget)
+            taught = taught_arms(config, budget)
+            skipped = set() if config.teach.untaught else {a.base_arm for a in taught}
+            templates = [a for a in arms(config)
+                         if runs_at(config, a.encoder, budget) and a.arm not in skipped]
+            templates += taught
             children += [replace(a, budget=budget, seed=seed) for a in templates]
     return children
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from molpre.study import children as ch
-from molpre.study.config import StudyConfig
+from molpre.study.config import StudyConfig, StudyConfigError
 from molpre.study.encoders import PreparedEncoder, prepare_encoder, shared_start_warnings
 from molpre.study.plan import (
     Child,
@@ -79,17 +79,35 @@ def _job(config: StudyConfig, child: Child, encoders: dict[str, PreparedEncoder]
     return ch.child_job(child, **fields)
 
 
-def _teaching(config: StudyConfig, children: list[Child]) -> dict | None:
+def _teaching(config: StudyConfig, children: list[Child], data, out: Path,
+              finished: list[Child]) -> dict | None:
     """The teaching study of the taught ``children`` still to run (StudyConfigError, before
     any child runs, when it is unfinished, of another target or lacks one of their
-    teachers); None when none is to run (a finished child needs no teacher to be reported)."""
-    taught = [c for c in children if c.taught]
-    if not taught:
-        return None
+    teachers), with ``teach.extra`` prepared (molpre.study.teach_extra); None when none is
+    to run (a finished child needs no teacher to be reported)."""
+    from molpre.study.teach_extra import check_same_teaching, prepare_extra, teaching_record
     from molpre.study.teaching import check_teachers, teaching_study
 
+    taught = [c for c in children if c.taught]
+    if config.teach.enabled:
+        try:
+            check_same_teaching(out, teaching_record(config.teach.extra, config.teach.extra_max),
+                                [c.run_name for c in finished if c.taught])
+        except ValueError as err:
+            raise StudyConfigError(f"teach.extra: {err}") from err
+    if not taught:
+        return None
     teaching = teaching_study(config.teach.study, config.target)
     check_teachers(config.teach.study, taught)
+    if config.teach.extra:
+        try:
+            extra = prepare_extra(config.teach.extra, config.teach.extra_max, data, out,
+                                  teaching["delta_data"], max(1, config.workers))
+        except (ValueError, OSError) as err:
+            raise StudyConfigError(f"teach.extra: {err}") from err
+        log.warning("teach.extra: %d molecules for the teachers (%s)", extra["extra_audit"]["used"],
+                    ", ".join(f"{k} {v}" for k, v in extra["extra_audit"].items() if k != "source"))
+        teaching.update(extra)
     return teaching
 
 
@@ -240,7 +258,7 @@ def run_study(config: StudyConfig, tracking_uri: str | None = None, progress=_ec
     known = recorded_parent(out, experiment_id)  # None on a first run
     done = finished_children(experiment_id, known, spec) if known else {}
     todo = [] if report_only else [c for c in plan(config) if c.key not in done]
-    teaching = _teaching(config, todo)  # only children still to run need their teacher
+    teaching = _teaching(config, todo, data, out, [c for c in plan(config) if c.key in done])  # only children still to run need their teacher
     parent = open_parent(out, experiment_id, config.name, config.to_dict())
     share_runs_view(experiment_id, spec, parent)
     for line in shared_start_warnings(config, encoders):

@@ -19,6 +19,9 @@ A study with ``teach: {study: OUTDIR}`` runs each taught arm ``<arm>+taught`` (s
    level like its arm, with the ``s`` of its own true labels (the teacher's do not move it),
    and needs the cheap level wherever it predicts.
 
+With ``teach.extra`` the teacher also labels molecules beyond the study's data (audited
+against it; molpre.study.teach_extra), and the student trains on them as well.
+
 The report compares a taught arm with the taught scratch and the taught control (the same
 starting path) and with its own untaught arm (``teaching`` in summary.json).
 """
@@ -161,13 +164,32 @@ def run_taught(job: dict, data, split, fields: dict | None = None) -> tuple:
     pool = pool_rows(split, len(data))
     labels = teacher_labels(teacher, data, pool, teach["target"], teach["delta_data"])
     student, taught = taught_data(data, teach["target"], pool, labels, teacher.name)
+    fields = dict(fields or job["finetune"])
+    n_extra = 0
+    if teach.get("extra"):
+        student, extra_rows = _with_extra(teach, teacher, data, student)
+        taught, n_extra = np.concatenate([taught, extra_rows]), len(extra_rows)
+        if fields.get("delta"):  # a delta student reads the extra molecules' cheap level too
+            fields["delta"] = ",".join([fields["delta"], *teach["extra_delta_data"]])
     out = Path(job["finetune"]["out"])
     out.mkdir(parents=True, exist_ok=True)
     train = np.sort(np.concatenate([split.train, taught]))
     split_file = write_split(out / "taught_split.csv", dataclasses.replace(split, train=train),
-                             data.mol_ids, data.groups)
-    fields = {**(fields or job["finetune"]), "budget": None, "test_ids": None, "split_file": str(split_file)}
+                             student.mol_ids, student.groups)
+    fields = {**fields, "budget": None, "test_ids": None, "split_file": str(split_file)}
     result = finetune(FinetuneConfig.from_dict(fields), student)
     tags = {"taught.teacher": str(teacher), "taught.n": str(len(taught)),
-            "taught.untaught": str(len(pool) - len(taught))}
+            "taught.untaught": str(len(pool) - (len(taught) - n_extra)),
+            "taught.extra": str(n_extra)}
     return result, tags
+
+
+def _with_extra(teach: dict, teacher: Path, data, student) -> tuple:
+    """``student`` plus the prepared extra molecules (molpre.study.teach_extra) that the
+    teacher can label, and their rows in it."""
+    from molpre.study.teach_extra import extra_data, joined
+
+    extra = extra_data(teach["extra"], data)
+    labels = teacher_labels(teacher, extra, np.arange(len(extra)), teach["target"],
+                            teach["extra_delta_data"])
+    return joined(student, extra, teach["target"], labels)

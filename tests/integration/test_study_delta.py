@@ -9,6 +9,8 @@ scale and add back the cheap energies, and score every arm on the target.
 
 from __future__ import annotations
 
+import dataclasses
+
 import ase.io
 import numpy as np
 import pandas as pd
@@ -276,3 +278,119 @@ def _assert_recorded_errors_are_the_saved_models(folder, raw, delta_data) -> Non
     labels = teacher_labels(folder, data, rows, "energy", list(delta_data))
     recorded = np.load(folder / "test_errors.npy")
     assert np.allclose(np.abs(labels - data.energy[rows]), recorded, atol=1e-5)
+
+
+# -- teach.extra (molpre.study.teach_extra): the teacher also labels molecules beyond the
+# study's data; the extra file holds 15 new QM9 molecules, a study molecule at another
+# geometry (the audit drops it) and a repeat of one new molecule (dropped as a repeat).
+
+
+def _extra_file(tmp):
+    frames = ase.io.read(QM9, index="80:95", format="extxyz")
+    inside = ase.io.read(QM9, index="0", format="extxyz")
+    inside.positions += 0.01  # the same molecule as the study's row 0, moved a little
+    inside.info["mol_id"] = "copy_of_row0"
+    again = frames[3].copy()
+    again.info["mol_id"] = "repeat_of_83"
+    ase.io.write(tmp / "extra.extxyz", [*frames, inside, again], format="extxyz")
+    return frames
+
+
+@pytest.fixture(scope="module")
+def extra_study(taught_study):
+    tmp, raw, uri, teacher, plain = taught_study
+    new = _extra_file(tmp)
+    config = _taught_raw(tmp, raw, name="extra", out=str(tmp / "extra"),
+                         teach={"study": str(plain.out), "arms": ["scratch"],
+                                "extra": str(tmp / "extra.extxyz")})
+    return tmp, raw, new, run_study(load_study_config(raw=config), uri), uri
+
+
+def test_the_teacher_labels_audited_extra_molecules_for_the_student(extra_study):
+    import json
+
+    import mlflow
+
+    from molpre.study.contamination import eval_keys
+
+    tmp, raw, new, result, uri = extra_study
+    counts = json.loads((result.out / "teach-extra.json").read_text())
+    assert {k: counts[k] for k in ("given", "in_study", "repeated", "unreadable", "used")} == \
+        {"given": 17, "in_study": 1, "repeated": 1, "unreadable": 0, "used": 15}
+    own = pd.read_csv(result.out / "children" / "scratch-N40-s0" / "split.csv")
+    taught = pd.read_csv(result.out / "children" / "scratch+taught-N40-s0" / "taught_split.csv")
+    extra_ids = {m for m in taught.mol_id if m.startswith("extra:")}
+    assert extra_ids == {"extra:" + a.info["mol_id"] for a in new}
+    assert set(taught.mol_id[taught.part == "train"]) >= extra_ids
+    for part in ("val", "test"):  # validated and scored on the study's own molecules only
+        assert set(taught.mol_id[taught.part == part]) == set(own.mol_id[own.part == part])
+    study = {k.block for k in eval_keys(ase.io.read(raw["data"], index=":"))}
+    kept = ase.io.read(result.out / "teach-extra.extxyz", index=":")
+    assert not {k.block for k in eval_keys(kept)} & study
+    mlflow.set_tracking_uri(uri)
+    run = mlflow.get_run({r["arm"]: r for r in result.records}["scratch+taught"]["run_id"])
+    assert run.data.tags["taught.extra"] == "15" and run.data.tags["taught.n"] == "25"
+    assert np.isfinite({r["arm"]: r for r in result.records}["scratch+taught"]["test_mae"])
+
+
+def test_a_delta_teachers_cheap_level_is_computed_for_the_extra_molecules(tmp_path):
+    """The extra molecules get the teacher's cheap level (here MMFF94, computed by RDKit
+    through the same path as the study's store), matched to them by their ``extra:`` ids."""
+    from molpre.data.datasets import load_labeled
+    from molpre.delta import cheap_labels
+    from molpre.study.teach_extra import extra_data, prepare_extra
+
+    frames = ase.io.read(QM9, index=":6", format="extxyz")
+    ase.io.write(tmp_path / "data.extxyz", frames, format="extxyz")
+    ase.io.write(tmp_path / "more.extxyz", ase.io.read(QM9, index="6:9", format="extxyz"),
+                 format="extxyz")
+    data = load_labeled(tmp_path / "data.extxyz", "u0_atom", "kcal/mol")
+    store = tmp_path / "study-mmff.db"
+    cheap_labels(data, "mmff94", cache=str(store))
+    prepared = prepare_extra(str(tmp_path / "more.extxyz"), 2, data, tmp_path, [str(store)], 1)
+    assert prepared["extra_audit"]["used"] == 2 and len(prepared["extra_delta_data"]) == 1
+    extra = extra_data(prepared["extra"], data)
+    assert extra.mol_ids == ["extra:" + a.info["mol_id"] for a in ase.io.read(QM9, index="6:8")]
+    assert np.all(np.isnan(extra.labels["energy"]))
+    read_back = cheap_labels(extra, prepared["extra_delta_data"])
+    direct = cheap_labels(extra, "mmff94", cache=str(tmp_path / "direct.db"))
+    assert read_back.level == "mmff94"
+    assert np.allclose(read_back.energies, direct.energies, atol=1e-9)
+
+
+def test_extra_molecules_need_a_teaching_study_and_a_positive_count():
+    from molpre.study.config import StudyConfig, TeachSpec
+
+    with pytest.raises(ValueError, match="with extra"):
+        StudyConfig(teach=TeachSpec(extra="more.extxyz"))
+    with pytest.raises(ValueError, match="extra_max"):
+        StudyConfig(teach=TeachSpec(study="t", extra="more.extxyz", extra_max=0))
+    with pytest.raises(ValueError, match="give teach.extra"):
+        StudyConfig(teach=TeachSpec(study="t", extra_max=5))
+
+
+def test_a_parent_taught_with_extra_molecules_refuses_other_teaching(extra_study, taught_study):
+    """Resuming with other extra molecules (or none) would report children taught two ways
+    side by side: refused before anything runs; a parent taught on the pool only refuses
+    extra molecules the same way."""
+    tmp, raw, _, result, uri = extra_study
+    plain = taught_study[4]
+    same = {"study": str(plain.out), "arms": ["scratch"]}
+    for teach in ({**same}, {**same, "extra": str(tmp / "extra.extxyz"), "extra_max": 3}):
+        config = _taught_raw(tmp, raw, name="extra", out=str(result.out), teach=teach)
+        with pytest.raises(StudyConfigError, match="taught with extra=.*extra.extxyz"):
+            run_study(load_study_config(raw=config), uri, report_only=True)
+    pool_only = _taught_raw(tmp, raw, teach={"study": raw["out"], "extra": str(tmp / "extra.extxyz")})
+    with pytest.raises(StudyConfigError, match="taught with extra=None"):
+        run_study(load_study_config(raw=pool_only), uri)
+
+
+def test_only_the_taught_arms_run_when_the_untaught_ones_are_measured_elsewhere(tmp_path):
+    from molpre.study.config import SeedSpec, StudyConfig, TeachSpec
+    from molpre.study.plan import plan
+
+    config = StudyConfig(budgets=[40], seeds=SeedSpec(small=2, large=2), baselines=["linear"],
+                         teach=TeachSpec(study="t", arms=["scratch"], untaught=False))
+    assert sorted({c.arm for c in plan(config)}) == ["linear", "scratch+taught"]
+    both = dataclasses.replace(config, teach=TeachSpec(study="t", arms=["scratch"]))
+    assert sorted({c.arm for c in plan(both)}) == ["linear", "scratch", "scratch+taught"]
