@@ -208,6 +208,16 @@ def _teaching_lines(taught: dict, unit: str) -> list[str]:
     return lines
 
 
+def _extra_lines(extra: dict) -> list[str]:
+    """Where the taught arms' extra molecules came from and what the audit dropped."""
+    if not extra:
+        return []
+    return ["", f"Extra molecules for the teachers (teach.extra, {extra['source']}): "
+            f"{extra['used']} used of {extra['given']} given; dropped as a study molecule "
+            f"(InChIKey block) {extra['in_study']}, unreadable {extra['unreadable']}, "
+            f"repeated {extra['repeated']}."]
+
+
 def markdown(summary: dict) -> str:
     """The short report: table, verdicts, savings, audit, failures."""
     table, budgets = summary["table"], summary["budgets"]
@@ -229,6 +239,7 @@ def markdown(summary: dict) -> str:
             lines.append(f"| {arm} | {b} | {d(c['vs_scratch'])} | {d(c['vs_control'])} | "
                          f"**{c['verdict']}** ({c['reason']}) |")
     lines += _teaching_lines(summary.get("teaching") or {}, unit)
+    lines += _extra_lines(summary.get("teach_extra") or {})
     lines += _savings_lines(summary)
     for enc, a in summary["audit"].items():
         if "counts" in a:
@@ -376,6 +387,14 @@ def _delta_summary(config, records: list[dict]) -> dict:
             "level": ", ".join(sorted(levels)) or "cheap"}
 
 
+def _teach_extra(out: Path) -> dict:
+    """The audit counts of the study's extra molecules (OUT/teach-extra.json; {} without)."""
+    from molpre.study.teach_extra import AUDIT_FILE
+
+    path = out / AUDIT_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def finish_report(config, parent: str, records: list[dict], encoders: dict, audit: dict,
                   data, test_ids: Path, probes: dict | None = None) -> tuple[dict, list[Path]]:
     """Compute the summary, write the artifacts to OUT and log them on the parent run."""
@@ -399,6 +418,7 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
         "comparisons": comparisons(records, {e.name: e.control_of for e in config.encoders
                                              if e.control_of}),
         "teaching": teaching(records),
+        "teach_extra": _teach_extra(out),
         "savings": saved,
         "power_law": laws,
         "failed": [{"arm": r["arm"], "budget": r["budget"], "seed": r["seed"],
@@ -415,6 +435,7 @@ def finish_report(config, parent: str, records: list[dict], encoders: dict, audi
     }
     summary = json.loads(json.dumps(summary, default=float))  # int budget keys -> str
     paths = [out / "summary.json", out / "report.md", out / "learning_curve.png", out / "report.html"]
+    paths += [out / f for f in ("teach-extra.json",) if (out / f).is_file()]
     paths[0].write_text(json.dumps(summary, indent=1))
     md = markdown(summary)
     paths[1].write_text(md)

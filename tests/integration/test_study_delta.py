@@ -331,6 +331,9 @@ def test_the_teacher_labels_audited_extra_molecules_for_the_student(extra_study)
     run = mlflow.get_run({r["arm"]: r for r in result.records}["scratch+taught"]["run_id"])
     assert run.data.tags["taught.extra"] == "15" and run.data.tags["taught.n"] == "25"
     assert np.isfinite({r["arm"]: r for r in result.records}["scratch+taught"]["test_mae"])
+    assert result.summary["teach_extra"]["used"] == 15
+    assert "15 used of 17 given; dropped as a study molecule (InChIKey block) 1" in \
+        (result.out / "report.md").read_text()
 
 
 def test_a_delta_teachers_cheap_level_is_computed_for_the_extra_molecules(tmp_path):
@@ -394,3 +397,20 @@ def test_only_the_taught_arms_run_when_the_untaught_ones_are_measured_elsewhere(
     assert sorted({c.arm for c in plan(config)}) == ["linear", "scratch+taught"]
     both = dataclasses.replace(config, teach=TeachSpec(study="t", arms=["scratch"]))
     assert sorted({c.arm for c in plan(both)}) == ["linear", "scratch", "scratch+taught"]
+
+
+def test_an_unreadable_or_empty_extra_file_is_refused_with_its_reason(tmp_path):
+    from molpre.data.datasets import DatasetError, load_labeled
+    from molpre.study.teach_extra import prepare_extra
+
+    frames = ase.io.read(QM9, index=":4", format="extxyz")
+    ase.io.write(tmp_path / "data.extxyz", frames, format="extxyz")
+    data = load_labeled(tmp_path / "data.extxyz", "u0_atom", "kcal/mol")
+    with pytest.raises(DatasetError, match="not found"):
+        prepare_extra(str(tmp_path / "missing.extxyz"), None, data, tmp_path, [], 1)
+    (tmp_path / "junk.extxyz").write_text("not a molecule\n")
+    with pytest.raises(DatasetError, match="cannot read"):
+        prepare_extra(str(tmp_path / "junk.extxyz"), None, data, tmp_path, [], 1)
+    with pytest.raises(ValueError, match="no molecule of .* is left after the audit"):
+        prepare_extra(str(tmp_path / "data.extxyz"), None, data, tmp_path, [], 1)
+    assert not (tmp_path / "teach-extra.extxyz").exists()
