@@ -100,6 +100,7 @@ def _teaching(config: StudyConfig, children: list[Child], data, out: Path,
     teaching = teaching_study(config.teach.study, config.target)
     check_teachers(config.teach.study, taught)
     if config.teach.extra:
+        _check_extra_levels(config, data, teaching["delta_data"])
         try:
             extra = prepare_extra(config.teach.extra, config.teach.extra_max, data, out,
                                   teaching["delta_data"], max(1, config.workers))
@@ -109,6 +110,23 @@ def _teaching(config: StudyConfig, children: list[Child], data, out: Path,
                     ", ".join(f"{k} {v}" for k, v in extra["extra_audit"].items() if k != "source"))
         teaching.update(extra)
     return teaching
+
+
+def _check_extra_levels(config: StudyConfig, data, teacher_stores: list[str]) -> None:
+    """A delta study's student reads the extra molecules' cheap level, which the study
+    computes with its teacher's: StudyConfigError unless the teacher is a delta model on the
+    study's own level."""
+    if not config.delta.enabled:
+        return
+    if not teacher_stores:
+        raise StudyConfigError("teach.extra in a delta study needs a delta teacher (its cheap "
+                               "level is computed for the extra molecules); the teaching "
+                               "study is plain")
+    ours = ch.cheap_labels(data, list(config.delta.data)).level
+    theirs = ch.cheap_labels(data, list(teacher_stores)).level
+    if ours != theirs:
+        raise StudyConfigError(f"teach.extra: the teacher's cheap level is {theirs}, this "
+                               f"study's {ours}; the student reads one level for every molecule")
 
 
 def with_cheap_store(config: StudyConfig, data, out: Path) -> StudyConfig:

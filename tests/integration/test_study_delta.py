@@ -414,3 +414,16 @@ def test_an_unreadable_or_empty_extra_file_is_refused_with_its_reason(tmp_path):
     with pytest.raises(ValueError, match="no molecule of .* is left after the audit"):
         prepare_extra(str(tmp_path / "data.extxyz"), None, data, tmp_path, [], 1)
     assert not (tmp_path / "teach-extra.extxyz").exists()
+
+
+def test_a_delta_study_refuses_extra_molecules_from_a_plain_teacher(extra_study, taught_study):
+    """A delta student reads every molecule's cheap level, which the study computes for the
+    extra molecules with its teacher's level: a plain teacher has none."""
+    tmp, raw, _, _, uri = extra_study
+    plain = taught_study[4]
+    config = {**raw, "name": "delta-extra", "out": str(tmp / "delta-extra"), "baselines": [],
+              "teach": {"study": str(plain.out), "arms": ["scratch"],
+                        "extra": str(tmp / "extra.extxyz")}}
+    with pytest.raises(StudyConfigError, match="needs a delta teacher"):
+        run_study(load_study_config(raw=config), uri)
+    assert not (tmp / "delta-extra" / "children").exists()
