@@ -130,8 +130,9 @@ def _extra_cheap(path: Path, data, out: Path, delta_data: list[str], workers: in
     if not delta_data:
         return []
     from molpre.delta import cheap_labels
+    from molpre.study.children import cheap_labels as read_once  # cached per process
 
-    level = cheap_labels(data, delta_data).level
+    level = read_once(data, delta_data).level
     store = out / f"teach-extra-{level.replace('/', '_')}.db"
     cheap_labels(extra_data(path, data), level, cache=str(store), workers=workers)
     return [str(store.resolve())]
