@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from molpre.study.teaching import labelled_rows
+
 EXTRA_FILE = "teach-extra.extxyz"
 AUDIT_FILE = "teach-extra.json"
 PREFIX = "extra:"
@@ -86,7 +88,7 @@ def joined(data, extra, target: str, labels: np.ndarray):
     ``extra``'s values of ``target`` (molpre units; NaN rows dropped)."""
     import dataclasses
 
-    keep = np.flatnonzero(np.all(np.isfinite(labels.reshape(len(extra), -1)), axis=1))
+    keep = labelled_rows(labels)
     part = extra.subset(keep)
     values = {k: np.concatenate([v, labels[keep] if k == target else part.labels[k]])
               for k, v in data.labels.items()}

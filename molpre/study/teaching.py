@@ -137,10 +137,16 @@ def _cheap_terms(delta, data, rows: np.ndarray, delta_data: list[str]) -> np.nda
                      for r in rows], dtype=np.float64)
 
 
+def labelled_rows(labels: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``labels`` (``[n]`` or ``[n, ...]``) whose every value is
+    finite: a teacher answers NaN for a molecule with an element it never saw."""
+    return np.flatnonzero(np.all(np.isfinite(labels.reshape(len(labels), -1)), axis=1))
+
+
 def taught_data(data, target: str, rows: np.ndarray, labels: np.ndarray, teacher: str):
     """``data`` with the teacher's ``labels`` on ``rows`` (NaN rows dropped), content hash
     and source naming the teacher; returns ``(data, taught rows)``."""
-    keep = np.all(np.isfinite(labels.reshape(len(rows), -1)), axis=1)
+    keep = labelled_rows(labels)
     rows, labels = rows[keep], labels[keep]
     values = np.array(data.labels[target], dtype=np.float64, copy=True)
     values[rows] = labels
