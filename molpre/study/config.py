@@ -28,13 +28,14 @@ pipelines/qm9_sample.yaml)::
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 
-from molpre.config import ConfigError, load_config, override_of, setting, to_dict
+from molpre.config import ConfigError, coerce, load_config, override_of, setting, to_dict
 from molpre.targets.keys import TargetKey, target_text
 from molpre.train.finetune_config import FinetuneConfig
 
@@ -112,6 +113,7 @@ class EncoderSpec:
         if unknown:
             raise ValueError(f"train: {unknown[0]!r} cannot differ per encoder; one of "
                              f"{list(ENCODER_TRAIN_FIELDS)} (the split stays the study's)")
+        object.__setattr__(self, "train", _typed_train(self.train, f"encoders.{self.name}.train"))
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,13 @@ class StudyTraining:
             raise ValueError("val_min must be >= 1")
         if not self.fail_margin < 1:
             raise ValueError("fail_margin must be < 1 (at 1 every child would be flagged)")
+
+
+def _typed_train(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """An encoder's ``train:`` values read as the study's ``train:`` section reads them
+    (``lr: 5e-4`` is a string to YAML: a float here); ConfigError names a bad one."""
+    types = typing.get_type_hints(TrainSpec)
+    return {key: coerce(value, types[key], f"{where}.{key}") for key, value in values.items()}
 
 
 #: The ``train:`` fields an encoder may set for its own arms and controls (not the split).

@@ -94,8 +94,9 @@ def test_an_encoder_trains_its_arms_and_its_control_its_own_way(tmp_path):
 
 
 @pytest.mark.parametrize(("encoders", "message"), [
-    ([{"name": "x", "path": "p", "train": {"lr": -1}}], "x.train {'lr': -1}: lr must be > 0"),
+    ([{"name": "x", "path": "p", "train": {"lr": -1}}], "x.train {'lr': -1.0}: lr must be > 0"),
     ([{"name": "x", "path": "p", "train": {"val_fraction": 0.3}}], "cannot differ per encoder"),
+    ([{"name": "x", "path": "p", "train": {"lr": "fast"}}], "encoders.x.train.lr: expected float"),
     ([{"name": "a", "path": "p", "seed": 1},
       {"name": "b", "path": "q", "seed": 1, "control_of": "a", "train": {"lr": 1e-3}}],
      "train settings differ"),
@@ -103,3 +104,17 @@ def test_an_encoder_trains_its_arms_and_its_control_its_own_way(tmp_path):
 def test_an_encoders_train_settings_are_checked(encoders, message):
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
         from_dict(StudyConfig, {"data": "x", "encoders": encoders})
+
+
+def test_an_encoders_train_values_are_read_as_the_studys_are(tmp_path):
+    """``lr: 5e-4`` is a string to YAML (no dot); in encoders[].train, as in train:, it is
+    the float, from a file and from --set alike."""
+    path = tmp_path / "study.yaml"
+    path.write_text("data: x\ntrain: {lr: 5e-3}\nencoders:\n"
+                    "  - {name: x, path: p, train: {lr: 5e-4, epochs: '30'}}\n")
+    from molpre.study.config import load_study_config
+
+    config = load_study_config(path)
+    assert config.encoders[0].train == {"lr": 5e-4, "epochs": 30}
+    config = load_study_config(path, ["encoders[0].train.lr=2e-3"])
+    assert config.encoders[0].train["lr"] == 2e-3
