@@ -140,6 +140,8 @@ def _cheap_terms(delta, data, rows: np.ndarray, delta_data: list[str]) -> np.nda
 def labelled_rows(labels: np.ndarray) -> np.ndarray:
     """Indices of the rows of ``labels`` (``[n]`` or ``[n, ...]``) whose every value is
     finite: a teacher answers NaN for a molecule with an element it never saw."""
+    if len(labels) == 0:
+        return np.empty(0, dtype=np.int64)
     return np.flatnonzero(np.all(np.isfinite(labels.reshape(len(labels), -1)), axis=1))
 
 
