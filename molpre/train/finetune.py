@@ -306,6 +306,7 @@ def _train_committee(config, model, train_data: LabeledData, train, val, scale,
     minutes = config.max_minutes / config.ensemble if config.max_minutes else None
     alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale, forces,
                             caps=caps)
+    _refit(config, model, train_data, train)
     if config.ensemble == 1:
         return model, alpha, history
     members = [model]
@@ -315,8 +316,23 @@ def _train_committee(config, model, train_data: LabeledData, train, val, scale,
         member, _, _ = _build_model(member_config, start_encoder(member_config), train_data)
         _train(member_config, member, train, val, scale, forces, member=f"member_{k}.",
                caps=caps)
+        _refit(config, member, train_data, train, f"member_{k}.")
         members.append(member)
     return Committee(members), alpha, history
+
+
+def _refit(config: FinetuneConfig, model, train_data: LabeledData, train, member: str = "") -> None:
+    """With ``config.refit_atomref``: refit ``model``'s heads on its training residuals
+    (molpre.train.refit) and log the shifts."""
+    if not config.refit_atomref:
+        return
+    import mlflow
+
+    from molpre.train.refit import refit_heads, refit_metrics
+
+    metrics = refit_metrics(refit_heads(model, train_data, train), member)
+    if metrics and mlflow.active_run() is not None:
+        mlflow.log_metrics(metrics)
 
 
 def _specs(model) -> list[TargetSpec]:

@@ -68,6 +68,8 @@ class FinetuneConfig:
     out-of-domain check (molpre.models.committee). delta: a cheap level or its label stores
     for delta learning (molpre.delta); delta_scale: s (None: fitted on the training labels).
     loss: the penalty every loss term averages, mse (squared error) or l1 (absolute error).
+    refit_atomref: after training, shift each extensive head's atomref by the per-element fit
+    of its training residuals (molpre.train.refit).
     """
 
     data: str = setting("", help="Labels: an ASE .db label store (status=='ok' rows) or extxyz(.gz).",
@@ -160,6 +162,11 @@ class FinetuneConfig:
              "the run then uses its whole budget (no plateau halving, no early stopping) and "
              "keeps its best validation epoch. 0 (default): halve lr on plateaus, stop "
              "after patience epochs without progress.")
+    refit_atomref: bool = setting(
+        False, help="After training, add the per-element least-squares fit of what the model "
+                    "leaves on its own training molecules to each extensive head's reference "
+                    "values (every committee member; logged as refit.*). Measured on the delta "
+                    "target at N = 1000 (dev set): every child 0.003-0.024 kcal/mol lower.")
     prior_alpha: float | None = None
     prior_alphas: list[float] = field(default_factory=lambda: [1e-3, 1e-2, 1e-1])
     dtype: str = "float32"
@@ -264,5 +271,5 @@ class FinetuneConfig:
 CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "split_file", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
               "lr", "loss", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
-              "max_minutes", "ema_decay", "anneal", "threads", "compile", "run_name", "register_name", "accelerator",
+              "max_minutes", "ema_decay", "anneal", "refit_atomref", "threads", "compile", "run_name", "register_name", "accelerator",
               "devices", "progress", "out")

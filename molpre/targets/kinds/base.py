@@ -226,3 +226,10 @@ class Kind:
     def head_prior(self, head: nn.Module) -> Prior | None:
         """The baseline a built head of this kind carries inside it (None: none)."""
         return None
+
+    def refit(self, head: nn.Module, numbers: Sequence[Sequence[int]], labels: np.ndarray,
+              predictions: np.ndarray) -> dict[str, Any]:
+        """After training: move ``head``'s fitted parameters by the fit of what the trained
+        model leaves on its training molecules (``labels - predictions``, ``[n]``); returns
+        what moved (``{}``: this kind has nothing to refit; the default)."""
+        return {}

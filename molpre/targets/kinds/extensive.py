@@ -112,3 +112,16 @@ class Extensive(Kind):
         """The head's atomref (the per-element fit of its training labels)."""
         return PerElementPrior(head.atomref.as_dict())
 
+    def refit(self, head: ExtensiveHead, numbers: Sequence[Sequence[int]], labels: np.ndarray,
+              predictions: np.ndarray) -> dict[str, Any]:
+        """Add the per-element least-squares fit of the training residuals to the atomref
+        (``{"atomref_shift": {Z: value}}``, the labels' unit per atom of Z). Elements the
+        atomref does not know are left out (their shift has no row to go to)."""
+        residuals = np.asarray(labels, dtype=float) - np.asarray(predictions, dtype=float)
+        shift = {z: v for z, v in fit_atomref(numbers, residuals).items()
+                 if bool(head.atomref.known[z])}
+        with torch.no_grad():
+            for z, value in shift.items():
+                head.atomref.energies[z] += value
+        return {"atomref_shift": shift}
+

@@ -56,6 +56,16 @@ def test_a_child_gets_the_overrides_and_its_own_fields(tmp_path):
     assert ft.val_fraction == 0.5  # max(0.1, val_min 20 / 40)
 
 
+def test_refit_atomref_reaches_every_child_and_not_an_encoders_own_train(tmp_path):
+    config = from_dict(StudyConfig, {"data": "labels.db", "train": {"refit_atomref": True}})
+    child = Child(arm="scratch", encoder=None, mode="scratch", budget=40, seed=0)
+    assert finetune_config(config, child, tmp_path / "ids.txt", None, tmp_path, "e").refit_atomref
+    assert not from_dict(StudyConfig, {"data": "x"}).train.refit_atomref
+    with pytest.raises(ConfigError, match="refit_atomref"):
+        from_dict(StudyConfig, {"data": "x", "encoders": [
+            {"name": "a", "path": "enc", "train": {"refit_atomref": True}}]})
+
+
 def test_override_of_builds_any_section():
     @dataclasses.dataclass(frozen=True)
     class Base:
