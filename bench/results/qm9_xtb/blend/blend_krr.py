@@ -19,6 +19,7 @@ scratch blend and the control's blend (paired by seed). Writes OUT/blend.csv (on
 child).
 
     python bench/results/qm9_xtb/blend/blend_krr.py DATA OUT STUDY_DIR [STUDY_DIR ...] [--weight 0.25]
+        [--control-of ARM=OTHER] [--report-only]
 """
 
 from __future__ import annotations
@@ -69,7 +70,16 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("studies", nargs="+")
     parser.add_argument("--weight", type=float, default=0.25)
+    parser.add_argument("--control-of", action="append", default=[], metavar="ARM=OTHER",
+                        help="ARM's control is OTHER's (an encoder with `control_of` in its "
+                             "study), e.g. pool60x_lr1e-3-full=pool60_lr1e-3-full")
+    parser.add_argument("--report-only", action="store_true",
+                        help="compute nothing: the tables from OUT/blend.csv")
     args = parser.parse_args()
+    control_of = dict(item.split("=", 1) for item in args.control_of)
+    if args.report_only:
+        report(pd.read_csv(Path(args.out) / "blend.csv"), args.weight, control_of)
+        return
     data = load_labeled(args.data, "u0_atom", "kcal/mol")
     numbers = [a.numbers for a in data.atoms]
     row_of = {m: i for i, m in enumerate(data.mol_ids)}
@@ -103,7 +113,7 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     frame.to_csv(Path(args.out) / "blend.csv", index=False)
-    report(frame, args.weight)
+    report(frame, args.weight, control_of)
 
 
 def _cell(values) -> str:
@@ -111,7 +121,9 @@ def _cell(values) -> str:
     return f"{ci.mean:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
 
 
-def report(frame: pd.DataFrame, weight: float) -> None:
+def report(frame: pd.DataFrame, weight: float, control_of: dict[str, str] | None = None) -> None:
+    """The tables; ``control_of``: ``{arm: other arm}`` whose control is ``arm``'s."""
+    control_of = control_of or {}
     print(f"\n| arm | N | seeds | child | KRR | blend (w = {weight:g}) |\n|---|---|---|---|---|---|")
     for (arm, budget), part in frame.groupby(["arm", "N"]):
         print(f"| {arm} | {budget} | {len(part)} | {_cell(part.child)} | {_cell(part.krr)} | "
@@ -122,7 +134,7 @@ def report(frame: pd.DataFrame, weight: float) -> None:
             continue
         mine = dict(zip(part.seed, part.blend, strict=True))
         cells = []
-        for ref in ["scratch", arm.replace("-full", "-control-full")]:
+        for ref in ["scratch", control_of.get(arm, arm).replace("-full", "-control-full")]:
             other = frame[(frame.arm == ref) & (frame.N == budget)]
             diff = paired_difference(mine, dict(zip(other.seed, other.blend, strict=True)))
             cells.append("" if diff is None else
