@@ -158,7 +158,7 @@ ENCODER_TRAIN_FIELDS = ("lr", "epochs", "batch_size", "patience", "max_minutes",
 #: FinetuneConfig fields a study's ``train:`` section may set for every neural child.
 TRAIN_FIELDS = ("preset", "epochs", "batch_size", "lr", "loss", "forces_weight", "patience",
                 "max_minutes", "ensemble", "ema_decay", "anneal", "val_fraction", "dtype",
-                "compile", "refit_atomref")
+                "compile", "refit_atomref", "committee_folds")
 #: The study's own defaults for them (longer training, a wall-clock cap per child).
 TRAIN_DEFAULTS = {"epochs": 300, "lr": 5e-3, "patience": 40, "max_minutes": 10.0}
 

@@ -300,9 +300,11 @@ def _train(config, model, train, val, scale, forces: bool = False,
 
 
 def _train_committee(config, model, train_data: LabeledData, train, val, scale,
-                     forces: bool = False, caps: dict[str, float] | None = None):
+                     forces: bool = False, caps: dict[str, float] | None = None, folds=None):
     """Train ``model`` (member 0) and, for ``config.ensemble`` K > 1, K - 1 more members
-    seeded ``seed + k``; returns ``(model or Committee, alpha of member 0, its history)``."""
+    seeded ``seed + k``; returns ``(model or Committee, alpha of member 0, its history)``.
+    ``folds``: ``folds(k) -> (train_data, train samples, val samples)`` of member k
+    (``committee_folds``); None: every member on member 0's."""
     minutes = config.max_minutes / config.ensemble if config.max_minutes else None
     alpha, history = _train(config.replace(max_minutes=minutes), model, train, val, scale, forces,
                             caps=caps)
@@ -312,13 +314,41 @@ def _train_committee(config, model, train_data: LabeledData, train, val, scale,
     members = [model]
     for k in range(1, config.ensemble):
         member_config = config.replace(seed=config.seed + k, max_minutes=minutes)
+        member_data, member_train, member_val = (train_data, train, val) if folds is None else folds(k)
         seed_everything(member_config.seed)
-        member, _, _ = _build_model(member_config, start_encoder(member_config), train_data)
-        _train(member_config, member, train, val, scale, forces, member=f"member_{k}.",
-               caps=caps)
-        _refit(config, member, train_data, train, f"member_{k}.")
+        member, member_scale, _ = _build_model(member_config, start_encoder(member_config),
+                                               member_data)
+        _train(member_config, member, member_train, member_val, member_scale, forces,
+               member=f"member_{k}.", caps=caps)
+        _refit(config, member, member_data, member_train, f"member_{k}.")
         members.append(member)
     return Committee(members), alpha, history
+
+
+def _member_folds(config: FinetuneConfig, data: LabeledData, split: Split, samples: list):
+    """``folds(k)`` for :func:`_train_committee` under ``committee_folds`` (molpre.train.folds),
+    reusing the graphs already built for the split's train and val rows; None without folds.
+    Logs each member's fold sizes (``split.member_k.train`` / ``.val``)."""
+    if not (config.committee_folds and config.ensemble > 1):
+        return None
+    import mlflow
+
+    from molpre.train.folds import fold_splits
+
+    splits = fold_splits(split, data.groups, config.ensemble, config.seed,
+                         [a.numbers for a in data.atoms])
+    by_row = dict(zip(np.concatenate([split.train, split.val]).tolist(), samples[0] + samples[1],
+                      strict=True))
+    for k, member in enumerate(splits[1:], start=1):
+        mlflow.log_params({f"split.member_{k}.train": len(member.train),
+                           f"split.member_{k}.val": len(member.val)})
+
+    def folds(k: int):
+        member = splits[k]
+        return (data.subset(member.train), [by_row[int(r)] for r in member.train],
+                [by_row[int(r)] for r in member.val])
+
+    return folds
 
 
 def _refit(config: FinetuneConfig, model, train_data: LabeledData, train, member: str = "") -> None:
@@ -473,7 +503,8 @@ def finetune(config: FinetuneConfig | dict, data: LabeledData | None = None) -> 
         mlflow.log_params({"forces_fitted": forces, "forces_weight_used":
                            config.force_weight if forces else 0.0})
         model, alpha, history = _train_committee(config, model, train, samples[0], samples[1],
-                                                 scales, forces, caps)
+                                                 scales, forces, caps,
+                                                 _member_folds(config, data, split, samples))
         parts = [(val, samples[1]), (test, samples[2])]
         metrics = {**{f"step0_{k}": v for k, v in step0.items()},
                    **_evaluate(model, parts, train, out,

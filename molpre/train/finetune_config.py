@@ -68,6 +68,8 @@ class FinetuneConfig:
     out-of-domain check (molpre.models.committee). delta: a cheap level or its label stores
     for delta learning (molpre.delta); delta_scale: s (None: fitted on the training labels).
     loss: the penalty every loss term averages, mse (squared error) or l1 (absolute error).
+    committee_folds: members k >= 1 of a committee validate on folds of their own and train
+    on the rest of the budget (molpre.train.folds).
     refit_atomref: after training, shift each extensive head's atomref by the per-element fit
     of its training residuals (molpre.train.refit).
     """
@@ -140,6 +142,13 @@ class FinetuneConfig:
                             help="Committee size K: train K members (seeds SEED..SEED+K-1, same "
                                  "split) saved as one model whose predictions carry a spread "
                                  "(<column>_std) and an out-of-domain flag. 1: a single model.")
+    committee_folds: bool = setting(
+        False, help="With --ensemble K > 1: member 0 keeps the split, and each other member "
+                    "validates on a share of the budget of its own (disjoint, as large as the "
+                    "validation set) and trains on the rest, the validation set included, so "
+                    "the committee learns from every label. Its own validation figures and "
+                    "out-of-domain thresholds are then optimistic (members trained on member "
+                    "0's validation molecules); the test set is untouched.")
     delta: str | None = setting(
         None, help="Delta learning on a cheap level: a level (gfn2-xtb, gfn1-xtb, mmff94, "
                    "hf/sto-3g; computed for every molecule and cached in OUT) or label "
@@ -225,6 +234,8 @@ class FinetuneConfig:
                               "and budget")
         if self.preset not in PRESETS:
             raise ConfigError(f"preset {self.preset!r}: use one of {', '.join(PRESETS)}")
+        if self.committee_folds and self.ensemble < 2:
+            raise ConfigError("committee_folds needs a committee: ensemble >= 2")
         for name in ("epochs", "batch_size", "ensemble", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
@@ -271,6 +282,6 @@ class FinetuneConfig:
 #: FinetuneConfig fields that ``molpre finetune`` offers as options (help in the fields).
 CLI_FIELDS = ("data", "target", "unit", "forces_key", "budget", "test_fraction", "test_ids", "test_first",
               "split_seed", "split_file", "val_fraction", "mode", "encoder", "head", "preset", "epochs", "batch_size",
-              "lr", "loss", "forces", "forces_weight", "patience", "seed", "ensemble", "delta",
+              "lr", "loss", "forces", "forces_weight", "patience", "seed", "ensemble", "committee_folds", "delta",
               "max_minutes", "ema_decay", "anneal", "refit_atomref", "threads", "compile", "run_name", "register_name", "accelerator",
               "devices", "progress", "out")

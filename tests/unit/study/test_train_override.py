@@ -66,6 +66,18 @@ def test_refit_atomref_reaches_every_child_and_not_an_encoders_own_train(tmp_pat
             {"name": "a", "path": "enc", "train": {"refit_atomref": True}}]})
 
 
+def test_committee_folds_reach_every_child_and_not_an_encoders_own_train(tmp_path):
+    config = from_dict(StudyConfig, {"data": "labels.db",
+                                     "train": {"ensemble": 3, "committee_folds": True}})
+    child = Child(arm="scratch", encoder=None, mode="scratch", budget=40, seed=0)
+    assert finetune_config(config, child, tmp_path / "ids.txt", None, tmp_path, "e").committee_folds
+    with pytest.raises(ConfigError, match="ensemble >= 2"):
+        from_dict(StudyConfig, {"data": "x", "train": {"committee_folds": True}})
+    with pytest.raises(ConfigError, match="committee_folds"):
+        from_dict(StudyConfig, {"data": "x", "train": {"ensemble": 3}, "encoders": [
+            {"name": "a", "path": "enc", "train": {"committee_folds": True}}]})
+
+
 def test_override_of_builds_any_section():
     @dataclasses.dataclass(frozen=True)
     class Base:
