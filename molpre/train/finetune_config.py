@@ -146,9 +146,10 @@ class FinetuneConfig:
         False, help="With --ensemble K > 1: member 0 keeps the split, and each other member "
                     "validates on a share of the budget of its own (disjoint, as large as the "
                     "validation set) and trains on the rest, the validation set included, so "
-                    "the committee learns from every label. Its own validation figures and "
-                    "out-of-domain thresholds are then optimistic (members trained on member "
-                    "0's validation molecules); the test set is untouched.")
+                    "the committee learns from every label. Its validation figures are then "
+                    "optimistic and its out-of-domain threshold is calibrated on spreads where "
+                    "members trained on the molecule (members k >= 1 saw member 0's validation "
+                    "set); the test set is untouched.")
     delta: str | None = setting(
         None, help="Delta learning on a cheap level: a level (gfn2-xtb, gfn1-xtb, mmff94, "
                    "hf/sto-3g; computed for every molecule and cached in OUT) or label "

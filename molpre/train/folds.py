@@ -8,8 +8,9 @@ drawn from the split's training molecules) and trains on everything else the bud
 the split's validation molecules included. So the committee learns from every label, and
 its members differ in what they saw as well as in their seeds. The price: a molecule in
 member 0's validation set was trained on by the other members, so the committee's own
-validation figures (and the out-of-domain thresholds calibrated on them) are optimistic;
-each member's own validation curve (``member_k.``) stays honest.
+validation figures are optimistic, and the out-of-domain threshold (calibrated on that set)
+comes from spreads of molecules that one member did not see and the others did; each
+member's own validation curve (``member_k.``) stays honest.
 """
 
 from __future__ import annotations
