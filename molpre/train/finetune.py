@@ -13,8 +13,9 @@ tested on (mol_id, part, row, group, smiles; :func:`molpre.data.splits.split_tab
 with the prefix ``member_k.`` (member 0 unprefixed), and saves them as one
 :class:`molpre.models.committee.Committee`: test metrics are the committee mean's, the
 out-of-domain thresholds are calibrated on the validation set (``meta.domain``), and
-``test_ood_fraction`` says how much of the test set they flag. (A study's seeds could
-form a committee the same way; not built.)
+``test_ood_fraction`` says how much of the test set they flag. ``committee_folds`` puts
+members k >= 1 on validation folds of their own (molpre.train.folds). (A study's seeds
+could form a committee the same way; not built.)
 """
 
 from __future__ import annotations
